@@ -1,0 +1,42 @@
+/* Limits and enums shared by the XDP program and its Go loader. */
+#ifndef SCMLB_CONSTS_H
+#define SCMLB_CONSTS_H
+
+/* IPv4 frag_off bits (host order), from include/net/ip.h which is not UAPI. */
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1fff
+
+#ifndef MAX_QUEUES
+#define MAX_QUEUES 64 /* XSKMAP slots: one AF_XDP socket per RX queue */
+#endif
+
+#ifndef MAX_SERVICES
+#define MAX_SERVICES 4096
+#endif
+
+#ifndef MAX_BACKENDS
+#define MAX_BACKENDS 65536
+#endif
+
+/* Index into proto_stats: what the packet was. */
+enum proto_idx {
+	PROTO_NON_IPV4 = 0, /* ARP, IPv6, VLAN-tagged ...: always XDP_PASS */
+	PROTO_IPV4_OTHER = 1,
+	PROTO_ICMP = 2,
+	PROTO_TCP = 3,
+	PROTO_UDP = 4,
+	PROTO_MAX = 5,
+};
+
+/* Index into verdict_stats: what the program did with it. */
+enum verdict {
+	VERDICT_PASS = 0,          /* not ours: kernel stack */
+	VERDICT_STEER_SERVICE = 1, /* to VIP:port, sent to the AF_XDP socket */
+	VERDICT_STEER_REPLY = 2,   /* from a backend ip:port, sent to the AF_XDP socket */
+	VERDICT_NO_SOCKET = 3,     /* ours, but no socket on this queue: passed */
+	VERDICT_MALFORMED = 4,     /* truncated or bad IHL: passed, the kernel drops it */
+	VERDICT_FRAGMENT = 5,      /* IPv4 fragment: passed, no reassembly in userspace */
+	VERDICT_MAX = 6,
+};
+
+#endif

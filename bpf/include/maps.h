@@ -1,0 +1,50 @@
+/* Maps of the XDP program. Key -> value, and who writes it. */
+#ifndef SCMLB_MAPS_H
+#define SCMLB_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "consts.h"
+#include "structs.h"
+
+/* enum proto_idx -> struct counter, per CPU. Written by XDP, read by the daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PROTO_MAX);
+	__type(key, __u32);
+	__type(value, struct counter);
+} proto_stats SEC(".maps");
+
+/* enum verdict -> struct counter, per CPU. Written by XDP, read by the daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VERDICT_MAX);
+	__type(key, __u32);
+	__type(value, struct counter);
+} verdict_stats SEC(".maps");
+
+/* Service VIP:port/proto -> service id. Written by the daemon. Packets to it are steered. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_SERVICES);
+	__type(key, struct endpoint);
+	__type(value, __u32);
+} services SEC(".maps");
+
+/* Backend ip:port/proto -> service id. Written by the daemon. Replies from it are steered. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_BACKENDS);
+	__type(key, struct endpoint);
+	__type(value, __u32);
+} backends SEC(".maps");
+
+/* RX queue index -> AF_XDP socket fd. Written by the daemon when a worker starts. */
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, MAX_QUEUES);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsks SEC(".maps");
+
+#endif

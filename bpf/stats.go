@@ -1,0 +1,46 @@
+package bpf
+
+import (
+	"fmt"
+
+	"github.com/cilium/ebpf"
+)
+
+// Counter is a packet and byte count summed over CPUs.
+type Counter struct {
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// ProtoNames names the proto_stats slots, in index order.
+var ProtoNames = []string{"non_ipv4", "ipv4_other", "icmp", "tcp", "udp"}
+
+// VerdictNames names the verdict_stats slots, in index order.
+var VerdictNames = []string{"pass", "steer_service", "steer_reply", "no_socket", "malformed", "fragment"}
+
+// ProtoStats returns the per-protocol counters of the XDP program.
+func (p *Program) ProtoStats() (map[string]Counter, error) {
+	return readCounters(p.objs.ProtoStats, ProtoNames)
+}
+
+// VerdictStats returns how many packets got each XDP verdict.
+func (p *Program) VerdictStats() (map[string]Counter, error) {
+	return readCounters(p.objs.VerdictStats, VerdictNames)
+}
+
+func readCounters(m *ebpf.Map, names []string) (map[string]Counter, error) {
+	out := make(map[string]Counter, len(names))
+	var perCPU []xdpCounter
+	for i, name := range names {
+		if err := m.Lookup(uint32(i), &perCPU); err != nil {
+			return nil, fmt.Errorf("read %s[%s]: %w", m, name, err)
+		}
+		var sum Counter
+		for _, c := range perCPU {
+			sum.Packets += c.Packets
+			sum.Bytes += c.Bytes
+		}
+		out[name] = sum
+	}
+	return out, nil
+}

@@ -1,0 +1,98 @@
+//go:build ignore
+
+// SPDX-License-Identifier: GPL-2.0
+/* scmlb-xsk XDP program: count, then steer service traffic and backend
+ * replies to the AF_XDP socket of the RX queue; pass everything else. */
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include "include/consts.h"
+#include "include/structs.h"
+#include "include/maps.h"
+#include "include/parsing.h"
+
+char __license[] SEC("license") = "GPL";
+
+/* Force BTF for the enums so bpf2go can emit them as Go types. */
+const enum proto_idx unused_proto_idx __attribute__((unused));
+const enum verdict unused_verdict __attribute__((unused));
+
+static __always_inline void count(void *map, __u32 idx, __u64 bytes)
+{
+	struct counter *c = bpf_map_lookup_elem(map, &idx);
+	if (c) {
+		c->packets++;
+		c->bytes += bytes;
+	}
+}
+
+static __always_inline __u32 proto_index(__u8 proto)
+{
+	switch (proto) {
+	case IPPROTO_ICMP:
+		return PROTO_ICMP;
+	case IPPROTO_TCP:
+		return PROTO_TCP;
+	case IPPROTO_UDP:
+		return PROTO_UDP;
+	}
+	return PROTO_IPV4_OTHER;
+}
+
+SEC("xdp")
+int xdp_steer(struct xdp_md *ctx)
+{
+	struct cursor c = { .pos = (void *)(long)ctx->data, .end = (void *)(long)ctx->data_end };
+	__u64 bytes = c.end - c.pos;
+	__u32 verdict = VERDICT_PASS;
+	int action = XDP_PASS;
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	struct l4ports *ports;
+
+	int eth_type = parse_eth(&c, &eth);
+	if (eth_type < 0) {
+		count(&proto_stats, PROTO_NON_IPV4, bytes);
+		verdict = VERDICT_MALFORMED;
+		goto out;
+	}
+	if (eth_type != bpf_htons(ETH_P_IP)) {
+		count(&proto_stats, PROTO_NON_IPV4, bytes);
+		goto out;
+	}
+	int proto = parse_ipv4(&c, &ip);
+	if (proto < 0) {
+		count(&proto_stats, PROTO_IPV4_OTHER, bytes);
+		verdict = VERDICT_MALFORMED;
+		goto out;
+	}
+	count(&proto_stats, proto_index(proto), bytes);
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		goto out;
+	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) {
+		verdict = VERDICT_FRAGMENT;
+		goto out;
+	}
+	if (parse_ports(&c, &ports) < 0) {
+		verdict = VERDICT_MALFORMED;
+		goto out;
+	}
+
+	struct endpoint ep = { .addr = ip->daddr, .port = ports->dest, .proto = proto };
+	if (bpf_map_lookup_elem(&services, &ep)) {
+		verdict = VERDICT_STEER_SERVICE;
+	} else {
+		ep.addr = ip->saddr;
+		ep.port = ports->source;
+		if (!bpf_map_lookup_elem(&backends, &ep))
+			goto out;
+		verdict = VERDICT_STEER_REPLY;
+	}
+	/* The low bits of flags are the action when the slot is empty. */
+	action = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+	if (action != XDP_REDIRECT)
+		verdict = VERDICT_NO_SOCKET;
+out:
+	count(&verdict_stats, verdict, bytes);
+	return action;
+}

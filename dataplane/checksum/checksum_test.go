@@ -1,0 +1,62 @@
+package checksum
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"testing"
+)
+
+// full is an independent RFC 1071 checksum over words.
+func full(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return ^uint16(s)
+}
+
+func TestUpdateMatchesRecompute(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	buf := make([]byte, 40)
+	for i := 0; i < 20000; i++ {
+		for j := range buf {
+			buf[j] = byte(r.Uint32())
+		}
+		if i%7 == 0 { // the RFC 1624 corner: data summing to 0xffff / 0
+			for j := range buf {
+				buf[j] = 0xff
+			}
+		}
+		hc := full(buf)
+		off := 2 * r.IntN(len(buf)/2-1)
+		old16 := binary.BigEndian.Uint16(buf[off:])
+		old32 := [4]byte(buf[off : off+4])
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], r.Uint32())
+
+		binary.BigEndian.PutUint16(buf[off:], binary.BigEndian.Uint16(n[:]))
+		if got, want := Update16(hc, old16, binary.BigEndian.Uint16(n[:])), full(buf); !equiv(got, want) {
+			t.Fatalf("Update16: got %#04x want %#04x", got, want)
+		}
+		copy(buf[off:], old32[:])
+		copy(buf[off:], n[:])
+		if got, want := Update32(hc, old32, n), full(buf); !equiv(got, want) {
+			t.Fatalf("Update32: got %#04x want %#04x", got, want)
+		}
+	}
+}
+
+// equiv treats 0x0000 and 0xffff as the same ones' complement value; a
+// verifier summing the data with either gets 0xffff.
+func equiv(a, b uint16) bool {
+	return a == b || (a == 0 || a == 0xffff) && (b == 0 || b == 0xffff)
+}
+
+func TestUpdateNoChange(t *testing.T) {
+	if got := Update16(0x1234, 0xabcd, 0xabcd); got != 0x1234 {
+		t.Fatalf("unchanged word changed checksum to %#04x", got)
+	}
+}

@@ -1,0 +1,49 @@
+package packet
+
+import (
+	"encoding/binary"
+
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/checksum"
+)
+
+// SetMACs writes the Ethernet source and destination.
+func (p *Packet) SetMACs(src, dst MAC) {
+	copy(p.Frame[0:6], dst[:])
+	copy(p.Frame[6:12], src[:])
+}
+
+// SetDst rewrites the destination address and port (DNAT), updating the IPv4
+// header checksum and the TCP/UDP checksum (whose pseudo-header covers the
+// address) incrementally.
+func (p *Packet) SetDst(a Addr, port uint16) {
+	p.rewrite(l3+16, p.L4+2, &p.Dst, &p.DstPort, a, port)
+}
+
+// SetSrc rewrites the source address and port (reverse SNAT of replies).
+func (p *Packet) SetSrc(a Addr, port uint16) {
+	p.rewrite(l3+12, p.L4, &p.Src, &p.SrcPort, a, port)
+}
+
+func (p *Packet) rewrite(addrOff, portOff int, addr *Addr, port *uint16, a Addr, newPort uint16) {
+	f := p.Frame
+	old, oldPort := *addr, *port
+	ipc := binary.BigEndian.Uint16(f[l3+10:])
+	binary.BigEndian.PutUint16(f[l3+10:], checksum.Update32(ipc, old, a))
+	copy(f[addrOff:addrOff+4], a[:])
+	binary.BigEndian.PutUint16(f[portOff:], newPort)
+	*addr, *port = a, newPort
+
+	csumOff := p.L4 + 16
+	if p.Proto == ProtoUDP {
+		csumOff = p.L4 + 6
+	}
+	c := binary.BigEndian.Uint16(f[csumOff:])
+	if p.Proto == ProtoUDP && c == 0 {
+		return // sender did not compute a UDP checksum; 0 stays valid
+	}
+	c = checksum.Update16(checksum.Update32(c, old, a), oldPort, newPort)
+	if p.Proto == ProtoUDP && c == 0 {
+		c = 0xffff // 0 would mean "no checksum" (RFC 768)
+	}
+	binary.BigEndian.PutUint16(f[csumOff:], c)
+}
