@@ -1,0 +1,245 @@
+package conntrack
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
+)
+
+// Entry is one tracked flow.
+type Entry struct {
+	Fwd       packet.Tuple // client -> VIP
+	Rev       packet.Tuple // backend -> client (after DNAT)
+	ClientMAC packet.MAC   // next hop towards the client, learned from the first packet
+	Backend   uint32       // backend id from the dataplane config
+	State     State
+	LastSeen  int64 // unix nanoseconds
+	Packets   uint64
+	Bytes     uint64
+	fwdHash   uint64
+	revHash   uint64
+	used      bool
+}
+
+// Counters are cumulative table events.
+type Counters struct {
+	Inserts, Evictions, Expired, Collisions, Full uint64
+}
+
+// Table is the flow table. Create it with New.
+type Table struct {
+	shards   []shard
+	mask     uint64
+	timeouts [numStates]int64
+	seed     uint64
+	inserts, evictions, expired, collisions atomic.Uint64
+}
+
+const numShards = 64
+
+// New makes a table holding at most capacity flows (rounded up to a
+// multiple of the shard count). Memory is allocated here, once.
+func New(capacity int, timeouts Timeouts) *Table {
+	per := (capacity + numShards - 1) / numShards
+	per = max(per, 4)
+	t := &Table{shards: make([]shard, numShards), mask: numShards - 1, seed: 0x7a3c91}
+	for i := range timeouts {
+		t.timeouts[i] = int64(timeouts[i])
+	}
+	for i := range t.shards {
+		t.shards[i].init(per)
+	}
+	return t
+}
+
+// clientHash picks the shard from the client endpoint, which both directions share.
+func (t *Table) shardOf(client packet.Addr, port uint16, proto uint8) *shard {
+	k := packet.Tuple{Src: client, SrcPort: port, Proto: proto}
+	return &t.shards[k.Hash(t.seed)&t.mask]
+}
+
+// Hit is what a lookup returns about a flow.
+type Hit struct {
+	Backend   uint32
+	ClientMAC packet.MAC
+	Fwd       packet.Tuple
+	Rev       packet.Tuple
+}
+
+// Forward looks up a client->VIP packet, updating state and counters.
+func (t *Table) Forward(fwd packet.Tuple, flags uint8, bytes int, now int64) (Hit, bool) {
+	s := t.shardOf(fwd.Src, fwd.SrcPort, fwd.Proto)
+	h := fwd.Hash(t.seed)
+	s.mu.Lock()
+	i := s.fwd.find(s, h, fwd, false)
+	if i < 0 {
+		s.mu.Unlock()
+		return Hit{}, false
+	}
+	e := &s.entries[i]
+	e.touch(flags, bytes, now, false)
+	hit := Hit{Backend: e.Backend, ClientMAC: e.ClientMAC, Fwd: e.Fwd, Rev: e.Rev}
+	s.mu.Unlock()
+	return hit, true
+}
+
+// Reply looks up a backend->client packet.
+func (t *Table) Reply(rev packet.Tuple, flags uint8, bytes int, now int64) (Hit, bool) {
+	s := t.shardOf(rev.Dst, rev.DstPort, rev.Proto)
+	h := rev.Hash(t.seed)
+	s.mu.Lock()
+	i := s.rev.find(s, h, rev, true)
+	if i < 0 {
+		s.mu.Unlock()
+		return Hit{}, false
+	}
+	e := &s.entries[i]
+	e.touch(flags, bytes, now, true)
+	hit := Hit{Backend: e.Backend, ClientMAC: e.ClientMAC, Fwd: e.Fwd, Rev: e.Rev}
+	s.mu.Unlock()
+	return hit, true
+}
+
+func (e *Entry) touch(flags uint8, bytes int, now int64, reply bool) {
+	e.State = next(e.State, flags, reply)
+	e.LastSeen = now
+	e.Packets++
+	e.Bytes += uint64(bytes)
+}
+
+// Insert adds a new flow. When the shard is full the least recently seen of
+// a few sampled flows is evicted. It returns false only if the reply tuple
+// already belongs to another flow (the same backend:port serving two VIPs to
+// the same client port), which is counted as a collision.
+func (t *Table) Insert(fwd, rev packet.Tuple, backend uint32, clientMAC packet.MAC, flags uint8, bytes int, now int64) bool {
+	s := t.shardOf(fwd.Src, fwd.SrcPort, fwd.Proto)
+	fh, rh := fwd.Hash(t.seed), rev.Hash(t.seed)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := s.fwd.find(s, fh, fwd, false); i >= 0 {
+		s.remove(i) // a reused client port after a missed close: start over
+	}
+	if s.rev.find(s, rh, rev, true) >= 0 {
+		t.collisions.Add(1)
+		return false
+	}
+	if len(s.free) == 0 {
+		s.remove(s.victim())
+		t.evictions.Add(1)
+	}
+	i := s.free[len(s.free)-1]
+	s.free = s.free[:len(s.free)-1]
+	st := SynSent
+	if fwd.Proto == packet.ProtoUDP {
+		st = UDP
+	} else if flags&flagSYN == 0 {
+		st = Established // picked up mid-stream (e.g. after a restart)
+	}
+	s.entries[i] = Entry{Fwd: fwd, Rev: rev, ClientMAC: clientMAC, Backend: backend, State: st,
+		LastSeen: now, Packets: 1, Bytes: uint64(bytes), fwdHash: fh, revHash: rh, used: true}
+	s.fwd.insert(fh, i)
+	s.rev.insert(rh, i)
+	t.inserts.Add(1)
+	return true
+}
+
+// Expire removes flows idle longer than their state's timeout and returns
+// how many it removed.
+func (t *Table) Expire(now int64) int {
+	n := 0
+	for si := range t.shards {
+		s := &t.shards[si]
+		s.mu.Lock()
+		for i := range s.entries {
+			e := &s.entries[i]
+			if e.used && now-e.LastSeen > t.timeouts[e.State] {
+				s.remove(int32(i))
+				n++
+			}
+		}
+		s.mu.Unlock()
+	}
+	t.expired.Add(uint64(n))
+	return n
+}
+
+// Len is the number of tracked flows.
+func (t *Table) Len() int {
+	n := 0
+	for si := range t.shards {
+		s := &t.shards[si]
+		s.mu.Lock()
+		n += len(s.entries) - len(s.free)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// Entries copies out every tracked flow (for listing; allocates).
+func (t *Table) Entries() []Entry {
+	var out []Entry
+	for si := range t.shards {
+		s := &t.shards[si]
+		s.mu.Lock()
+		for _, e := range s.entries {
+			if e.used {
+				out = append(out, e)
+			}
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// Counters returns the cumulative table events.
+func (t *Table) Counters() Counters {
+	return Counters{Inserts: t.inserts.Load(), Evictions: t.evictions.Load(),
+		Expired: t.expired.Load(), Collisions: t.collisions.Load()}
+}
+
+type shard struct {
+	mu      sync.Mutex
+	entries []Entry
+	free    []int32
+	fwd     index
+	rev     index
+	clock   int // eviction sampling cursor
+}
+
+func (s *shard) init(n int) {
+	s.entries = make([]Entry, n)
+	s.free = make([]int32, n)
+	for i := range s.free {
+		s.free[i] = int32(n - 1 - i)
+	}
+	s.fwd.init(n)
+	s.rev.init(n)
+}
+
+func (s *shard) remove(i int32) {
+	e := &s.entries[i]
+	s.fwd.delete(s, e.fwdHash, i, false)
+	s.rev.delete(s, e.revHash, i, true)
+	e.used = false
+	s.free = append(s.free, i)
+}
+
+// victim samples a few entries round-robin and picks the least recently
+// seen (approximate LRU, as Redis does), preferring closed flows.
+func (s *shard) victim() int32 {
+	const samples = 8
+	best := int32(-1)
+	for k := 0; k < samples; k++ {
+		i := int32(s.clock % len(s.entries))
+		s.clock++
+		e := &s.entries[i]
+		if best < 0 || e.State == Closed || e.LastSeen < s.entries[best].LastSeen {
+			best = i
+			if e.State == Closed {
+				break
+			}
+		}
+	}
+	return best
+}

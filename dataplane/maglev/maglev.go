@@ -1,0 +1,116 @@
+// Package maglev builds weighted Maglev lookup tables (Eisenbud et al., NSDI
+// 2016): consistent hashing where removing one of N backends moves about 1/N
+// of the flows, and every instance built from the same backends agrees.
+package maglev
+
+import "hash/fnv"
+
+// Backend is one entry to place in the table. Key must identify the backend
+// stably across instances and restarts (for example "10.0.2.11:80").
+type Backend struct {
+	Key    string
+	Weight uint32 // 0: gets no slots (drained)
+}
+
+// DefaultSize is the table size for up to 655 backends.
+const DefaultSize = 65537
+
+// SizeFor returns the smallest prime >= max(DefaultSize, 100*n), so each
+// backend has at least 100 slots and weights are resolved finely.
+func SizeFor(n int) int {
+	m := max(DefaultSize, 100*n)
+	for !isPrime(m) {
+		m++
+	}
+	return m
+}
+
+func isPrime(n int) bool {
+	if n < 2 {
+		return false
+	}
+	for d := 2; d*d <= n; d++ {
+		if n%d == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Table maps a flow hash to a backend index.
+type Table struct {
+	slots []int32
+}
+
+// Build fills a table of the given prime size. In each round every backend
+// claims as many preferred slots as its weight divided by the smallest
+// weight (rounded), which keeps the share of slots proportional to weight.
+func Build(backends []Backend, size int) *Table {
+	t := &Table{slots: make([]int32, size)}
+	for i := range t.slots {
+		t.slots[i] = -1
+	}
+	var minW uint32
+	for _, b := range backends {
+		if b.Weight > 0 && (minW == 0 || b.Weight < minW) {
+			minW = b.Weight
+		}
+	}
+	if minW == 0 {
+		return t
+	}
+	m := uint64(size)
+	offset := make([]uint64, len(backends))
+	skip := make([]uint64, len(backends))
+	next := make([]uint64, len(backends))
+	credit := make([]float64, len(backends))
+	for i, b := range backends {
+		offset[i] = hash(b.Key, 0x5bd1e995) % m
+		skip[i] = hash(b.Key, 0x9e3779b9)%(m-1) + 1
+	}
+	filled := 0
+	for filled < size {
+		for i, b := range backends {
+			if b.Weight == 0 {
+				continue
+			}
+			// Fractional weights carry over to the next round.
+			credit[i] += float64(b.Weight) / float64(minW)
+			for credit[i] >= 1 && filled < size {
+				credit[i]--
+				for {
+					c := (offset[i] + next[i]*skip[i]) % m
+					next[i]++
+					if t.slots[c] < 0 {
+						t.slots[c] = int32(i)
+						filled++
+						break
+					}
+				}
+			}
+		}
+	}
+	return t
+}
+
+// Lookup returns the backend index for flow hash h, or -1 if the table has
+// no backend with weight > 0.
+func (t *Table) Lookup(h uint64) int {
+	return int(t.slots[h%uint64(len(t.slots))])
+}
+
+// Size is the number of slots.
+func (t *Table) Size() int { return len(t.slots) }
+
+func hash(key string, seed uint32) uint64 {
+	h := fnv.New64a()
+	var s [4]byte
+	s[0], s[1], s[2], s[3] = byte(seed), byte(seed>>8), byte(seed>>16), byte(seed>>24)
+	h.Write(s[:])
+	h.Write([]byte(key))
+	v := h.Sum64()
+	v ^= v >> 33
+	v *= 0xff51afd7ed558ccd
+	v ^= v >> 33
+	return v
+}

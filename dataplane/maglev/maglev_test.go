@@ -1,0 +1,103 @@
+package maglev
+
+import (
+	"fmt"
+	"math"
+	"testing"
+)
+
+func backends(n int) []Backend {
+	var bs []Backend
+	for i := range n {
+		bs = append(bs, Backend{Key: fmt.Sprintf("10.0.2.%d:80", 10+i), Weight: 1})
+	}
+	return bs
+}
+
+func share(t *Table, n int) []float64 {
+	c := make([]float64, n)
+	for _, s := range t.slots {
+		c[s]++
+	}
+	for i := range c {
+		c[i] /= float64(len(t.slots))
+	}
+	return c
+}
+
+func TestSizeIsPrimeAndLarge(t *testing.T) {
+	for _, n := range []int{1, 2, 655, 656, 1000} {
+		m := SizeFor(n)
+		if !isPrime(m) || m < 100*n {
+			t.Errorf("SizeFor(%d) = %d", n, m)
+		}
+	}
+}
+
+func TestEvenSpread(t *testing.T) {
+	tb := Build(backends(3), SizeFor(3))
+	for i, s := range share(tb, 3) {
+		if math.Abs(s-1.0/3) > 0.01 {
+			t.Errorf("backend %d has share %.4f", i, s)
+		}
+	}
+}
+
+func TestWeights(t *testing.T) {
+	bs := []Backend{{"a", 1}, {"b", 2}, {"c", 3}, {"d", 5}}
+	tb := Build(bs, SizeFor(len(bs)))
+	for i, s := range share(tb, len(bs)) {
+		want := float64(bs[i].Weight) / 11
+		if math.Abs(s-want)/want > 0.05 {
+			t.Errorf("backend %s share %.4f want %.4f", bs[i].Key, s, want)
+		}
+	}
+}
+
+func TestZeroWeightGetsNothing(t *testing.T) {
+	bs := backends(3)
+	bs[1].Weight = 0
+	tb := Build(bs, SizeFor(3))
+	for _, s := range tb.slots {
+		if s == 1 || s < 0 {
+			t.Fatalf("slot owned by %d", s)
+		}
+	}
+	if Build([]Backend{{"x", 0}}, 7).Lookup(3) != -1 {
+		t.Fatal("table with no weight must return -1")
+	}
+}
+
+func TestRemovalDisruption(t *testing.T) {
+	const n = 5
+	bs := backends(n)
+	before := Build(bs, SizeFor(n))
+	after := Build(append(append([]Backend{}, bs[:2]...), bs[3:]...), SizeFor(n))
+	moved := 0
+	for i := range before.slots {
+		old := bs[before.slots[i]].Key
+		if old == bs[2].Key {
+			continue // flows of the removed backend must move
+		}
+		idx := after.slots[i]
+		if idx >= 2 {
+			idx++ // index shift after removing bs[2]
+		}
+		if bs[idx].Key != old {
+			moved++
+		}
+	}
+	frac := float64(moved) / float64(len(before.slots))
+	if frac > 0.02 {
+		t.Fatalf("%.4f of the surviving backends' slots moved", frac)
+	}
+}
+
+func TestStableAcrossInstances(t *testing.T) {
+	a, b := Build(backends(4), SizeFor(4)), Build(backends(4), SizeFor(4))
+	for i := range a.slots {
+		if a.slots[i] != b.slots[i] {
+			t.Fatal("two builds differ")
+		}
+	}
+}
