@@ -1,0 +1,103 @@
+package testenv
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os/exec"
+	"runtime"
+	"strings"
+
+	"github.com/vishvananda/netns"
+)
+
+// Cleaner registers teardown; *testing.T and *Teardown satisfy it.
+type Cleaner interface {
+	Cleanup(func())
+}
+
+// Teardown collects cleanups for code that is not a test (the demo).
+type Teardown struct{ fns []func() }
+
+// Cleanup registers fn to run at Run, last registered first.
+func (d *Teardown) Cleanup(fn func()) { d.fns = append(d.fns, fn) }
+
+// Run runs the registered cleanups in reverse order.
+func (d *Teardown) Run() {
+	for i := len(d.fns) - 1; i >= 0; i-- {
+		d.fns[i]()
+	}
+	d.fns = nil
+}
+
+// UniquePrefix returns a short random prefix for namespace names, so
+// parallel or aborted runs never collide.
+func UniquePrefix() string {
+	b := make([]byte, 3)
+	rand.Read(b)
+	return "sx" + hex.EncodeToString(b)
+}
+
+// NS is a named network namespace (visible to `ip netns`).
+type NS struct {
+	Name string
+}
+
+// NewNS creates namespace name with loopback up; it is deleted on cleanup.
+func NewNS(c Cleaner, name string) (*NS, error) {
+	if _, err := run("ip", "netns", "add", name); err != nil {
+		return nil, err
+	}
+	ns := &NS{Name: name}
+	c.Cleanup(func() { run("ip", "netns", "del", name) })
+	if _, err := ns.IP("link", "set", "lo", "up"); err != nil {
+		return nil, err
+	}
+	return ns, nil
+}
+
+// IP runs `ip -n NS args...`.
+func (n *NS) IP(args ...string) (string, error) {
+	return run("ip", append([]string{"-n", n.Name}, args...)...)
+}
+
+// Exec runs a command inside the namespace.
+func (n *NS) Exec(name string, args ...string) (string, error) {
+	return run("ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
+}
+
+// Command returns an unstarted command that will run inside the namespace.
+func (n *NS) Command(name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
+}
+
+// Do runs fn on an OS thread switched into the namespace. Sockets fn creates
+// stay in that namespace after it returns. The thread is discarded
+// afterwards, so no other goroutine ever runs in the wrong namespace.
+func (n *NS) Do(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// No UnlockOSThread: the thread exits with this goroutine.
+		h, err := netns.GetFromName(n.Name)
+		if err != nil {
+			errc <- fmt.Errorf("open netns %s: %w", n.Name, err)
+			return
+		}
+		defer h.Close()
+		if err := netns.Set(h); err != nil {
+			errc <- fmt.Errorf("enter netns %s: %w", n.Name, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+func run(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}

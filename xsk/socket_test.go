@@ -1,0 +1,145 @@
+package xsk_test
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/scmlb-xsk/scmlb-xsk/bpf"
+	"github.com/scmlb-xsk/scmlb-xsk/internal/fixture"
+	"github.com/scmlb-xsk/scmlb-xsk/internal/testenv"
+	"github.com/scmlb-xsk/scmlb-xsk/xsk"
+)
+
+// TestReceiveAndTransmit steers UDP to a service port into the socket, then
+// transmits a crafted frame back and reads it with a UDP socket in the peer.
+func TestReceiveAndTransmit(t *testing.T) {
+	testenv.RequireRoot(t)
+	p := testenv.UniquePrefix()
+	a, err := testenv.NewNS(t, p+"-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := testenv.NewNS(t, p+"-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.Veth(a, "v0", b, "v1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][]string{{"addr", "add", "10.9.0.1/24", "dev", "v0"}, {"link", "set", "v0", "up"}} {
+		if _, err := a.IP(c...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range [][]string{{"addr", "add", "10.9.0.2/24", "dev", "v1"}, {"link", "set", "v1", "up"}} {
+		if _, err := b.IP(c...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.Exec("ethtool", "-K", "v1", "tx", "off"); err != nil {
+		t.Fatal(err)
+	}
+
+	var sock *xsk.Socket
+	var prog *bpf.Program
+	var v0 *net.Interface
+	err = a.Do(func() error {
+		var err error
+		if v0, err = net.InterfaceByName("v0"); err != nil {
+			return err
+		}
+		if prog, err = bpf.Load(); err != nil {
+			return err
+		}
+		if err = prog.Attach(v0.Index, bpf.Native); err != nil {
+			return err
+		}
+		if err = prog.SetServices(map[bpf.Endpoint]uint32{{Addr: netip.MustParseAddr("10.9.0.1"), Port: 9999, Proto: 17}: 1}); err != nil {
+			return err
+		}
+		if sock, err = xsk.Open(v0.Index, 0, xsk.Options{NumFrames: 256, FrameSize: 2048, RingSize: 64}); err != nil {
+			return err
+		}
+		return prog.RegisterSocket(0, sock.FD())
+	})
+	if sock != nil {
+		t.Cleanup(func() { sock.Close() })
+	}
+	if prog != nil {
+		t.Cleanup(func() { prog.Close() })
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// B listens for what the socket will transmit, and sends the probe.
+	var listener *net.UDPConn
+	if err := b.Do(func() error {
+		var err error
+		listener, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(10, 9, 0, 2), Port: 7777})
+		if err != nil {
+			return err
+		}
+		c, err := net.Dial("udp4", "10.9.0.1:9999")
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write([]byte("hello xsk"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Close()
+
+	batch := make([]xsk.Desc, 16)
+	var got []byte
+	var peerMAC [6]byte
+	for deadline := time.Now().Add(3 * time.Second); got == nil && time.Now().Before(deadline); {
+		pfd := []unix.PollFd{{Fd: int32(sock.FD()), Events: unix.POLLIN}}
+		unix.Poll(pfd, 100)
+		if n := sock.Receive(batch); n > 0 {
+			f := sock.Frame(batch[0])
+			got = append([]byte(nil), f...)
+			copy(peerMAC[:], f[6:12])
+			for _, d := range batch[:n] {
+				sock.Release(d.Addr)
+			}
+		}
+	}
+	if !bytes.HasSuffix(got, []byte("hello xsk")) {
+		t.Fatalf("socket received %x", got)
+	}
+
+	reply := fixture.Frame{SrcMAC: [6]byte(v0.HardwareAddr), DstMAC: peerMAC,
+		Src: netip.MustParseAddr("10.9.0.1"), Dst: netip.MustParseAddr("10.9.0.2"),
+		Proto: fixture.ProtoUDP, SrcPort: 9999, DstPort: 7777, Payload: []byte("hello back")}.Bytes()
+	addr, buf, ok := sock.Alloc()
+	if !ok {
+		t.Fatal("no free frame")
+	}
+	copy(buf, reply)
+	if !sock.Transmit(addr, len(reply)) {
+		t.Fatal("tx ring full")
+	}
+	sock.Flush()
+	listener.SetReadDeadline(time.Now().Add(3 * time.Second))
+	msg := make([]byte, 64)
+	n, _, err := listener.ReadFromUDP(msg)
+	if err != nil || string(msg[:n]) != "hello back" {
+		t.Fatalf("peer read %q, %v", msg[:n], err)
+	}
+	c := sock.Counters()
+	if c.RxPackets != 1 || c.TxPackets != 1 || c.KickErrors != 0 {
+		t.Fatalf("counters %+v", c)
+	}
+	if ks, err := sock.KernelStats(); err != nil || ks.Rx_dropped != 0 {
+		t.Fatalf("kernel stats %+v, %v", ks, err)
+	}
+}
+
