@@ -29,7 +29,7 @@ const (
 	OK Result = iota
 	ErrTruncated
 	ErrNotIPv4   // another EtherType, or IP version != 4
-	ErrBadHeader // IHL < 5 or total length inconsistent with the frame
+	ErrBadHeader // IHL < 5, or total length shorter than the header
 	ErrFragment  // IPv4 fragment: ports unknown or payload incomplete
 	ErrProto     // not TCP or UDP
 	NumResults
@@ -78,8 +78,11 @@ func Decode(frame []byte, p *Packet) Result {
 	}
 	ihl := int(frame[l3]&0x0f) * 4
 	total := int(binary.BigEndian.Uint16(frame[l3+2:]))
-	if ihl < ipv4Min || total < ihl || l3+total > len(frame) {
+	if ihl < ipv4Min || total < ihl {
 		return ErrBadHeader
+	}
+	if l3+total > len(frame) {
+		return ErrTruncated
 	}
 	if binary.BigEndian.Uint16(frame[l3+6:])&0x3fff != 0 { // MF or offset
 		return ErrFragment

@@ -54,7 +54,7 @@ func TestDecodeResults(t *testing.T) {
 		{"ethernet only", syn[:14], ErrTruncated},
 		{"ipv6", ipv6, ErrNotIPv4},
 		{"tcp header cut by ip length", shortTotal, ErrTruncated},
-		{"ip length beyond frame", longTotal, ErrBadHeader},
+		{"ip length beyond frame", longTotal, ErrTruncated},
 		{"ethernet padding", padded, OK},
 	} {
 		var p Packet
