@@ -49,7 +49,7 @@ func (q *memQueue) Transmit(addr uint64, n int) bool {
 	q.tx = append(q.tx, unix.XDPDesc{Addr: addr, Len: uint32(n)})
 	return true
 }
-func (q *memQueue) Flush() { q.flushes++ }
+func (q *memQueue) Flush()  { q.flushes++ }
 func (q *memQueue) FD() int { return q.fd }
 
 // takeTx returns copies of the transmitted frames and frees their buffers.

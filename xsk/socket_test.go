@@ -142,4 +142,3 @@ func TestReceiveAndTransmit(t *testing.T) {
 		t.Fatalf("kernel stats %+v, %v", ks, err)
 	}
 }
-

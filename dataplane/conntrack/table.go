@@ -29,10 +29,10 @@ type Counters struct {
 
 // Table is the flow table. Create it with New.
 type Table struct {
-	shards   []shard
-	mask     uint64
-	timeouts [numStates]int64
-	seed     uint64
+	shards                                  []shard
+	mask                                    uint64
+	timeouts                                [numStates]int64
+	seed                                    uint64
 	inserts, evictions, expired, collisions atomic.Uint64
 }
 
