@@ -111,18 +111,52 @@ func (p *Program) Detach(ifindex int) error {
 // XDP returns the program itself, for BPF_PROG_TEST_RUN.
 func (p *Program) XDP() *ebpf.Program { return p.objs.XdpSteer }
 
-// RegisterSocket makes packets steered on RX queue `queue` go to the AF_XDP socket fd.
-func (p *Program) RegisterSocket(queue, fd int) error {
-	if err := p.objs.Xsks.Put(uint32(queue), uint32(fd)); err != nil {
-		return fmt.Errorf("register xsk fd %d for queue %d: %w", fd, queue, err)
+// Limits compiled into the program (include/consts.h).
+const (
+	MaxQueues = 64
+	MaxIfaces = 4
+)
+
+// SetInterfaceSlot gives ifindex its own range of XSKMAP keys. Interfaces
+// without a slot use slot 0.
+func (p *Program) SetInterfaceSlot(ifindex, slot int) error {
+	if slot < 0 || slot >= MaxIfaces {
+		return fmt.Errorf("interface slot %d out of range [0,%d)", slot, MaxIfaces)
+	}
+	if err := p.objs.IfSlots.Put(uint32(ifindex), uint32(slot)); err != nil {
+		return fmt.Errorf("set slot %d for ifindex %d: %w", slot, ifindex, err)
 	}
 	return nil
 }
 
-// UnregisterSocket stops steering on RX queue `queue`; its traffic is passed to the kernel.
-func (p *Program) UnregisterSocket(queue int) error {
-	if err := p.objs.Xsks.Delete(uint32(queue)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return fmt.Errorf("unregister xsk for queue %d: %w", queue, err)
+func xskKey(slot, queue int) (uint32, error) {
+	if slot < 0 || slot >= MaxIfaces || queue < 0 || queue >= MaxQueues {
+		return 0, fmt.Errorf("xsk slot %d queue %d out of range (%d slots, %d queues)", slot, queue, MaxIfaces, MaxQueues)
+	}
+	return uint32(slot*MaxQueues + queue), nil
+}
+
+// RegisterSocket makes packets steered on RX queue `queue` of the interface
+// in `slot` go to the AF_XDP socket fd.
+func (p *Program) RegisterSocket(slot, queue, fd int) error {
+	k, err := xskKey(slot, queue)
+	if err != nil {
+		return err
+	}
+	if err := p.objs.Xsks.Put(k, uint32(fd)); err != nil {
+		return fmt.Errorf("register xsk fd %d for slot %d queue %d: %w", fd, slot, queue, err)
+	}
+	return nil
+}
+
+// UnregisterSocket stops steering on that queue; its traffic is passed to the kernel.
+func (p *Program) UnregisterSocket(slot, queue int) error {
+	k, err := xskKey(slot, queue)
+	if err != nil {
+		return err
+	}
+	if err := p.objs.Xsks.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("unregister xsk for slot %d queue %d: %w", slot, queue, err)
 	}
 	return nil
 }

@@ -88,8 +88,11 @@ int xdp_steer(struct xdp_md *ctx)
 			goto out;
 		verdict = VERDICT_STEER_REPLY;
 	}
+	__u32 ifindex = ctx->ingress_ifindex;
+	__u32 *slot = bpf_map_lookup_elem(&if_slots, &ifindex);
+	__u32 key = (slot ? *slot : 0) * MAX_QUEUES + ctx->rx_queue_index;
 	/* The low bits of flags are the action when the slot is empty. */
-	action = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+	action = bpf_redirect_map(&xsks, key, XDP_PASS);
 	if (action != XDP_REDIRECT)
 		verdict = VERDICT_NO_SOCKET;
 out:

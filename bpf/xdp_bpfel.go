@@ -55,6 +55,7 @@ const (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	xdpMapBackends       = "backends"
+	xdpMapIfSlots        = "if_slots"
 	xdpMapProtoStats     = "proto_stats"
 	xdpMapServices       = "services"
 	xdpMapVerdictStats   = "verdict_stats"
@@ -114,6 +115,7 @@ type xdpProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpMapSpecs struct {
 	Backends     *ebpf.MapSpec `ebpf:"backends"`
+	IfSlots      *ebpf.MapSpec `ebpf:"if_slots"`
 	ProtoStats   *ebpf.MapSpec `ebpf:"proto_stats"`
 	Services     *ebpf.MapSpec `ebpf:"services"`
 	VerdictStats *ebpf.MapSpec `ebpf:"verdict_stats"`
@@ -149,6 +151,7 @@ func (o *xdpObjects) Close() error {
 // It can be passed to loadXdpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpMaps struct {
 	Backends     *ebpf.Map `ebpf:"backends"`
+	IfSlots      *ebpf.Map `ebpf:"if_slots"`
 	ProtoStats   *ebpf.Map `ebpf:"proto_stats"`
 	Services     *ebpf.Map `ebpf:"services"`
 	VerdictStats *ebpf.Map `ebpf:"verdict_stats"`
@@ -158,6 +161,7 @@ type xdpMaps struct {
 func (m *xdpMaps) Close() error {
 	return _XdpClose(
 		m.Backends,
+		m.IfSlots,
 		m.ProtoStats,
 		m.Services,
 		m.VerdictStats,

@@ -71,7 +71,7 @@ func loadWithSocket(t *testing.T) *bpf.Program {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sock.Close() })
-	if err := prog.RegisterSocket(0, sock.FD()); err != nil {
+	if err := prog.RegisterSocket(0, 0, sock.FD()); err != nil {
 		t.Fatal(err)
 	}
 	return prog
@@ -174,5 +174,26 @@ func TestNoSocketPasses(t *testing.T) {
 	st, _ := prog.VerdictStats()
 	if st["no_socket"].Packets != 1 {
 		t.Fatalf("no_socket not counted: %v", st)
+	}
+}
+
+// TestSteerUsesInterfaceSlot: a socket registered for another interface's
+// slot must not receive this interface's packets.
+func TestSteerUsesInterfaceSlot(t *testing.T) {
+	prog := loadWithSocket(t)
+	svcs, _ := fixtureServices()
+	prog.SetServices(svcs)
+	// Test runs see the loopback device (ifindex 1) as the ingress interface.
+	if err := prog.SetInterfaceSlot(1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if run(t, prog, fixture.Cases()[0].Frame) != xdpPass {
+		t.Fatal("packet from slot 1 steered to slot 0's socket")
+	}
+	if err := prog.SetInterfaceSlot(1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if run(t, prog, fixture.Cases()[0].Frame) != xdpRedirect {
+		t.Fatal("packet from slot 0 not steered")
 	}
 }

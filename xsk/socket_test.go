@@ -65,7 +65,7 @@ func TestReceiveAndTransmit(t *testing.T) {
 		if sock, err = xsk.Open(v0.Index, 0, xsk.Options{NumFrames: 256, FrameSize: 2048, RingSize: 64}); err != nil {
 			return err
 		}
-		return prog.RegisterSocket(0, sock.FD())
+		return prog.RegisterSocket(0, 0, sock.FD())
 	})
 	if sock != nil {
 		t.Cleanup(func() { sock.Close() })

@@ -10,6 +10,10 @@
 #define MAX_QUEUES 64 /* XSKMAP slots: one AF_XDP socket per RX queue */
 #endif
 
+#ifndef MAX_IFACES
+#define MAX_IFACES 4 /* interfaces with sockets: upstream and backend NIC */
+#endif
+
 #ifndef MAX_SERVICES
 #define MAX_SERVICES 4096
 #endif

@@ -39,10 +39,21 @@ struct {
 	__type(value, __u32);
 } backends SEC(".maps");
 
-/* RX queue index -> AF_XDP socket fd. Written by the daemon when a worker starts. */
+/* ifindex -> interface slot (< MAX_IFACES). Written by the daemon. A missing
+ * ifindex uses slot 0. Each NIC needs its own XSKMAP range because a socket
+ * only accepts packets from the device and queue it is bound to. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_IFACES);
+	__type(key, __u32);
+	__type(value, __u32);
+} if_slots SEC(".maps");
+
+/* slot * MAX_QUEUES + RX queue index -> AF_XDP socket. Written by the daemon
+ * when a worker starts. */
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
-	__uint(max_entries, MAX_QUEUES);
+	__uint(max_entries, MAX_QUEUES * MAX_IFACES);
 	__type(key, __u32);
 	__type(value, __u32);
 } xsks SEC(".maps");

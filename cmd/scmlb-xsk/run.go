@@ -1,0 +1,136 @@
+package main
+
+import (
+	"fmt"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/scmlb-xsk/scmlb-xsk/bpf"
+	"github.com/scmlb-xsk/scmlb-xsk/control/config"
+	"github.com/scmlb-xsk/scmlb-xsk/control/daemon"
+	"github.com/scmlb-xsk/scmlb-xsk/xsk"
+)
+
+var runCommand = &cli.Command{
+	Name:  "run",
+	Usage: "run the load balancer daemon (root)",
+	Description: `Examples:
+   scmlb-xsk run --upstream eth0 --backend-if eth1 --vip 10.0.100.1:80/tcp --backend 10.0.2.11 --backend 10.0.2.12
+   scmlb-xsk run --upstream eth0 --service tcp/10.0.100.1:3307=10.0.2.11:3306,10.0.2.12:3306`,
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "upstream", Usage: "interface facing clients", Required: true},
+		&cli.StringFlag{Name: "backend-if", Usage: "interface facing backends (default: --upstream, one-arm)"},
+		&cli.StringSliceFlag{Name: "vip", Usage: "service IP:PORT[/tcp|udp]; served by every --backend"},
+		&cli.StringSliceFlag{Name: "backend", Usage: "backend IP[:PORT][@WEIGHT] of every --vip (port defaults to the VIP's)"},
+		&cli.StringSliceFlag{Name: "service", Usage: "PROTO/VIP:PORT=BACKEND[,BACKEND...], e.g. tcp/10.0.100.1:3307=10.0.2.11:3306"},
+		&cli.StringFlag{Name: "xdp-mode", Value: "native", Usage: "native or generic"},
+		&cli.IntFlag{Name: "queues", Usage: "RX queues to serve, one worker each (0: all)"},
+		&cli.StringFlag{Name: "cpus", Usage: "pin worker i to the i-th CPU of this comma list, e.g. 2,3"},
+		&cli.IntFlag{Name: "conntrack-size", Value: 1 << 20, Usage: "maximum tracked flows"},
+		&cli.IntFlag{Name: "frames", Value: xsk.DefaultOptions.NumFrames, Usage: "UMEM frames per socket"},
+		&cli.DurationFlag{Name: "stats-interval", Usage: "log counters this often (0: at exit only)"},
+		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+	},
+	Action: runAction,
+}
+
+func runAction(c *cli.Context) error {
+	log, err := newLogger(c.String("log-level"))
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	svcs, err := servicesFromFlags(c)
+	if err != nil {
+		return err
+	}
+	mode, err := bpf.ParseMode(c.String("xdp-mode"))
+	if err != nil {
+		return err
+	}
+	cpus, err := parseCPUs(c.String("cpus"))
+	if err != nil {
+		return err
+	}
+	xo := xsk.DefaultOptions
+	xo.NumFrames = c.Int("frames")
+	if xo.NumFrames < 2*xo.RingSize {
+		return fmt.Errorf("--frames %d: need at least %d (twice the ring size)", xo.NumFrames, 2*xo.RingSize)
+	}
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return daemon.Run(ctx, daemon.Options{
+		Upstream: c.String("upstream"), BackendIf: c.String("backend-if"), Mode: mode,
+		Queues: c.Int("queues"), CPUs: cpus, Services: svcs, ConntrackSize: c.Int("conntrack-size"),
+		XSK: xo, StatsInterval: c.Duration("stats-interval"),
+	}, log)
+}
+
+func servicesFromFlags(c *cli.Context) ([]config.Service, error) {
+	var svcs []config.Service
+	var backends []config.Backend
+	for _, b := range c.StringSlice("backend") {
+		be, err := config.ParseBackend(b)
+		if err != nil {
+			return nil, err
+		}
+		backends = append(backends, be)
+	}
+	if len(c.StringSlice("vip")) > 0 && len(backends) == 0 {
+		return nil, fmt.Errorf("--vip needs at least one --backend")
+	}
+	if len(backends) > 0 && len(c.StringSlice("vip")) == 0 {
+		return nil, fmt.Errorf("--backend needs at least one --vip")
+	}
+	for _, v := range c.StringSlice("vip") {
+		s, err := config.ParseVIP(v)
+		if err != nil {
+			return nil, err
+		}
+		s.Backends = backends
+		svcs = append(svcs, s)
+	}
+	for _, spec := range c.StringSlice("service") {
+		s, err := config.ParseService(spec)
+		if err != nil {
+			return nil, err
+		}
+		svcs = append(svcs, s)
+	}
+	return config.Resolve(svcs)
+}
+
+func parseCPUs(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var cpus []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("--cpus %q: want a comma list of CPU numbers", s)
+		}
+		cpus = append(cpus, n)
+	}
+	return cpus, nil
+}
+
+func newLogger(level string) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	cfg := zap.NewProductionConfig()
+	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	cfg.Encoding = "console"
+	cfg.EncoderConfig.EncodeTime = zapcore.TimeEncoderOfLayout(time.TimeOnly)
+	return cfg.Build()
+}
+

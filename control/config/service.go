@@ -1,0 +1,152 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// Protocol numbers.
+const (
+	TCP = 6
+	UDP = 17
+)
+
+// Service is a VIP:port/protocol and its backends.
+type Service struct {
+	VIP      netip.Addr `json:"vip"`
+	Port     uint16     `json:"port"`
+	Proto    uint8      `json:"proto"`
+	Backends []Backend  `json:"backends"`
+}
+
+// Backend is a real server; Port 0 in a spec means "the service's port".
+type Backend struct {
+	Addr   netip.Addr `json:"addr"`
+	Port   uint16     `json:"port"`
+	Weight uint32     `json:"weight"`
+}
+
+func (s Service) String() string {
+	return fmt.Sprintf("%s/%s", netip.AddrPortFrom(s.VIP, s.Port), ProtoName(s.Proto))
+}
+
+// ProtoName is "tcp" or "udp".
+func ProtoName(p uint8) string {
+	if p == UDP {
+		return "udp"
+	}
+	return "tcp"
+}
+
+// ParseProto reads "tcp" or "udp".
+func ParseProto(s string) (uint8, error) {
+	switch strings.ToLower(s) {
+	case "tcp":
+		return TCP, nil
+	case "udp":
+		return UDP, nil
+	}
+	return 0, fmt.Errorf("protocol %q: want tcp or udp", s)
+}
+
+// ParseVIP reads "IP:PORT/PROTO", e.g. "10.0.100.1:80/tcp"; "/tcp" may be omitted.
+func ParseVIP(s string) (Service, error) {
+	addr, proto, _ := strings.Cut(s, "/")
+	if proto == "" {
+		proto = "tcp"
+	}
+	p, err := ParseProto(proto)
+	if err != nil {
+		return Service{}, fmt.Errorf("vip %q: %w", s, err)
+	}
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return Service{}, fmt.Errorf("vip %q: want IPv4:PORT/PROTO: %w", s, err)
+	}
+	if !ap.Addr().Is4() || ap.Port() == 0 {
+		return Service{}, fmt.Errorf("vip %q: want an IPv4 address and a port 1-65535", s)
+	}
+	return Service{VIP: ap.Addr(), Port: ap.Port(), Proto: p}, nil
+}
+
+// ParseBackend reads "IP[:PORT][@WEIGHT]", e.g. "10.0.2.11:3306@2".
+func ParseBackend(s string) (Backend, error) {
+	b := Backend{Weight: 1}
+	addr, w, hasW := strings.Cut(s, "@")
+	if hasW {
+		n, err := strconv.ParseUint(w, 10, 32)
+		if err != nil || n == 0 {
+			return Backend{}, fmt.Errorf("backend %q: weight must be a positive integer", s)
+		}
+		b.Weight = uint32(n)
+	}
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		b.Addr, b.Port = ap.Addr(), ap.Port()
+		if b.Port == 0 {
+			return Backend{}, fmt.Errorf("backend %q: port 0", s)
+		}
+	} else if a, err2 := netip.ParseAddr(addr); err2 == nil {
+		b.Addr = a
+	} else {
+		return Backend{}, fmt.Errorf("backend %q: want IPv4[:PORT][@WEIGHT]: %w", s, err)
+	}
+	if !b.Addr.Is4() {
+		return Backend{}, fmt.Errorf("backend %q: only IPv4 is supported", s)
+	}
+	return b, nil
+}
+
+// ParseService reads "PROTO/VIP:PORT=BACKEND,BACKEND..." where each backend
+// is as in ParseBackend, e.g. "tcp/10.0.100.1:3307=10.0.2.11:3306,10.0.2.12:3306".
+func ParseService(s string) (Service, error) {
+	head, list, ok := strings.Cut(s, "=")
+	proto, vip, ok2 := strings.Cut(head, "/")
+	if !ok || !ok2 {
+		return Service{}, fmt.Errorf("service %q: want PROTO/VIP:PORT=BACKEND[,BACKEND...]", s)
+	}
+	svc, err := ParseVIP(vip + "/" + proto)
+	if err != nil {
+		return Service{}, fmt.Errorf("service %q: %w", s, err)
+	}
+	for _, b := range strings.Split(list, ",") {
+		be, err := ParseBackend(strings.TrimSpace(b))
+		if err != nil {
+			return Service{}, fmt.Errorf("service %q: %w", s, err)
+		}
+		svc.Backends = append(svc.Backends, be)
+	}
+	return svc, nil
+}
+
+// Resolve fills backend ports left at 0 with the service port and checks
+// the whole set: no service twice, no backend twice in a service.
+func Resolve(svcs []Service) ([]Service, error) {
+	seen := map[string]bool{}
+	out := make([]Service, len(svcs))
+	for i, s := range svcs {
+		if seen[s.String()] {
+			return nil, fmt.Errorf("service %s given twice", s)
+		}
+		seen[s.String()] = true
+		if len(s.Backends) == 0 {
+			return nil, fmt.Errorf("service %s has no backends", s)
+		}
+		s.Backends = append([]Backend(nil), s.Backends...)
+		bseen := map[netip.AddrPort]bool{}
+		for j := range s.Backends {
+			b := &s.Backends[j]
+			if b.Port == 0 {
+				b.Port = s.Port
+			}
+			ap := netip.AddrPortFrom(b.Addr, b.Port)
+			if bseen[ap] {
+				return nil, fmt.Errorf("service %s: backend %s given twice", s, ap)
+			}
+			bseen[ap] = true
+		}
+		out[i] = s
+	}
+	return out, nil
+}

@@ -1,0 +1,63 @@
+package config
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestParseService(t *testing.T) {
+	s, err := ParseService("tcp/10.0.100.1:3307=10.0.2.11:3306,10.0.2.12@3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.VIP != netip.MustParseAddr("10.0.100.1") || s.Port != 3307 || s.Proto != TCP || len(s.Backends) != 2 {
+		t.Fatalf("%+v", s)
+	}
+	r, err := Resolve([]Service{s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r[0].Backends[0].Port != 3306 || r[0].Backends[1].Port != 3307 || r[0].Backends[1].Weight != 3 {
+		t.Fatalf("%+v", r[0].Backends)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"10.0.100.1:80/sctp", "want tcp or udp"},
+		{"10.0.100.1/tcp", "want IPv4:PORT/PROTO"},
+		{"[::1]:80/tcp", "IPv4"},
+		{"10.0.100.1:0/udp", "port 1-65535"},
+		{"10.0.100.300:80/tcp", "want IPv4:PORT/PROTO"},
+	} {
+		if _, err := ParseVIP(c.in); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("ParseVIP(%q) = %v, want error with %q", c.in, err, c.want)
+		}
+	}
+	for _, c := range []struct{ in, want string }{
+		{"10.0.2.11@0", "positive"},
+		{"10.0.2.11:0", "port 0"},
+		{"backend1", "want IPv4"},
+		{"::1", "only IPv4"},
+	} {
+		if _, err := ParseBackend(c.in); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("ParseBackend(%q) = %v, want error with %q", c.in, err, c.want)
+		}
+	}
+	if _, err := ParseService("10.0.100.1:80"); err == nil {
+		t.Error("service without backends accepted")
+	}
+	s, _ := ParseVIP("10.0.100.1:80/tcp")
+	if _, err := Resolve([]Service{s}); err == nil || !strings.Contains(err.Error(), "no backends") {
+		t.Errorf("Resolve without backends: %v", err)
+	}
+	s.Backends = []Backend{{Addr: netip.MustParseAddr("10.0.2.11")}, {Addr: netip.MustParseAddr("10.0.2.11"), Port: 80}}
+	if _, err := Resolve([]Service{s}); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("duplicate backend: %v", err)
+	}
+	s.Backends = s.Backends[:1]
+	if _, err := Resolve([]Service{s, s}); err == nil || !strings.Contains(err.Error(), "given twice") {
+		t.Errorf("duplicate service: %v", err)
+	}
+}

@@ -1,0 +1,225 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/scmlb-xsk/scmlb-xsk/bpf"
+	"github.com/scmlb-xsk/scmlb-xsk/control/config"
+	"github.com/scmlb-xsk/scmlb-xsk/control/netlink"
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane"
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/conntrack"
+	"github.com/scmlb-xsk/scmlb-xsk/xsk"
+)
+
+// Daemon is a running load balancer.
+type Daemon struct {
+	log      *zap.Logger
+	opts     Options
+	up, down netlink.Interface
+	oneArm   bool
+	prog     *bpf.Program
+	eng      *dataplane.Engine
+	neigh    *netlink.Neighbours
+	sockets  []*xsk.Socket
+	workers  []*dataplane.Worker
+	werr     chan error
+	services []config.Service
+	cfg      *dataplane.Config // last pushed
+}
+
+// Run starts the load balancer and serves until ctx is cancelled, then
+// detaches and releases everything. A start-up failure also releases
+// whatever was set up.
+func Run(ctx context.Context, o Options, log *zap.Logger) (err error) {
+	d := &Daemon{log: log.Named("daemon"), opts: o, werr: make(chan error, 1)}
+	defer func() { err = errors.Join(err, d.shutdown()) }()
+	if err := d.start(); err != nil {
+		return err
+	}
+	return d.serve(ctx)
+}
+
+func (d *Daemon) start() error {
+	o := d.opts
+	svcs, err := config.Resolve(o.Services)
+	if err != nil {
+		return err
+	}
+	if len(svcs) == 0 {
+		return errors.New("no services: give --vip and --backend, or --service")
+	}
+	d.services = svcs
+	if d.up, err = netlink.InterfaceByName(o.Upstream); err != nil {
+		return err
+	}
+	d.down, d.oneArm = d.up, o.BackendIf == "" || o.BackendIf == o.Upstream
+	if !d.oneArm {
+		if d.down, err = netlink.InterfaceByName(o.BackendIf); err != nil {
+			return err
+		}
+	}
+	queues, err := d.queueCount()
+	if err != nil {
+		return err
+	}
+	for _, ifc := range d.interfaces() {
+		if ifc.XDPProgID != 0 {
+			return fmt.Errorf("interface %s already has XDP program %d attached; remove it first (ip link set dev %s xdp off)",
+				ifc.Name, ifc.XDPProgID, ifc.Name)
+		}
+	}
+
+	if d.prog, err = bpf.Load(); err != nil {
+		return err
+	}
+	d.neigh = netlink.NewNeighbours(d.log)
+	d.eng = dataplane.NewEngine(conntrack.New(o.ConntrackSize, conntrack.DefaultTimeouts), d.log)
+	if err := d.reconfig(); err != nil {
+		return err
+	}
+	for slot, ifc := range d.interfaces() {
+		if err := d.prog.SetInterfaceSlot(ifc.Index, slot); err != nil {
+			return err
+		}
+		if err := d.prog.Attach(ifc.Index, o.Mode); err != nil {
+			if o.Mode == bpf.Native {
+				return fmt.Errorf("%w (the driver may lack native XDP: try --xdp-mode generic)", err)
+			}
+			return err
+		}
+		d.log.Info("xdp attached", zap.String("if", ifc.Name), zap.Stringer("mode", o.Mode))
+	}
+	xo := o.XSK
+	xo.Copy = xo.Copy || o.Mode == bpf.Generic
+	for q := 0; q < queues; q++ {
+		up, err := d.openSocket(0, d.up, q, xo)
+		if err != nil {
+			return err
+		}
+		down := up
+		if !d.oneArm {
+			if down, err = d.openSocket(1, d.down, q, xo); err != nil {
+				return err
+			}
+		}
+		cpu := -1
+		if len(o.CPUs) > 0 {
+			cpu = o.CPUs[q%len(o.CPUs)]
+		}
+		w := d.eng.NewWorker(q, up, down, cpu)
+		d.workers = append(d.workers, w)
+		go func() {
+			if err := w.Run(); err != nil {
+				select {
+				case d.werr <- err:
+				default:
+				}
+			}
+		}()
+	}
+	d.log.Info("load balancer running", zap.String("upstream", d.up.Name), zap.String("backend_if", d.down.Name),
+		zap.Bool("one_arm", d.oneArm), zap.Int("queues", queues), zap.Int("services", len(svcs)))
+	return nil
+}
+
+func (d *Daemon) interfaces() []netlink.Interface {
+	if d.oneArm {
+		return []netlink.Interface{d.up}
+	}
+	return []netlink.Interface{d.up, d.down}
+}
+
+func (d *Daemon) queueCount() (int, error) {
+	have := min(d.up.Queues, d.down.Queues, bpf.MaxQueues)
+	q := d.opts.Queues
+	if q == 0 {
+		return have, nil
+	}
+	if q < 0 || q > have {
+		return 0, fmt.Errorf("--queues %d: %s and %s have %d RX queues in common (max %d)",
+			q, d.up.Name, d.down.Name, have, bpf.MaxQueues)
+	}
+	return q, nil
+}
+
+func (d *Daemon) openSocket(slot int, ifc netlink.Interface, q int, o xsk.Options) (*xsk.Socket, error) {
+	s, err := xsk.Open(ifc.Index, q, o)
+	if err != nil {
+		return nil, fmt.Errorf("%s queue %d: %w", ifc.Name, q, err)
+	}
+	d.sockets = append(d.sockets, s)
+	if err := d.prog.RegisterSocket(slot, q, s.FD()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// serve keeps MACs fresh and conntrack trimmed until ctx ends.
+func (d *Daemon) serve(ctx context.Context) error {
+	fast := time.NewTicker(200 * time.Millisecond)
+	defer fast.Stop()
+	gc := time.NewTicker(5 * time.Second)
+	defer gc.Stop()
+	var stats <-chan time.Time
+	if d.opts.StatsInterval > 0 {
+		t := time.NewTicker(d.opts.StatsInterval)
+		defer t.Stop()
+		stats = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-d.werr:
+			return err
+		case <-fast.C:
+			// Neighbour changes show up within 200ms; Reconfig only runs when
+			// something changed.
+			if err := d.reconfig(); err != nil {
+				d.log.Warn("refresh next hops", zap.Error(err))
+			}
+		case <-gc.C:
+			if n := d.eng.Conntrack().Expire(time.Now().UnixNano()); n > 0 {
+				d.log.Debug("conntrack expired", zap.Int("flows", n))
+			}
+		case <-stats:
+			d.logStats()
+		}
+	}
+}
+
+// shutdown detaches XDP first, so traffic falls back to the kernel at once,
+// then stops the workers and closes the sockets.
+func (d *Daemon) shutdown() error {
+	var errs []error
+	if d.prog != nil {
+		for _, ifc := range d.interfaces() {
+			errs = append(errs, d.prog.Detach(ifc.Index))
+		}
+	}
+	for _, w := range d.workers {
+		w.Stop()
+	}
+	if d.cfg != nil {
+		d.logStats()
+	}
+	for _, s := range d.sockets {
+		errs = append(errs, s.Close())
+	}
+	if d.prog != nil {
+		errs = append(errs, d.prog.Close())
+	}
+	if d.neigh != nil {
+		errs = append(errs, d.neigh.Close())
+	}
+	err := errors.Join(errs...)
+	if d.prog != nil {
+		d.log.Info("stopped; xdp detached", zap.Error(err))
+	}
+	return err
+}

@@ -1,0 +1,104 @@
+package netlink
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	vnl "github.com/vishvananda/netlink"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// NextHop returns the address whose MAC a packet to dst needs (dst itself
+// when on-link, else the gateway) and the interface the route leaves by.
+func NextHop(dst netip.Addr) (netip.Addr, int, error) {
+	routes, err := vnl.RouteGet(dst.AsSlice())
+	if err != nil || len(routes) == 0 {
+		return netip.Addr{}, 0, fmt.Errorf("route to %s: %w", dst, errors.Join(err, errNoRoute(len(routes))))
+	}
+	r := routes[0]
+	if gw, ok := netip.AddrFromSlice(r.Gw); ok && gw.IsValid() && !gw.IsUnspecified() {
+		return gw.Unmap(), r.LinkIndex, nil
+	}
+	return dst, r.LinkIndex, nil
+}
+
+func errNoRoute(n int) error {
+	if n == 0 {
+		return errors.New("no route")
+	}
+	return nil
+}
+
+const usable = unix.NUD_REACHABLE | unix.NUD_STALE | unix.NUD_DELAY | unix.NUD_PROBE | unix.NUD_PERMANENT | unix.NUD_NOARP
+
+// Neighbours resolves next-hop MACs. For an address it has not seen it asks
+// the kernel for a managed neighbour entry (Linux 5.16+), which the kernel
+// resolves and keeps fresh by itself, with no traffic from us.
+type Neighbours struct {
+	log     *zap.Logger
+	mu      sync.Mutex
+	managed map[neighKey]bool
+}
+
+type neighKey struct {
+	ifindex int
+	ip      netip.Addr
+}
+
+// NewNeighbours makes a resolver.
+func NewNeighbours(log *zap.Logger) *Neighbours {
+	return &Neighbours{log: log.Named("neigh"), managed: map[neighKey]bool{}}
+}
+
+// Lookup returns the MAC of ip on ifindex if the kernel knows it; if not, it
+// starts resolution and returns ok=false.
+func (n *Neighbours) Lookup(ifindex int, ip netip.Addr) (mac net.HardwareAddr, ok bool, err error) {
+	list, err := vnl.NeighList(ifindex, unix.AF_INET)
+	if err != nil {
+		return nil, false, fmt.Errorf("list neighbours on ifindex %d: %w", ifindex, err)
+	}
+	for _, e := range list {
+		if a, _ := netip.AddrFromSlice(e.IP); a.Unmap() == ip && e.State&usable != 0 && len(e.HardwareAddr) == 6 {
+			return e.HardwareAddr, true, nil
+		}
+	}
+	return nil, false, n.request(ifindex, ip)
+}
+
+func (n *Neighbours) request(ifindex int, ip netip.Addr) error {
+	k := neighKey{ifindex, ip}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.managed[k] {
+		return nil
+	}
+	err := vnl.NeighAdd(&vnl.Neigh{LinkIndex: ifindex, Family: unix.AF_INET, IP: ip.AsSlice(),
+		Flags: vnl.NTF_EXT_LEARNED, FlagsExt: vnl.NTF_EXT_MANAGED})
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("request managed neighbour %s on ifindex %d: %w", ip, ifindex, err)
+	}
+	if err == nil {
+		n.managed[k] = true
+		n.log.Info("resolving neighbour", zap.Stringer("ip", ip), zap.Int("ifindex", ifindex))
+	}
+	return nil
+}
+
+// Close removes the managed entries this resolver created.
+func (n *Neighbours) Close() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var errs []error
+	for k := range n.managed {
+		err := vnl.NeighDel(&vnl.Neigh{LinkIndex: k.ifindex, Family: unix.AF_INET, IP: k.ip.AsSlice()})
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("remove managed neighbour %s: %w", k.ip, err))
+		}
+		delete(n.managed, k)
+	}
+	return errors.Join(errs...)
+}

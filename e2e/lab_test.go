@@ -1,0 +1,79 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scmlb-xsk/scmlb-xsk/control/netlink"
+	"github.com/scmlb-xsk/scmlb-xsk/internal/testenv"
+)
+
+// startLab builds the topology, starts backend servers and the daemon with
+// three services (HTTP 80, UDP 9090, TCP 3307 -> 3306), and waits until the
+// VIP answers.
+func startLab(t *testing.T, topo testenv.Topology, extra ...string) (*testenv.Lab, *testenv.Daemon) {
+	t.Helper()
+	testenv.RequireRoot(t)
+	lab, err := testenv.NewLab(t, topo, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range lab.Backends {
+		if err := testenv.ServeBackend(t, b, fmt.Sprintf("backend%d", i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vip := lab.VIP.String()
+	b1, b2 := lab.BackendAddrs[0].String(), lab.BackendAddrs[1].String()
+	args := append([]string{"run", "--upstream", lab.UpstreamIf, "--backend-if", lab.BackendIf,
+		"--vip", vip + ":80/tcp", "--vip", vip + ":9090/udp", "--backend", b1, "--backend", b2,
+		"--service", fmt.Sprintf("tcp/%s:3307=%s:3306,%s:3306", vip, b1, b2)}, extra...)
+	d, err := testenv.StartDaemon(t, lab.LB, daemonBin, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("daemon output:\n%s", d.Output())
+		}
+	})
+	err = testenv.WaitFor(15*time.Second, func() error {
+		if done, err := d.Exited(); done {
+			return fmt.Errorf("daemon exited early: %v", err)
+		}
+		_, err := lab.Client.UDPRequest(vip+":9090", "ready?", 300*time.Millisecond)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("load balancer never answered: %v", err)
+	}
+	return lab, d
+}
+
+// stopAndCheckDetached stops the daemon and checks that no XDP program is
+// left on the load balancer's interfaces.
+func stopAndCheckDetached(t *testing.T, lab *testenv.Lab, d *testenv.Daemon) {
+	t.Helper()
+	if err := d.Stop(10 * time.Second); err != nil {
+		t.Fatalf("daemon exit: %v", err)
+	}
+	if !strings.Contains(d.Output(), "xdp detached") {
+		t.Errorf("daemon did not report detaching:\n%s", d.Output())
+	}
+	for _, name := range []string{lab.UpstreamIf, lab.BackendIf} {
+		var ifc netlink.Interface
+		err := lab.LB.Do(func() error {
+			var err error
+			ifc, err = netlink.InterfaceByName(name)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ifc.XDPProgID != 0 {
+			t.Errorf("XDP program %d still attached to %s after exit", ifc.XDPProgID, name)
+		}
+	}
+}

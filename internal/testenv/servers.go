@@ -1,0 +1,145 @@
+package testenv
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Ports the lab backends serve on.
+const (
+	HTTPPort = 80   // GET /who answers the backend name
+	TCPPort  = 3306 // writes the backend name and a newline, then echoes lines
+	UDPPort  = 9090 // answers "name:payload"
+)
+
+// ServeBackend runs the lab servers inside ns until cleanup.
+func ServeBackend(c Cleaner, ns *NS, name string) error {
+	var hl, tl net.Listener
+	var ul net.PacketConn
+	err := ns.Do(func() error {
+		var err error
+		if hl, err = net.Listen("tcp4", fmt.Sprintf(":%d", HTTPPort)); err != nil {
+			return err
+		}
+		if tl, err = net.Listen("tcp4", fmt.Sprintf(":%d", TCPPort)); err != nil {
+			return err
+		}
+		ul, err = net.ListenPacket("udp4", fmt.Sprintf(":%d", UDPPort))
+		return err
+	})
+	if err != nil {
+		if hl != nil {
+			hl.Close()
+		}
+		if tl != nil {
+			tl.Close()
+		}
+		return fmt.Errorf("backend %s listen: %w", name, err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, name)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(hl)
+	go acceptLoop(tl, name)
+	go udpLoop(ul, name)
+	c.Cleanup(func() {
+		srv.Close()
+		tl.Close()
+		ul.Close()
+	})
+	return nil
+}
+
+func acceptLoop(l net.Listener, name string) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			fmt.Fprintf(c, "%s\n", name)
+			r := bufio.NewReader(c)
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if _, err := c.Write([]byte(line)); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+func udpLoop(c net.PacketConn, name string) {
+	buf := make([]byte, 2048)
+	for {
+		n, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		c.WriteTo(append([]byte(name+":"), buf[:n]...), from)
+	}
+}
+
+// DialContext dials from inside the namespace (for http.Transport).
+func (n *NS) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	var conn net.Conn
+	err := n.Do(func() error {
+		var d net.Dialer
+		var err error
+		conn, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	return conn, err
+}
+
+// HTTPClient returns a client that opens a new connection (a new flow) for
+// every request, from inside the namespace.
+func (n *NS) HTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: n.DialContext, DisableKeepAlives: true}}
+}
+
+// UDPRequest sends payload to addr from inside the namespace and returns the answer.
+func (n *NS) UDPRequest(addr, payload string, timeout time.Duration) (string, error) {
+	conn, err := n.DialContext(context.Background(), "udp4", addr)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(timeout))
+	if _, err := conn.Write([]byte(payload)); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 2048)
+	k, err := conn.Read(buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:k]), nil
+}
+
+// ErrNotReady is returned by WaitFor when the condition never held.
+var ErrNotReady = errors.New("not ready")
+
+// WaitFor polls fn every 100ms until it succeeds or timeout passes.
+func WaitFor(timeout time.Duration, fn func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w after %s: %v", ErrNotReady, timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
