@@ -41,7 +41,7 @@ func TestReceiveAndTransmit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := b.Exec("ethtool", "-K", "v1", "tx", "off"); err != nil {
+	if err := testenv.TxChecksumOff(b, "v1"); err != nil {
 		t.Fatal(err)
 	}
 

@@ -90,7 +90,7 @@ func NewLab(c Cleaner, topo Topology, backends int) (*Lab, error) {
 		{"route", "add", "default", "via", "10.0.1.1"}}); err != nil {
 		return nil, err
 	}
-	if err := txChecksumOff(l.Client, "eth0"); err != nil {
+	if err := TxChecksumOff(l.Client, "eth0"); err != nil {
 		return nil, err
 	}
 	for i, b := range l.Backends {
@@ -101,7 +101,7 @@ func NewLab(c Cleaner, topo Topology, backends int) (*Lab, error) {
 			{"link", "set", "eth0", "up"}, {"route", "add", "default", "via", "10.0.2.1"}}); err != nil {
 			return nil, err
 		}
-		if err := txChecksumOff(b, "eth0"); err != nil {
+		if err := TxChecksumOff(b, "eth0"); err != nil {
 			return nil, err
 		}
 	}
@@ -122,13 +122,12 @@ func Veth(a *NS, aName string, b *NS, bName string) error {
 	return err
 }
 
-// txChecksumOff makes the kernel put full checksums in the packets it sends.
+// TxChecksumOff makes the kernel put full checksums in the packets it sends.
 // With offload on, veth hands over CHECKSUM_PARTIAL packets whose L4
 // checksum field holds only the pseudo-header sum; AF_XDP sees those raw
 // bytes and cannot know. Real NICs deliver complete checksums from the wire.
-func txChecksumOff(ns *NS, ifname string) error {
-	_, err := ns.Exec("ethtool", "-K", ifname, "tx", "off")
-	return err
+func TxChecksumOff(ns *NS, ifname string) error {
+	return txOffloadOff(ns, ifname)
 }
 
 func (n *NS) ipAll(cmds [][]string) error {
