@@ -1,0 +1,37 @@
+GO      ?= go
+BIN     := bin/scmlb-xsk
+# Fuzzing of the decoder and rewrite (the seed corpus runs in `make test`).
+FUZZTIME ?= 30s
+
+.PHONY: all build generate check-generate test demo bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/scmlb-xsk
+
+# Rebuild the bpf2go output (needs clang, llvm, libbpf-dev).
+generate:
+	$(GO) generate ./bpf/
+
+# Fails if the committed bpf2go output differs from a fresh build.
+check-generate: generate
+	git diff --exit-code -- bpf/
+
+# Privileged tests (netns, XDP, AF_XDP) need root; they skip otherwise, and fail under CI=true.
+test: build
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 8m ./...
+
+# Builds, makes a netns lab, runs the load balancer, sends traffic, prints the spread, tears down.
+demo: build
+	$(GO) run ./internal/demo -bin $(BIN)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/...
+
+clean:
+	rm -rf bin
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRewrite -fuzztime $(FUZZTIME) ./dataplane/packet/
