@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"go.uber.org/zap"
@@ -30,13 +31,17 @@ type Daemon struct {
 	werr     chan error
 	services []config.Service
 	cfg      *dataplane.Config // last pushed
+	// unresolved counts backends whose next-hop MAC is unknown; problems
+	// holds the last reported reason per backend address.
+	unresolved int
+	problems   map[netip.Addr]string
 }
 
 // Run starts the load balancer and serves until ctx is cancelled, then
 // detaches and releases everything. A start-up failure also releases
 // whatever was set up.
 func Run(ctx context.Context, o Options, log *zap.Logger) (err error) {
-	d := &Daemon{log: log.Named("daemon"), opts: o, werr: make(chan error, 1)}
+	d := &Daemon{log: log.Named("daemon"), opts: o, werr: make(chan error, 1), problems: map[netip.Addr]string{}}
 	defer func() { err = errors.Join(err, d.shutdown()) }()
 	if err := d.start(); err != nil {
 		return err
@@ -161,8 +166,12 @@ func (d *Daemon) openSocket(slot int, ifc netlink.Interface, q int, o xsk.Option
 
 // serve keeps MACs fresh and conntrack trimmed until ctx ends.
 func (d *Daemon) serve(ctx context.Context) error {
+	// Next hops are re-read every 200ms while a backend is unresolved, and
+	// every 2s once all are known (a replaced backend's new MAC shows up
+	// within 2s).
 	fast := time.NewTicker(200 * time.Millisecond)
 	defer fast.Stop()
+	lastRefresh := time.Now()
 	gc := time.NewTicker(5 * time.Second)
 	defer gc.Stop()
 	var stats <-chan time.Time
@@ -177,9 +186,11 @@ func (d *Daemon) serve(ctx context.Context) error {
 			return nil
 		case err := <-d.werr:
 			return err
-		case <-fast.C:
-			// Neighbour changes show up within 200ms; Reconfig only runs when
-			// something changed.
+		case now := <-fast.C:
+			if d.unresolved == 0 && now.Sub(lastRefresh) < 2*time.Second {
+				continue
+			}
+			lastRefresh = now
 			if err := d.reconfig(); err != nil {
 				d.log.Warn("refresh next hops", zap.Error(err))
 			}

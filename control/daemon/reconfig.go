@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"fmt"
+	"net"
 	"net/netip"
 	"reflect"
 
@@ -19,13 +21,14 @@ func (d *Daemon) reconfig() error {
 	steerSvc := map[bpf.Endpoint]uint32{}
 	steerBe := map[bpf.Endpoint]uint32{}
 	var backendID uint32
+	hops := d.newNextHops()
 	for i, s := range d.services {
 		svc := dataplane.Service{ID: uint32(i + 1), VIP: s.VIP, Port: s.Port, Proto: s.Proto}
 		steerSvc[bpf.Endpoint{Addr: s.VIP, Port: s.Port, Proto: s.Proto}] = svc.ID
 		for _, b := range s.Backends {
 			backendID++
 			be := dataplane.Backend{ID: backendID, Addr: b.Addr, Port: b.Port, Weight: b.Weight}
-			if mac, ok := d.nextHopMAC(b.Addr); ok {
+			if mac := hops.mac(b.Addr); mac != nil {
 				be.MAC = macOf(mac)
 			}
 			svc.Backends = append(svc.Backends, be)
@@ -33,6 +36,7 @@ func (d *Daemon) reconfig() error {
 		}
 		cfg.Services = append(cfg.Services, svc)
 	}
+	d.unresolved = hops.missing
 	if d.cfg != nil && reflect.DeepEqual(*d.cfg, cfg) {
 		return nil
 	}
@@ -56,24 +60,71 @@ func (d *Daemon) reconfig() error {
 	return nil
 }
 
-// nextHopMAC resolves the MAC for reaching a backend through the backend
-// interface; false while unknown (packets to it are counted as no_neighbour).
-func (d *Daemon) nextHopMAC(a netip.Addr) ([]byte, bool) {
+// nextHops resolves backend MACs for one reconfiguration: one neighbour
+// dump of the backend interface, one route lookup per distinct backend.
+type nextHops struct {
+	d       *Daemon
+	table   map[netip.Addr]net.HardwareAddr
+	results map[netip.Addr]net.HardwareAddr
+	missing int
+}
+
+func (d *Daemon) newNextHops() *nextHops {
+	t, err := d.neigh.Table(d.down.Index)
+	if err != nil {
+		d.log.Warn("read neighbours", zap.Error(err))
+	}
+	return &nextHops{d: d, table: t, results: map[netip.Addr]net.HardwareAddr{}}
+}
+
+// mac is the next-hop MAC for a backend, nil while unknown (packets to it
+// are then counted as no_neighbour).
+func (h *nextHops) mac(a netip.Addr) net.HardwareAddr {
+	if m, ok := h.results[a]; ok {
+		return m
+	}
+	m, problem := h.resolve(a)
+	h.results[a] = m
+	if m == nil {
+		h.missing++
+	}
+	h.d.noteProblem(a, problem)
+	return m
+}
+
+func (h *nextHops) resolve(a netip.Addr) (net.HardwareAddr, string) {
 	hop, ifindex, err := netlink.NextHop(a)
 	if err != nil {
-		d.log.Warn("no route to backend", zap.Stringer("backend", a), zap.Error(err))
-		return nil, false
+		return nil, err.Error()
 	}
-	if ifindex != d.down.Index {
-		d.log.Warn("backend is not reached through the backend interface",
-			zap.Stringer("backend", a), zap.String("backend_if", d.down.Name), zap.Int("route_ifindex", ifindex))
-		return nil, false
+	if ifindex != h.d.down.Index {
+		return nil, fmt.Sprintf("route leaves by ifindex %d, not the backend interface %s", ifindex, h.d.down.Name)
 	}
-	mac, ok, err := d.neigh.Lookup(ifindex, hop)
-	if err != nil {
-		d.log.Warn("neighbour lookup", zap.Stringer("next_hop", hop), zap.Error(err))
+	if m, ok := h.table[hop]; ok {
+		return m, ""
 	}
-	return mac, ok
+	if err := h.d.neigh.Request(ifindex, hop); err != nil {
+		return nil, err.Error()
+	}
+	return nil, ""
+}
+
+// noteProblem logs a backend's next-hop problem when it appears or clears,
+// not on every refresh.
+func (d *Daemon) noteProblem(a netip.Addr, problem string) {
+	if d.problems[a] == problem {
+		return
+	}
+	if problem != "" {
+		d.log.Warn("backend unreachable", zap.Stringer("backend", a), zap.String("reason", problem))
+	} else if d.problems[a] != "" {
+		d.log.Info("backend reachable again", zap.Stringer("backend", a))
+	}
+	if problem == "" {
+		delete(d.problems, a)
+	} else {
+		d.problems[a] = problem
+	}
 }
 
 func (d *Daemon) logStats() {

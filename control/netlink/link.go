@@ -3,7 +3,6 @@ package netlink
 import (
 	"fmt"
 	"net"
-	"path/filepath"
 
 	vnl "github.com/vishvananda/netlink"
 )
@@ -33,15 +32,4 @@ func InterfaceByName(name string) (Interface, error) {
 		return Interface{}, fmt.Errorf("interface %q has no Ethernet address", name)
 	}
 	return ifc, nil
-}
-
-// rxQueues counts the RX queues in use. Netlink's IFLA_NUM_RX_QUEUES is how
-// many were allocated (veth allocates one per possible CPU but uses one);
-// AF_XDP only binds to queues below the real count, which sysfs lists.
-func rxQueues(name string, allocated int) int {
-	m, err := filepath.Glob(filepath.Join("/sys/class/net", name, "queues", "rx-*"))
-	if err != nil || len(m) == 0 {
-		return max(allocated, 1)
-	}
-	return len(m)
 }

@@ -54,22 +54,25 @@ func NewNeighbours(log *zap.Logger) *Neighbours {
 	return &Neighbours{log: log.Named("neigh"), managed: map[neighKey]bool{}}
 }
 
-// Lookup returns the MAC of ip on ifindex if the kernel knows it; if not, it
-// starts resolution and returns ok=false.
-func (n *Neighbours) Lookup(ifindex int, ip netip.Addr) (mac net.HardwareAddr, ok bool, err error) {
+// Table returns the usable (resolved) neighbour entries of ifindex, from
+// one netlink dump.
+func (n *Neighbours) Table(ifindex int) (map[netip.Addr]net.HardwareAddr, error) {
 	list, err := vnl.NeighList(ifindex, unix.AF_INET)
 	if err != nil {
-		return nil, false, fmt.Errorf("list neighbours on ifindex %d: %w", ifindex, err)
+		return nil, fmt.Errorf("list neighbours on ifindex %d: %w", ifindex, err)
 	}
+	t := make(map[netip.Addr]net.HardwareAddr, len(list))
 	for _, e := range list {
-		if a, _ := netip.AddrFromSlice(e.IP); a.Unmap() == ip && e.State&usable != 0 && len(e.HardwareAddr) == 6 {
-			return e.HardwareAddr, true, nil
+		if a, ok := netip.AddrFromSlice(e.IP); ok && e.State&usable != 0 && len(e.HardwareAddr) == 6 {
+			t[a.Unmap()] = e.HardwareAddr
 		}
 	}
-	return nil, false, n.request(ifindex, ip)
+	return t, nil
 }
 
-func (n *Neighbours) request(ifindex int, ip netip.Addr) error {
+// Request asks the kernel to resolve ip on ifindex and keep it resolved
+// (once per address; later calls do nothing).
+func (n *Neighbours) Request(ifindex int, ip netip.Addr) error {
 	k := neighKey{ifindex, ip}
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -3,6 +3,8 @@ package testenv
 import (
 	"fmt"
 	"net/netip"
+
+	"github.com/scmlb-xsk/scmlb-xsk/control/netlink"
 )
 
 // Topology selects how the load balancer is wired.
@@ -127,7 +129,7 @@ func Veth(a *NS, aName string, b *NS, bName string) error {
 // checksum field holds only the pseudo-header sum; AF_XDP sees those raw
 // bytes and cannot know. Real NICs deliver complete checksums from the wire.
 func TxChecksumOff(ns *NS, ifname string) error {
-	return txOffloadOff(ns, ifname)
+	return ns.Do(func() error { return netlink.DisableTxOffload(ifname) })
 }
 
 func (n *NS) ipAll(cmds [][]string) error {

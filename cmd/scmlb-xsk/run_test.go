@@ -1,0 +1,45 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestRunRejectsBadInput runs the real binary: bad flags must fail before
+// touching any interface, with a message naming the problem.
+func TestRunRejectsBadInput(t *testing.T) {
+	bin := t.TempDir() + "/scmlb-xsk"
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v %s", err, out)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run"}, `Required flag "upstream" not set`},
+		{[]string{"run", "--upstream", "lo", "--vip", "10.0.0.1:80/tcp"}, "--vip needs at least one --backend"},
+		{[]string{"run", "--upstream", "lo", "--vip", "10.0.0.1/tcp", "--backend", "10.0.2.1"}, "want IPv4:PORT/PROTO"},
+		{[]string{"run", "--upstream", "lo", "--vip", "10.0.0.1:80/sctp", "--backend", "10.0.2.1"}, "want tcp or udp"},
+		{[]string{"run", "--upstream", "lo", "--vip", "10.0.0.1:80", "--backend", "10.0.2.1@x"}, "weight must be a positive integer"},
+		{[]string{"run", "--upstream", "lo", "--service", "tcp/10.0.0.1:80=10.0.2.1,10.0.2.1"}, "given twice"},
+		{[]string{"run", "--upstream", "lo", "--service", "tcp/10.0.0.1:80=10.0.2.1", "--xdp-mode", "hw"}, "want native or generic"},
+		{[]string{"run", "--upstream", "lo", "--service", "tcp/10.0.0.1:80=10.0.2.1", "--cpus", "a"}, "comma list"},
+		{[]string{"run", "--upstream", "no-such-if0", "--service", "tcp/10.0.0.1:80=10.0.2.1"}, `interface "no-such-if0"`},
+	} {
+		var stderr bytes.Buffer
+		cmd := exec.Command(bin, c.args...)
+		cmd.Stderr = &stderr
+		cmd.Env = append(os.Environ(), "NO_COLOR=1")
+		err := cmd.Run()
+		if err == nil {
+			t.Errorf("%v: succeeded", c.args)
+			continue
+		}
+		if !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("%v: stderr %q, want %q", c.args, stderr.String(), c.want)
+		}
+	}
+}

@@ -1,0 +1,81 @@
+package netlink
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// ethtool commands (linux/ethtool.h).
+const (
+	ethtoolGCHANNELS = 0x3c
+	ethtoolSTXCSUM   = 0x17 // TX checksum offload
+	ethtoolSTSO      = 0x1f // TCP segmentation offload, which needs TX checksums
+)
+
+type ethtoolChannels struct {
+	cmd                                         uint32
+	maxRx, maxTx, maxOther, maxCombined         uint32
+	rxCount, txCount, otherCount, combinedCount uint32
+}
+
+type ethtoolValue struct {
+	cmd  uint32
+	data uint32
+}
+
+type ifreqData struct {
+	name [unix.IFNAMSIZ]byte
+	data unsafe.Pointer
+	_    [16]byte // ifreq union padding
+}
+
+// ethtool runs one SIOCETHTOOL command on ifname in the calling thread's
+// network namespace; data starts with the command number.
+func ethtool(ifname string, data unsafe.Pointer) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("ethtool socket: %w", err)
+	}
+	defer unix.Close(fd)
+	var req ifreqData
+	copy(req.name[:], ifname)
+	req.data = data
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&req))); errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// rxQueues counts the RX queues in use. Netlink's IFLA_NUM_RX_QUEUES is how
+// many were allocated (veth allocates one per possible CPU but uses one),
+// and AF_XDP binds only below the real count. ETHTOOL_GCHANNELS gives it
+// (combined + rx-only channels); drivers without it fall back to sysfs,
+// which is right when sysfs belongs to the current namespace.
+func rxQueues(name string, allocated int) int {
+	ch := ethtoolChannels{cmd: ethtoolGCHANNELS}
+	if err := ethtool(name, unsafe.Pointer(&ch)); err == nil && ch.combinedCount+ch.rxCount > 0 {
+		return int(ch.combinedCount + ch.rxCount)
+	}
+	if m, _ := filepath.Glob(filepath.Join("/sys/class/net", name, "queues", "rx-*")); len(m) > 0 {
+		return len(m)
+	}
+	return max(allocated, 1)
+}
+
+// DisableTxOffload is `ethtool -K ifname tx off` (TX checksum offload and
+// TSO). Packets a local stack sends over veth otherwise carry only a partial
+// checksum, which AF_XDP cannot tell apart from a complete one.
+func DisableTxOffload(ifname string) error {
+	var errs []error
+	for _, cmd := range []uint32{ethtoolSTSO, ethtoolSTXCSUM} {
+		v := ethtoolValue{cmd: cmd}
+		if err := ethtool(ifname, unsafe.Pointer(&v)); err != nil {
+			errs = append(errs, fmt.Errorf("ethtool command %#x on %s: %w", cmd, ifname, err))
+		}
+	}
+	return errors.Join(errs...)
+}
