@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scmlb-xsk/scmlb-xsk/control/netlink"
 	"github.com/scmlb-xsk/scmlb-xsk/internal/testenv"
 )
 
@@ -63,17 +62,8 @@ func stopAndCheckDetached(t *testing.T, lab *testenv.Lab, d *testenv.Daemon) {
 		t.Errorf("daemon did not report detaching:\n%s", d.Output())
 	}
 	for _, name := range []string{lab.UpstreamIf, lab.BackendIf} {
-		var ifc netlink.Interface
-		err := lab.LB.Do(func() error {
-			var err error
-			ifc, err = netlink.InterfaceByName(name)
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ifc.XDPProgID != 0 {
-			t.Errorf("XDP program %d still attached to %s after exit", ifc.XDPProgID, name)
+		if id := xdpProgID(t, lab, name); id != 0 {
+			t.Errorf("XDP program %d still attached to %s after exit", id, name)
 		}
 	}
 }

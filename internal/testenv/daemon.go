@@ -75,6 +75,12 @@ func (d *Daemon) Stop(timeout time.Duration) error {
 	}
 }
 
+// Kill sends SIGKILL and waits for the process to end.
+func (d *Daemon) Kill() {
+	d.cmd.Process.Kill()
+	<-d.done
+}
+
 // Exited reports whether the process has ended, and how.
 func (d *Daemon) Exited() (bool, error) {
 	select {

@@ -1,0 +1,126 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scmlb-xsk/scmlb-xsk/bpf"
+	"github.com/scmlb-xsk/scmlb-xsk/control/netlink"
+	"github.com/scmlb-xsk/scmlb-xsk/internal/testenv"
+)
+
+// TestHostTrafficPasses: while the LB runs, a TCP service on the LB host's
+// own address still answers (XDP_PASS to the kernel).
+func TestHostTrafficPasses(t *testing.T) {
+	lab, d := startLab(t, testenv.TwoArm)
+	var l net.Listener
+	if err := lab.LB.Do(func() error {
+		var err error
+		l, err = net.Listen("tcp4", "10.0.1.1:2222")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("host"))
+			c.Close()
+		}
+	}()
+	conn, err := lab.Client.DialContext(context.Background(), "tcp4", "10.0.1.1:2222")
+	if err != nil {
+		t.Fatalf("host service unreachable while the LB runs: %v", err)
+	}
+	buf := make([]byte, 8)
+	conn.SetDeadline(time.Now().Add(2 * time.Second))
+	n, _ := conn.Read(buf)
+	conn.Close()
+	if string(buf[:n]) != "host" {
+		t.Fatalf("host service answered %q", buf[:n])
+	}
+	stopAndCheckDetached(t, lab, d)
+}
+
+// TestKilledDaemonLeavesNoXDP: the program is attached through a bpf_link,
+// so even SIGKILL leaves the interfaces clean.
+func TestKilledDaemonLeavesNoXDP(t *testing.T) {
+	lab, d := startLab(t, testenv.TwoArm)
+	if id := xdpProgID(t, lab, lab.UpstreamIf); id == 0 {
+		t.Fatal("no XDP program attached while running")
+	}
+	d.Kill()
+	err := testenv.WaitFor(5*time.Second, func() error {
+		for _, name := range []string{lab.UpstreamIf, lab.BackendIf} {
+			if id := xdpProgID(t, lab, name); id != 0 {
+				return fmt.Errorf("%s still has XDP program %d", name, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRefusesForeignXDP: an XDP program someone else attached is not
+// silently replaced; the daemon exits with an error naming it.
+func TestRefusesForeignXDP(t *testing.T) {
+	testenv.RequireRoot(t)
+	lab, err := testenv.NewLab(t, testenv.TwoArm, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := bpf.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prog.Close()
+	if err := lab.LB.Do(func() error {
+		ifc, err := netlink.InterfaceByName(lab.UpstreamIf)
+		if err != nil {
+			return err
+		}
+		return prog.Attach(ifc.Index, bpf.Native)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := testenv.StartDaemon(t, lab.LB, daemonBin, "run", "--upstream", lab.UpstreamIf, "--backend-if", lab.BackendIf,
+		"--vip", lab.VIP.String()+":80", "--backend", lab.BackendAddrs[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.WaitFor(10*time.Second, func() error {
+		if done, _ := d.Exited(); !done {
+			return errors.New("daemon still running")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Exited(); err == nil || !strings.Contains(d.Output(), "already has XDP program") {
+		t.Fatalf("exit %v, output:\n%s", err, d.Output())
+	}
+}
+
+func xdpProgID(t *testing.T, lab *testenv.Lab, name string) uint32 {
+	t.Helper()
+	var ifc netlink.Interface
+	if err := lab.LB.Do(func() error {
+		var err error
+		ifc, err = netlink.InterfaceByName(name)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return ifc.XDPProgID
+}
