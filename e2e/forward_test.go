@@ -5,18 +5,20 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/scmlb-xsk/scmlb-xsk/internal/testenv"
 )
 
-func TestTwoArm(t *testing.T) { forwardScenario(t, testenv.TwoArm) }
+func TestTwoArm(t *testing.T) { forwardScenario(t, testenv.TwoArm, syscall.SIGTERM) }
 
-func TestOneArm(t *testing.T) { forwardScenario(t, testenv.OneArm) }
+func TestOneArm(t *testing.T) { forwardScenario(t, testenv.OneArm, syscall.SIGINT) }
 
 func TestGenericMode(t *testing.T) {
 	lab, d := startLab(t, testenv.TwoArm, "--xdp-mode", "generic")
@@ -24,7 +26,7 @@ func TestGenericMode(t *testing.T) {
 	stopAndCheckDetached(t, lab, d)
 }
 
-func forwardScenario(t *testing.T, topo testenv.Topology) {
+func forwardScenario(t *testing.T, topo testenv.Topology, stop os.Signal) {
 	lab, d := startLab(t, topo)
 	// The kernel of the lb namespace cannot be what forwards: it does not
 	// route, and the VIP is configured nowhere.
@@ -75,7 +77,7 @@ func forwardScenario(t *testing.T, topo testenv.Topology) {
 			conn.Close()
 		}
 	})
-	stopAndCheckDetached(t, lab, d)
+	stopWithAndCheckDetached(t, lab, d, stop)
 	// 100 HTTP + 40 UDP + 10 mapped TCP flows, plus readiness probes.
 	if n := statValue(t, d.Output(), "new_flows"); n < 150 {
 		t.Fatalf("daemon tracked %d new flows, want >= 150", n)

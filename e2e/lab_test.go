@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"syscall"
 	"strings"
 	"testing"
 	"time"
@@ -51,11 +53,16 @@ func startLab(t *testing.T, topo testenv.Topology, extra ...string) (*testenv.La
 	return lab, d
 }
 
-// stopAndCheckDetached stops the daemon and checks that no XDP program is
-// left on the load balancer's interfaces.
+// stopAndCheckDetached stops the daemon with SIGTERM and checks that no XDP
+// program is left on the load balancer's interfaces.
 func stopAndCheckDetached(t *testing.T, lab *testenv.Lab, d *testenv.Daemon) {
 	t.Helper()
-	if err := d.Stop(10 * time.Second); err != nil {
+	stopWithAndCheckDetached(t, lab, d, syscall.SIGTERM)
+}
+
+func stopWithAndCheckDetached(t *testing.T, lab *testenv.Lab, d *testenv.Daemon, sig os.Signal) {
+	t.Helper()
+	if err := d.Stop(sig, 10*time.Second); err != nil {
 		t.Fatalf("daemon exit: %v", err)
 	}
 	if !strings.Contains(d.Output(), "xdp detached") {

@@ -121,7 +121,7 @@ func run(td *testenv.Teardown, bin, mode string) error {
 	}
 	printCounts("TCP "+vip+":3307 -> backends :3306 (port mapping), 10 echo sessions", tcpCounts)
 
-	if err := d.Stop(10 * time.Second); err != nil {
+	if err := d.Stop(syscall.SIGTERM, 10*time.Second); err != nil {
 		return fmt.Errorf("daemon exit: %w\n%s", err, d.Output())
 	}
 	out := d.Output()

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -62,16 +61,16 @@ func StartDaemon(c Cleaner, ns *NS, bin string, args ...string) (*Daemon, error)
 	return d, nil
 }
 
-// Stop sends SIGTERM and waits up to timeout for a clean exit.
-func (d *Daemon) Stop(timeout time.Duration) error {
-	d.cmd.Process.Signal(syscall.SIGTERM)
+// Stop sends sig (SIGTERM or SIGINT) and waits up to timeout for a clean exit.
+func (d *Daemon) Stop(sig os.Signal, timeout time.Duration) error {
+	d.cmd.Process.Signal(sig)
 	select {
 	case <-d.done:
 		return d.err
 	case <-time.After(timeout):
 		d.cmd.Process.Kill()
 		<-d.done
-		return fmt.Errorf("daemon did not exit within %s after SIGTERM", timeout)
+		return fmt.Errorf("daemon did not exit within %s after %v", timeout, sig)
 	}
 }
 
