@@ -3,8 +3,8 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"syscall"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
