@@ -38,19 +38,8 @@ func fixtureServices() (svcs, backends map[bpf.Endpoint]uint32) {
 // queue 0 (the XSKMAP only takes bound sockets), in a throwaway namespace.
 func loadWithSocket(t *testing.T) *bpf.Program {
 	testenv.RequireRoot(t)
-	p := testenv.UniquePrefix()
-	a, err := testenv.NewNS(t, p+"-a")
+	a, _, err := testenv.NewVethPair(t, testenv.Endpoint{If: "v0"}, testenv.Endpoint{If: "v1"})
 	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := testenv.NewNS(t, p+"-b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := testenv.Veth(a, "v0", b, "v1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.IP("link", "set", "v0", "up"); err != nil {
 		t.Fatal(err)
 	}
 	prog, err := bpf.Load()

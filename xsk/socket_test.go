@@ -19,27 +19,9 @@ import (
 // transmits a crafted frame back and reads it with a UDP socket in the peer.
 func TestReceiveAndTransmit(t *testing.T) {
 	testenv.RequireRoot(t)
-	p := testenv.UniquePrefix()
-	a, err := testenv.NewNS(t, p+"-a")
+	a, b, err := testenv.NewVethPair(t, testenv.Endpoint{If: "v0", CIDR: "10.9.0.1/24"}, testenv.Endpoint{If: "v1", CIDR: "10.9.0.2/24"})
 	if err != nil {
 		t.Fatal(err)
-	}
-	b, err := testenv.NewNS(t, p+"-b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := testenv.Veth(a, "v0", b, "v1"); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range [][]string{{"addr", "add", "10.9.0.1/24", "dev", "v0"}, {"link", "set", "v0", "up"}} {
-		if _, err := a.IP(c...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, c := range [][]string{{"addr", "add", "10.9.0.2/24", "dev", "v1"}, {"link", "set", "v1", "up"}} {
-		if _, err := b.IP(c...); err != nil {
-			t.Fatal(err)
-		}
 	}
 	if err := testenv.TxChecksumOff(b, "v1"); err != nil {
 		t.Fatal(err)

@@ -15,27 +15,12 @@ import (
 
 func TestNextHopAndManagedNeighbour(t *testing.T) {
 	testenv.RequireRoot(t)
-	p := testenv.UniquePrefix()
-	a, err := testenv.NewNS(t, p+"-a")
+	a, b, err := testenv.NewVethPair(t, testenv.Endpoint{If: "v0", CIDR: "10.8.0.1/24"}, testenv.Endpoint{If: "v1", CIDR: "10.8.0.2/24"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := testenv.NewNS(t, p+"-b")
-	if err != nil {
+	if _, err := a.IP("route", "add", "10.9.0.0/16", "via", "10.8.0.2"); err != nil {
 		t.Fatal(err)
-	}
-	if err := testenv.Veth(a, "v0", b, "v1"); err != nil {
-		t.Fatal(err)
-	}
-	for ns, cmds := range map[*testenv.NS][][]string{
-		a: {{"addr", "add", "10.8.0.1/24", "dev", "v0"}, {"link", "set", "v0", "up"}, {"route", "add", "10.9.0.0/16", "via", "10.8.0.2"}},
-		b: {{"addr", "add", "10.8.0.2/24", "dev", "v1"}, {"link", "set", "v1", "up"}},
-	} {
-		for _, c := range cmds {
-			if _, err := ns.IP(c...); err != nil {
-				t.Fatal(err)
-			}
-		}
 	}
 	var peerMAC net.HardwareAddr
 	b.Do(func() error {

@@ -69,33 +69,29 @@ type Hit struct {
 
 // Forward looks up a client->VIP packet, updating state and counters.
 func (t *Table) Forward(fwd packet.Tuple, flags uint8, bytes int, now int64) (Hit, bool) {
-	s := t.shardOf(fwd.Src, fwd.SrcPort, fwd.Proto)
-	h := fwd.Hash(t.seed)
-	s.mu.Lock()
-	i := s.fwd.find(s, h, fwd, false)
-	if i < 0 {
-		s.mu.Unlock()
-		return Hit{}, false
-	}
-	e := &s.entries[i]
-	e.touch(flags, bytes, now, false)
-	hit := Hit{Backend: e.Backend, ClientMAC: e.ClientMAC, Fwd: e.Fwd, Rev: e.Rev}
-	s.mu.Unlock()
-	return hit, true
+	return t.lookup(fwd.Src, fwd.SrcPort, fwd, flags, bytes, now, false)
 }
 
 // Reply looks up a backend->client packet.
 func (t *Table) Reply(rev packet.Tuple, flags uint8, bytes int, now int64) (Hit, bool) {
-	s := t.shardOf(rev.Dst, rev.DstPort, rev.Proto)
-	h := rev.Hash(t.seed)
+	return t.lookup(rev.Dst, rev.DstPort, rev, flags, bytes, now, true)
+}
+
+func (t *Table) lookup(client packet.Addr, port uint16, tup packet.Tuple, flags uint8, bytes int, now int64, reply bool) (Hit, bool) {
+	s := t.shardOf(client, port, tup.Proto)
+	idx := &s.fwd
+	if reply {
+		idx = &s.rev
+	}
+	h := tup.Hash(t.seed)
 	s.mu.Lock()
-	i := s.rev.find(s, h, rev, true)
+	i := idx.find(s, h, tup, reply)
 	if i < 0 {
 		s.mu.Unlock()
 		return Hit{}, false
 	}
 	e := &s.entries[i]
-	e.touch(flags, bytes, now, true)
+	e.touch(flags, bytes, now, reply)
 	hit := Hit{Backend: e.Backend, ClientMAC: e.ClientMAC, Fwd: e.Fwd, Rev: e.Rev}
 	s.mu.Unlock()
 	return hit, true

@@ -101,3 +101,39 @@ func run(name string, args ...string) (string, error) {
 	}
 	return string(out), nil
 }
+
+// Endpoint is one end of a veth pair: interface name and optional address.
+type Endpoint struct {
+	If   string
+	CIDR string // e.g. "10.9.0.1/24"; empty: no address
+}
+
+// NewVethPair makes two namespaces joined by a veth pair whose ends are up.
+func NewVethPair(c Cleaner, a, b Endpoint) (*NS, *NS, error) {
+	p := UniquePrefix()
+	nsA, err := NewNS(c, p+"-a")
+	if err != nil {
+		return nil, nil, err
+	}
+	nsB, err := NewNS(c, p+"-b")
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := Veth(nsA, a.If, nsB, b.If); err != nil {
+		return nil, nil, err
+	}
+	for _, e := range []struct {
+		ns *NS
+		ep Endpoint
+	}{{nsA, a}, {nsB, b}} {
+		if e.ep.CIDR != "" {
+			if _, err := e.ns.IP("addr", "add", e.ep.CIDR, "dev", e.ep.If); err != nil {
+				return nil, nil, err
+			}
+		}
+		if _, err := e.ns.IP("link", "set", e.ep.If, "up"); err != nil {
+			return nil, nil, err
+		}
+	}
+	return nsA, nsB, nil
+}
