@@ -138,3 +138,23 @@ func TestDecodeRewriteAllocs(t *testing.T) {
 		t.Fatalf("decode+rewrite allocates %v per packet", n)
 	}
 }
+
+// TestHashSpread: flows differing only in the client port must spread
+// evenly over the low bits, which conntrack uses as an index.
+func TestHashSpread(t *testing.T) {
+	const buckets = 64
+	var n [buckets]int
+	base := Tuple{Src: Addr{10, 0, 1, 2}, Dst: Addr{10, 0, 100, 1}, DstPort: 80, Proto: ProtoTCP}
+	for p := 0; p < 64000; p++ {
+		base.SrcPort = uint16(p)
+		n[base.Hash(7)%buckets]++
+	}
+	for i, c := range n {
+		if c < 850 || c > 1150 {
+			t.Fatalf("bucket %d has %d of 64000 (want ~1000)", i, c)
+		}
+	}
+	if base.Hash(1) == base.Hash(2) {
+		t.Fatal("seed does not change the hash")
+	}
+}

@@ -1,6 +1,7 @@
 package packet
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 )
@@ -17,25 +18,20 @@ func (t Tuple) Reverse() Tuple {
 	return Tuple{Src: t.Dst, Dst: t.Src, SrcPort: t.DstPort, DstPort: t.SrcPort, Proto: t.Proto}
 }
 
-// Hash is a fast, seeded, allocation-free hash of t (FNV-1a over the fields,
-// then a murmur3 finalizer to spread the low bits).
+// Hash is a fast, seeded, allocation-free hash of t: the tuple packed into
+// two words, each folded in with the splitmix64 finalizer. Its low bits are
+// well spread (conntrack masks them; Maglev takes it modulo a prime).
 func (t Tuple) Hash(seed uint64) uint64 {
-	h := seed ^ 0xcbf29ce484222325
-	for _, b := range t.Src {
-		h = (h ^ uint64(b)) * 0x100000001b3
-	}
-	for _, b := range t.Dst {
-		h = (h ^ uint64(b)) * 0x100000001b3
-	}
-	h = (h ^ uint64(t.SrcPort)) * 0x100000001b3
-	h = (h ^ uint64(t.DstPort)) * 0x100000001b3
-	h = (h ^ uint64(t.Proto)) * 0x100000001b3
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
+	a := uint64(binary.BigEndian.Uint32(t.Src[:]))<<32 | uint64(binary.BigEndian.Uint32(t.Dst[:]))
+	b := uint64(t.SrcPort)<<32 | uint64(t.DstPort)<<16 | uint64(t.Proto)
+	return mix(mix(a^seed) ^ b)
+}
+
+func mix(h uint64) uint64 {
+	h += 0x9e3779b97f4a7c15
+	h = (h ^ h>>30) * 0xbf58476d1ce4e5b9
+	h = (h ^ h>>27) * 0x94d049bb133111eb
+	return h ^ h>>31
 }
 
 func (t Tuple) String() string {
