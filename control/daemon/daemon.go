@@ -50,8 +50,7 @@ func Run(ctx context.Context, o Options, log *zap.Logger) (err error) {
 }
 
 func (d *Daemon) start() error {
-	o := d.opts
-	svcs, err := config.Resolve(o.Services)
+	svcs, err := config.Resolve(d.opts.Services)
 	if err != nil {
 		return err
 	}
@@ -59,18 +58,52 @@ func (d *Daemon) start() error {
 		return errors.New("no services: give --vip and --backend, or --service")
 	}
 	d.services = svcs
-	if d.up, err = netlink.InterfaceByName(o.Upstream); err != nil {
+	if err := d.findInterfaces(); err != nil {
 		return err
-	}
-	d.down, d.oneArm = d.up, o.BackendIf == "" || o.BackendIf == o.Upstream
-	if !d.oneArm {
-		if d.down, err = netlink.InterfaceByName(o.BackendIf); err != nil {
-			return err
-		}
 	}
 	queues, err := d.queueCount()
 	if err != nil {
 		return err
+	}
+	if d.prog, err = bpf.Load(); err != nil {
+		return err
+	}
+	d.neigh = netlink.NewNeighbours(d.log)
+	d.eng = dataplane.NewEngine(conntrack.New(d.opts.ConntrackSize, conntrack.DefaultTimeouts), d.log)
+	if err := d.reconfig(); err != nil {
+		return err
+	}
+	if err := d.startWorkers(queues); err != nil {
+		return err
+	}
+	// Attach last: by now every queue has a registered socket and a running
+	// worker, so no steered packet meets an empty XSKMAP slot.
+	for _, ifc := range d.interfaces() {
+		if err := d.prog.Attach(ifc.Index, d.opts.Mode); err != nil {
+			if d.opts.Mode == bpf.Native {
+				return fmt.Errorf("%w (the driver may lack native XDP: try --xdp-mode generic)", err)
+			}
+			return err
+		}
+		d.log.Info("xdp attached", zap.String("if", ifc.Name), zap.Stringer("mode", d.opts.Mode))
+	}
+	d.log.Info("load balancer running", zap.String("upstream", d.up.Name), zap.String("backend_if", d.down.Name),
+		zap.Bool("one_arm", d.oneArm), zap.Int("queues", queues), zap.Int("services", len(svcs)))
+	return nil
+}
+
+// findInterfaces looks up the NICs and refuses ones that already carry an
+// XDP program: replacing someone else's program silently is not ours to do.
+func (d *Daemon) findInterfaces() error {
+	var err error
+	if d.up, err = netlink.InterfaceByName(d.opts.Upstream); err != nil {
+		return err
+	}
+	d.down, d.oneArm = d.up, d.opts.BackendIf == "" || d.opts.BackendIf == d.opts.Upstream
+	if !d.oneArm {
+		if d.down, err = netlink.InterfaceByName(d.opts.BackendIf); err != nil {
+			return err
+		}
 	}
 	for _, ifc := range d.interfaces() {
 		if ifc.XDPProgID != 0 {
@@ -78,29 +111,19 @@ func (d *Daemon) start() error {
 				ifc.Name, ifc.XDPProgID, ifc.Name)
 		}
 	}
+	return nil
+}
 
-	if d.prog, err = bpf.Load(); err != nil {
-		return err
-	}
-	d.neigh = netlink.NewNeighbours(d.log)
-	d.eng = dataplane.NewEngine(conntrack.New(o.ConntrackSize, conntrack.DefaultTimeouts), d.log)
-	if err := d.reconfig(); err != nil {
-		return err
-	}
+// startWorkers opens and registers one socket per queue and interface and
+// starts a worker per queue index.
+func (d *Daemon) startWorkers(queues int) error {
 	for slot, ifc := range d.interfaces() {
 		if err := d.prog.SetInterfaceSlot(ifc.Index, slot); err != nil {
 			return err
 		}
-		if err := d.prog.Attach(ifc.Index, o.Mode); err != nil {
-			if o.Mode == bpf.Native {
-				return fmt.Errorf("%w (the driver may lack native XDP: try --xdp-mode generic)", err)
-			}
-			return err
-		}
-		d.log.Info("xdp attached", zap.String("if", ifc.Name), zap.Stringer("mode", o.Mode))
 	}
-	xo := o.XSK
-	xo.Copy = xo.Copy || o.Mode == bpf.Generic
+	xo := d.opts.XSK
+	xo.Copy = xo.Copy || d.opts.Mode == bpf.Generic
 	for q := 0; q < queues; q++ {
 		up, err := d.openSocket(0, d.up, q, xo)
 		if err != nil {
@@ -113,8 +136,8 @@ func (d *Daemon) start() error {
 			}
 		}
 		cpu := -1
-		if len(o.CPUs) > 0 {
-			cpu = o.CPUs[q%len(o.CPUs)]
+		if cpus := d.opts.CPUs; len(cpus) > 0 {
+			cpu = cpus[q%len(cpus)]
 		}
 		w := d.eng.NewWorker(q, up, down, cpu)
 		d.workers = append(d.workers, w)
@@ -127,8 +150,6 @@ func (d *Daemon) start() error {
 			}
 		}()
 	}
-	d.log.Info("load balancer running", zap.String("upstream", d.up.Name), zap.String("backend_if", d.down.Name),
-		zap.Bool("one_arm", d.oneArm), zap.Int("queues", queues), zap.Int("services", len(svcs)))
 	return nil
 }
 
