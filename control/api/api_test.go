@@ -1,0 +1,138 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/scmlb-xsk/scmlb-xsk/control/config"
+)
+
+type fake struct {
+	svcs    []Service
+	drained []uint32
+}
+
+func (f *fake) Services() []Service { return f.svcs }
+func (f *fake) AddService(r AddServiceRequest) (Service, error) {
+	if r.Proto != "tcp" {
+		return Service{}, fmt.Errorf("%w: protocol %q", config.ErrInvalid, r.Proto)
+	}
+	s := Service{ID: 1, VIP: r.VIP, Proto: r.Proto}
+	f.svcs = append(f.svcs, s)
+	return s, nil
+}
+func (f *fake) DeleteService(id uint32, force bool) error {
+	if !force {
+		return fmt.Errorf("%w: not drained", config.ErrConflict)
+	}
+	return nil
+}
+func (f *fake) AddBackend(r AddBackendRequest) (Backend, error) {
+	return Backend{}, fmt.Errorf("%w: service %d", config.ErrNotFound, r.ServiceID)
+}
+func (f *fake) DrainBackend(id uint32) error { f.drained = append(f.drained, id); return nil }
+func (f *fake) DeleteBackend(id uint32) error {
+	return fmt.Errorf("%w: backend %d is not drained", config.ErrConflict, id)
+}
+func (f *fake) Conntrack() []Flow     { return []Flow{{Proto: "tcp", Client: "10.0.1.2:1"}} }
+func (f *fake) Stats() (Stats, error) { return Stats{Drops: map[string]uint64{"no_flow": 3}}, nil }
+
+func serve(t *testing.T, c Controller) (*Client, string) {
+	path := filepath.Join(t.TempDir(), "run", "api.sock")
+	l, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- Serve(ctx, l, NewHandler(c, zap.NewNop())) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return NewClient(path), path
+}
+
+func TestClientServer(t *testing.T) {
+	f := &fake{}
+	c, path := serve(t, f)
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+	s, err := c.AddService("10.0.100.1:80", "tcp")
+	if err != nil || s.ID != 1 {
+		t.Fatalf("AddService %+v %v", s, err)
+	}
+	if svcs, err := c.Services(); err != nil || len(svcs) != 1 || svcs[0].VIP != "10.0.100.1:80" {
+		t.Fatalf("Services %+v %v", svcs, err)
+	}
+	if err := c.DrainBackend(7); err != nil || len(f.drained) != 1 || f.drained[0] != 7 {
+		t.Fatalf("drain: %v %v", err, f.drained)
+	}
+	if fl, err := c.Conntrack(); err != nil || len(fl) != 1 {
+		t.Fatalf("conntrack %v %v", fl, err)
+	}
+	if st, err := c.Stats(); err != nil || st.Drops["no_flow"] != 3 {
+		t.Fatalf("stats %+v %v", st, err)
+	}
+	// Errors reach the client with the daemon's words.
+	for _, e := range []struct {
+		err  error
+		want string
+	}{
+		{func() error { _, err := c.AddService("x", "sctp"); return err }(), `protocol "sctp"`},
+		{c.DeleteService(1, false), "not drained"},
+		{func() error { _, err := c.AddBackend(9, "10.0.2.1", 1); return err }(), "service 9"},
+		{c.DeleteBackend(3), "backend 3 is not drained"},
+	} {
+		if e.err == nil || !strings.Contains(e.err.Error(), e.want) {
+			t.Errorf("error %v, want %q", e.err, e.want)
+		}
+	}
+	if err := c.DeleteService(1, true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStatusCodes(t *testing.T) {
+	for err, want := range map[error]int{
+		fmt.Errorf("x: %w", config.ErrNotFound): 404, config.ErrExists: 409, config.ErrConflict: 409,
+		config.ErrInvalid: 400, fmt.Errorf("disk full"): 500,
+	} {
+		if got := statusOf(err); got != want {
+			t.Errorf("%v -> %d, want %d", err, got, want)
+		}
+	}
+}
+
+func TestSocketTakeover(t *testing.T) {
+	_, path := serve(t, &fake{})
+	if _, err := Listen(path); err == nil || !strings.Contains(err.Error(), "another daemon") {
+		t.Fatalf("second listener on a live socket: %v", err)
+	}
+	stale := filepath.Join(t.TempDir(), "stale.sock")
+	l, _ := net.Listen("unix", stale)
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close() // leaves the file, as a killed daemon would
+	l2, err := Listen(stale)
+	if err != nil {
+		t.Fatalf("stale socket not replaced: %v", err)
+	}
+	l2.Close()
+}
+
+func TestUnreachableDaemon(t *testing.T) {
+	_, err := NewClient(filepath.Join(t.TempDir(), "none.sock")).Services()
+	if err == nil || !strings.Contains(err.Error(), "daemon not reachable") {
+		t.Fatalf("%v", err)
+	}
+}

@@ -1,0 +1,123 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Client talks to the daemon over its Unix socket.
+type Client struct {
+	path string
+	http *http.Client
+}
+
+// NewClient makes a client for the socket at path.
+func NewClient(path string) *Client {
+	return &Client{path: path, http: &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}},
+	}}
+}
+
+// Services lists services with their backends and counters.
+func (c *Client) Services() ([]Service, error) {
+	var out []Service
+	return out, c.do(http.MethodGet, "/v1/services", nil, &out)
+}
+
+// AddService creates a service; vip is IPv4:PORT.
+func (c *Client) AddService(vip, proto string) (Service, error) {
+	var out Service
+	return out, c.do(http.MethodPost, "/v1/services", AddServiceRequest{VIP: vip, Proto: proto}, &out)
+}
+
+// DeleteService removes a service; without force, its backends must be drained.
+func (c *Client) DeleteService(id uint32, force bool) error {
+	q := ""
+	if force {
+		q = "?force=true"
+	}
+	return c.do(http.MethodDelete, fmt.Sprintf("/v1/services/%d%s", id, q), nil, nil)
+}
+
+// Backends lists the backends of all services.
+func (c *Client) Backends() ([]Backend, error) {
+	var out []Backend
+	return out, c.do(http.MethodGet, "/v1/backends", nil, &out)
+}
+
+// AddBackend adds a backend (IPv4[:PORT]) to a service.
+func (c *Client) AddBackend(serviceID uint32, address string, weight uint32) (Backend, error) {
+	var out Backend
+	return out, c.do(http.MethodPost, "/v1/backends", AddBackendRequest{ServiceID: serviceID, Address: address, Weight: weight}, &out)
+}
+
+// DrainBackend stops new flows to a backend.
+func (c *Client) DrainBackend(id uint32) error {
+	return c.do(http.MethodPost, fmt.Sprintf("/v1/backends/%d/drain", id), nil, nil)
+}
+
+// DeleteBackend removes a drained backend.
+func (c *Client) DeleteBackend(id uint32) error {
+	return c.do(http.MethodDelete, fmt.Sprintf("/v1/backends/%d", id), nil, nil)
+}
+
+// Conntrack lists tracked flows.
+func (c *Client) Conntrack() ([]Flow, error) {
+	var out []Flow
+	return out, c.do(http.MethodGet, "/v1/conntrack", nil, &out)
+}
+
+// Stats returns all counters.
+func (c *Client) Stats() (Stats, error) {
+	var out Stats
+	return out, c.do(http.MethodGet, "/v1/stats", nil, &out)
+}
+
+func (c *Client) do(method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, "http://scmlb-xsk"+path, body)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) {
+			return fmt.Errorf("daemon not reachable at %s (is `scmlb-xsk run` running, and are you root?): %w", c.path, err)
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var e Error
+		if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}

@@ -1,0 +1,203 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/scmlb-xsk/scmlb-xsk/control/config"
+)
+
+// Controller is what the API drives; the daemon implements it. Errors
+// wrapping config.ErrNotFound, ErrExists, ErrConflict or ErrInvalid become
+// 404, 409, 409 and 400.
+type Controller interface {
+	Services() []Service
+	AddService(AddServiceRequest) (Service, error)
+	DeleteService(id uint32, force bool) error
+	AddBackend(AddBackendRequest) (Backend, error)
+	DrainBackend(id uint32) error
+	DeleteBackend(id uint32) error
+	Conntrack() []Flow
+	Stats() (Stats, error)
+}
+
+// NewHandler routes the API to c.
+func NewHandler(c Controller, log *zap.Logger) http.Handler {
+	h := &handler{c: c, log: log}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) { reply(w, c.Services(), nil) })
+	mux.HandleFunc("POST /v1/services", h.addService)
+	mux.HandleFunc("DELETE /v1/services/{id}", h.withID(func(id uint32, r *http.Request) error {
+		return c.DeleteService(id, r.URL.Query().Get("force") == "true")
+	}))
+	mux.HandleFunc("GET /v1/backends", func(w http.ResponseWriter, r *http.Request) { reply(w, backendsOf(c.Services()), nil) })
+	mux.HandleFunc("POST /v1/backends", h.addBackend)
+	mux.HandleFunc("POST /v1/backends/{id}/drain", h.withID(func(id uint32, _ *http.Request) error { return c.DrainBackend(id) }))
+	mux.HandleFunc("DELETE /v1/backends/{id}", h.withID(func(id uint32, _ *http.Request) error { return c.DeleteBackend(id) }))
+	mux.HandleFunc("GET /v1/conntrack", func(w http.ResponseWriter, r *http.Request) { reply(w, c.Conntrack(), nil) })
+	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
+		s, err := c.Stats()
+		reply(w, s, err)
+	})
+	return h.logged(mux)
+}
+
+type handler struct {
+	c   Controller
+	log *zap.Logger
+}
+
+func (h *handler) addService(w http.ResponseWriter, r *http.Request) {
+	var req AddServiceRequest
+	if err := decode(r, &req); err != nil {
+		reply(w, nil, err)
+		return
+	}
+	s, err := h.c.AddService(req)
+	replyCreated(w, s, err)
+}
+
+func (h *handler) addBackend(w http.ResponseWriter, r *http.Request) {
+	var req AddBackendRequest
+	if err := decode(r, &req); err != nil {
+		reply(w, nil, err)
+		return
+	}
+	b, err := h.c.AddBackend(req)
+	replyCreated(w, b, err)
+}
+
+func (h *handler) withID(fn func(uint32, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseUint(r.PathValue("id"), 10, 32)
+		if err != nil {
+			reply(w, nil, fmt.Errorf("%w: id %q is not a number", config.ErrInvalid, r.PathValue("id")))
+			return
+		}
+		err = fn(uint32(id), r)
+		if err == nil {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		reply(w, nil, err)
+	}
+}
+
+// logged records every change (not reads) with its outcome.
+func (h *handler) logged(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		if r.Method != http.MethodGet {
+			h.log.Info("api", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Int("status", rec.code))
+		}
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: request body: %v", config.ErrInvalid, err)
+	}
+	return nil
+}
+
+func replyCreated(w http.ResponseWriter, v any, err error) {
+	if err == nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		json.NewEncoder(w).Encode(v)
+		return
+	}
+	reply(w, nil, err)
+}
+
+func reply(w http.ResponseWriter, v any, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		w.WriteHeader(statusOf(err))
+		json.NewEncoder(w).Encode(Error{Error: err.Error()})
+		return
+	}
+	json.NewEncoder(w).Encode(v)
+}
+
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, config.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, config.ErrExists), errors.Is(err, config.ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, config.ErrInvalid):
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}
+
+func backendsOf(svcs []Service) []Backend {
+	out := []Backend{}
+	for _, s := range svcs {
+		out = append(out, s.Backends...)
+	}
+	return out
+}
+
+// Listen opens the Unix socket at path, readable and writable by root only.
+// A leftover socket file from a dead daemon is replaced; a live one is an error.
+func Listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("api socket dir: %w", err)
+	}
+	if _, err := os.Stat(path); err == nil {
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("api socket %s: another daemon is listening", path)
+		}
+		os.Remove(path)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("api socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("api socket %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// Serve answers API requests on l until ctx ends.
+func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("api: %w", err)
+	}
+	return nil
+}

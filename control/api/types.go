@@ -1,0 +1,111 @@
+package api
+
+// DefaultSocket is where the daemon listens by default.
+const DefaultSocket = "/run/scmlb-xsk/api.sock"
+
+// Service is a VIP:port/proto with its backends and counters.
+type Service struct {
+	ID          uint32    `json:"id"`
+	VIP         string    `json:"vip"`
+	Port        uint16    `json:"port"`
+	Proto       string    `json:"proto"`
+	Backends    []Backend `json:"backends"`
+	Packets     uint64    `json:"packets"`
+	Bytes       uint64    `json:"bytes"`
+	ActiveConns uint64    `json:"active_connections"`
+}
+
+// Backend is a real server of a service.
+type Backend struct {
+	ID          uint32 `json:"id"`
+	ServiceID   uint32 `json:"service_id"`
+	Address     string `json:"address"` // ip:port
+	Weight      uint32 `json:"weight"`
+	Status      string `json:"status"` // "active" or "drained"
+	MAC         string `json:"mac"`    // next hop, "" while unresolved
+	Packets     uint64 `json:"packets"`
+	Bytes       uint64 `json:"bytes"`
+	Flows       uint64 `json:"flows"` // flows ever assigned
+	ActiveConns uint64 `json:"active_connections"`
+}
+
+// AddServiceRequest creates a service.
+type AddServiceRequest struct {
+	VIP   string `json:"vip"` // IPv4:PORT
+	Proto string `json:"proto"`
+}
+
+// AddBackendRequest adds a backend to a service.
+type AddBackendRequest struct {
+	ServiceID uint32 `json:"service_id"`
+	Address   string `json:"address"` // IPv4[:PORT]; port defaults to the service's
+	Weight    uint32 `json:"weight"`  // 0 means 1
+}
+
+// Flow is one conntrack entry.
+type Flow struct {
+	Proto       string  `json:"proto"`
+	Client      string  `json:"client"`
+	VIP         string  `json:"vip"`
+	Backend     string  `json:"backend"`
+	BackendID   uint32  `json:"backend_id"`
+	State       string  `json:"state"`
+	IdleSeconds float64 `json:"idle_seconds"`
+	Packets     uint64  `json:"packets"`
+	Bytes       uint64  `json:"bytes"`
+}
+
+// Counter is packets and bytes.
+type Counter struct {
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// Stats is everything `stat` shows.
+type Stats struct {
+	Protocols   map[string]Counter `json:"protocols"`    // XDP per-protocol counters
+	XDPVerdicts map[string]Counter `json:"xdp_verdicts"` // pass, steer_service, ...
+	Dataplane   DataplaneStats     `json:"dataplane"`
+	Drops       map[string]uint64  `json:"drops"` // worker drops by reason
+	Conntrack   ConntrackStats     `json:"conntrack"`
+	Services    []Service          `json:"services"`
+	Sockets     []SocketStats      `json:"sockets"`
+}
+
+// DataplaneStats are the workers' packet counts.
+type DataplaneStats struct {
+	RxPackets uint64 `json:"rx_packets"`
+	Forwarded uint64 `json:"forwarded"`
+	Replied   uint64 `json:"replied"`
+	NewFlows  uint64 `json:"new_flows"`
+}
+
+// ConntrackStats are the flow table's size and events.
+type ConntrackStats struct {
+	Entries    int    `json:"entries"`
+	Capacity   int    `json:"capacity"`
+	Inserts    uint64 `json:"inserts"`
+	Evictions  uint64 `json:"evictions"`
+	Expired    uint64 `json:"expired"`
+	Collisions uint64 `json:"collisions"`
+}
+
+// SocketStats are one AF_XDP socket's ring counters.
+type SocketStats struct {
+	Interface     string `json:"interface"`
+	Queue         int    `json:"queue"`
+	RxPackets     uint64 `json:"rx_packets"`
+	TxPackets     uint64 `json:"tx_packets"`
+	TxRingFull    uint64 `json:"tx_ring_full"`
+	NoFreeFrame   uint64 `json:"no_free_frame"`
+	KickErrors    uint64 `json:"kick_errors"`
+	RxDropped     uint64 `json:"rx_dropped"`      // kernel: no room in the RX ring or UMEM
+	RxRingFull    uint64 `json:"rx_ring_full"`    // kernel
+	FillRingEmpty uint64 `json:"fill_ring_empty"` // kernel
+	InvalidDescs  uint64 `json:"invalid_descs"`   // kernel, RX + TX
+}
+
+// Error is the body of every non-2xx answer.
+type Error struct {
+	Error string `json:"error"`
+}
