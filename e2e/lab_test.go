@@ -28,10 +28,10 @@ func startLab(t *testing.T, topo testenv.Topology, extra ...string) (*testenv.La
 	}
 	vip := lab.VIP.String()
 	b1, b2 := lab.BackendAddrs[0].String(), lab.BackendAddrs[1].String()
-	args := append([]string{"run", "--upstream", lab.UpstreamIf, "--backend-if", lab.BackendIf,
+	args := append([]string{"--upstream", lab.UpstreamIf, "--backend-if", lab.BackendIf,
 		"--vip", vip + ":80/tcp", "--vip", vip + ":9090/udp", "--backend", b1, "--backend", b2,
 		"--service", fmt.Sprintf("tcp/%s:3307=%s:3306,%s:3306", vip, b1, b2)}, extra...)
-	d, err := testenv.StartDaemon(t, lab.LB, daemonBin, args...)
+	d, err := testenv.StartDaemon(t, lab.LB, daemonBin, t.TempDir(), args...)
 	if err != nil {
 		t.Fatal(err)
 	}

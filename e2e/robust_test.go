@@ -94,7 +94,7 @@ func TestRefusesForeignXDP(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	d, err := testenv.StartDaemon(t, lab.LB, daemonBin, "run", "--upstream", lab.UpstreamIf, "--backend-if", lab.BackendIf,
+	d, err := testenv.StartDaemon(t, lab.LB, daemonBin, t.TempDir(), "--upstream", lab.UpstreamIf, "--backend-if", lab.BackendIf,
 		"--vip", lab.VIP.String()+":80", "--backend", lab.BackendAddrs[0].String())
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ func main() {
 	app := &cli.App{
 		Name:     "scmlb-xsk",
 		Usage:    "L4 load balancer: XDP steering + AF_XDP userspace fast path",
+		Flags:    []cli.Flag{socketFlag},
 		Commands: commands,
 		// --service lists backends with commas; never split flag values.
 		DisableSliceFlagSeparator: true,
@@ -22,4 +23,4 @@ func main() {
 	}
 }
 
-var commands = []*cli.Command{runCommand}
+var commands = []*cli.Command{runCommand, serviceCommand, backendCommand, conntrackCommand, statCommand}

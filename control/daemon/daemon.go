@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/scmlb-xsk/scmlb-xsk/bpf"
+	"github.com/scmlb-xsk/scmlb-xsk/control/api"
 	"github.com/scmlb-xsk/scmlb-xsk/control/config"
 	"github.com/scmlb-xsk/scmlb-xsk/control/netlink"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane"
@@ -26,11 +29,15 @@ type Daemon struct {
 	prog     *bpf.Program
 	eng      *dataplane.Engine
 	neigh    *netlink.Neighbours
-	sockets  []*xsk.Socket
+	sockets  []queueSocket
 	workers  []*dataplane.Worker
 	werr     chan error
-	services []config.Service
-	cfg      *dataplane.Config // last pushed
+	store    *config.Store
+	api      net.Listener
+	apiDone  chan error
+	// mu serialises reconfig between the refresh loop and API changes.
+	mu  sync.Mutex
+	cfg *dataplane.Config // last pushed
 	// unresolved counts backends whose next-hop MAC is unknown; problems
 	// holds the last reported reason per backend address.
 	unresolved int
@@ -54,10 +61,16 @@ func (d *Daemon) start() error {
 	if err != nil {
 		return err
 	}
-	if len(svcs) == 0 {
-		return errors.New("no services: give --vip and --backend, or --service")
+	if d.store, err = config.Open(d.opts.StatePath); err != nil {
+		return err
 	}
-	d.services = svcs
+	// Services given on the command line are added to the restored state
+	// if missing; what the API changed since is kept.
+	for _, s := range svcs {
+		if err := d.store.Ensure(s); err != nil {
+			return fmt.Errorf("service %s from the command line: %w", s, err)
+		}
+	}
 	if err := d.findInterfaces(); err != nil {
 		return err
 	}
@@ -70,7 +83,10 @@ func (d *Daemon) start() error {
 	}
 	d.neigh = netlink.NewNeighbours(d.log)
 	d.eng = dataplane.NewEngine(conntrack.New(d.opts.ConntrackSize, conntrack.DefaultTimeouts), d.log)
-	if err := d.reconfig(); err != nil {
+	d.mu.Lock()
+	err = d.reconfig()
+	d.mu.Unlock()
+	if err != nil {
 		return err
 	}
 	if err := d.startWorkers(queues); err != nil {
@@ -87,8 +103,14 @@ func (d *Daemon) start() error {
 		}
 		d.log.Info("xdp attached", zap.String("if", ifc.Name), zap.Stringer("mode", d.opts.Mode))
 	}
+	if d.opts.APISocket != "" {
+		if d.api, err = api.Listen(d.opts.APISocket); err != nil {
+			return err
+		}
+	}
 	d.log.Info("load balancer running", zap.String("upstream", d.up.Name), zap.String("backend_if", d.down.Name),
-		zap.Bool("one_arm", d.oneArm), zap.Int("queues", queues), zap.Int("services", len(svcs)))
+		zap.Bool("one_arm", d.oneArm), zap.Int("queues", queues), zap.Int("services", len(d.store.Snapshot().Services)),
+		zap.String("api", d.opts.APISocket), zap.String("state", d.opts.StatePath))
 	return nil
 }
 
@@ -178,11 +200,17 @@ func (d *Daemon) openSocket(slot int, ifc netlink.Interface, q int, o xsk.Option
 	if err != nil {
 		return nil, fmt.Errorf("%s queue %d: %w", ifc.Name, q, err)
 	}
-	d.sockets = append(d.sockets, s)
+	d.sockets = append(d.sockets, queueSocket{ifname: ifc.Name, Socket: s})
 	if err := d.prog.RegisterSocket(slot, q, s.FD()); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// queueSocket is an AF_XDP socket and the interface it is bound to.
+type queueSocket struct {
+	ifname string
+	*xsk.Socket
 }
 
 // serve keeps MACs fresh and conntrack trimmed until ctx ends.
@@ -195,6 +223,12 @@ func (d *Daemon) serve(ctx context.Context) error {
 	lastRefresh := time.Now()
 	gc := time.NewTicker(5 * time.Second)
 	defer gc.Stop()
+	if d.api != nil {
+		apiCtx, cancel := context.WithCancel(ctx)
+		defer cancel() // stops the API whichever way serve returns
+		d.apiDone = make(chan error, 1)
+		go func() { d.apiDone <- api.Serve(apiCtx, d.api, api.NewHandler(d, d.log.Named("api"))) }()
+	}
 	var stats <-chan time.Time
 	if d.opts.StatsInterval > 0 {
 		t := time.NewTicker(d.opts.StatsInterval)
@@ -207,14 +241,18 @@ func (d *Daemon) serve(ctx context.Context) error {
 			return nil
 		case err := <-d.werr:
 			return err
+		case err := <-d.apiDone:
+			d.apiDone = nil // consumed: shutdown must not wait for it
+			return fmt.Errorf("api server stopped: %v", err)
 		case now := <-fast.C:
-			if d.unresolved == 0 && now.Sub(lastRefresh) < 2*time.Second {
-				continue
+			d.mu.Lock()
+			if d.unresolved > 0 || now.Sub(lastRefresh) >= 2*time.Second {
+				lastRefresh = now
+				if err := d.reconfig(); err != nil {
+					d.log.Warn("refresh next hops", zap.Error(err))
+				}
 			}
-			lastRefresh = now
-			if err := d.reconfig(); err != nil {
-				d.log.Warn("refresh next hops", zap.Error(err))
-			}
+			d.mu.Unlock()
 		case <-gc.C:
 			if n := d.eng.Conntrack().Expire(time.Now().UnixNano()); n > 0 {
 				d.log.Debug("conntrack expired", zap.Int("flows", n))
@@ -229,6 +267,11 @@ func (d *Daemon) serve(ctx context.Context) error {
 // then stops the workers and closes the sockets.
 func (d *Daemon) shutdown() error {
 	var errs []error
+	if d.api != nil && d.apiDone == nil {
+		d.api.Close() // start failed before serving
+	} else if d.apiDone != nil {
+		errs = append(errs, <-d.apiDone)
+	}
 	if d.prog != nil {
 		for _, ifc := range d.interfaces() {
 			errs = append(errs, d.prog.Detach(ifc.Index))

@@ -19,6 +19,10 @@ type Options struct {
 	// ConntrackSize bounds the flow table.
 	ConntrackSize int
 	XSK           xsk.Options
+	// StatePath is the file the desired state is kept in ("": memory only).
+	StatePath string
+	// APISocket is the Unix socket of the API ("": no API).
+	APISocket string
 	// StatsInterval logs counters periodically (0: only at exit).
 	StatsInterval time.Duration
 }

@@ -13,26 +13,28 @@ import (
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane"
 )
 
-// reconfig builds the dataplane config from the services and the current
-// neighbour table, and pushes it to the dataplane and the XDP maps if it
-// differs from the last one pushed.
+// reconfig builds the dataplane config from the desired state and the
+// current neighbour table, and pushes it to the dataplane and the XDP maps
+// if it differs from the last one pushed. Callers hold d.mu.
 func (d *Daemon) reconfig() error {
 	cfg := dataplane.Config{UpstreamMAC: macOf(d.up.MAC), BackendMAC: macOf(d.down.MAC)}
 	steerSvc := map[bpf.Endpoint]uint32{}
 	steerBe := map[bpf.Endpoint]uint32{}
-	var backendID uint32
 	hops := d.newNextHops()
-	for i, s := range d.services {
-		svc := dataplane.Service{ID: uint32(i + 1), VIP: s.VIP, Port: s.Port, Proto: s.Proto}
-		steerSvc[bpf.Endpoint{Addr: s.VIP, Port: s.Port, Proto: s.Proto}] = svc.ID
+	for _, s := range d.store.Snapshot().Services {
+		proto := s.ProtoNumber()
+		svc := dataplane.Service{ID: s.ID, VIP: s.VIP, Port: s.Port, Proto: proto}
+		steerSvc[bpf.Endpoint{Addr: s.VIP, Port: s.Port, Proto: proto}] = svc.ID
 		for _, b := range s.Backends {
-			backendID++
-			be := dataplane.Backend{ID: backendID, Addr: b.Addr, Port: b.Port, Weight: b.Weight}
+			be := dataplane.Backend{ID: b.ID, Addr: b.Addr, Port: b.Port, Weight: b.Weight}
+			if b.Drained {
+				be.Weight = 0 // no new flows; tracked flows keep their backend
+			}
 			if mac := hops.mac(b.Addr); mac != nil {
 				be.MAC = macOf(mac)
 			}
 			svc.Backends = append(svc.Backends, be)
-			steerBe[bpf.Endpoint{Addr: b.Addr, Port: b.Port, Proto: s.Proto}] = svc.ID
+			steerBe[bpf.Endpoint{Addr: b.Addr, Port: b.Port, Proto: proto}] = svc.ID
 		}
 		cfg.Services = append(cfg.Services, svc)
 	}

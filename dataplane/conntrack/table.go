@@ -172,13 +172,17 @@ func (t *Table) Len() int {
 	return n
 }
 
-// Entries copies out every tracked flow (for listing; allocates).
-func (t *Table) Entries() []Entry {
+// Entries copies out up to limit tracked flows (limit <= 0: all), for
+// listing; it allocates.
+func (t *Table) Entries(limit int) []Entry {
 	var out []Entry
 	for si := range t.shards {
 		s := &t.shards[si]
 		s.mu.Lock()
 		for _, e := range s.entries {
+			if limit > 0 && len(out) == limit {
+				break
+			}
 			if e.used {
 				out = append(out, e)
 			}
@@ -187,6 +191,26 @@ func (t *Table) Entries() []Entry {
 	}
 	return out
 }
+
+// ActiveByBackend counts flows that are not closed, per backend id, without
+// copying the table.
+func (t *Table) ActiveByBackend() map[uint32]uint64 {
+	out := map[uint32]uint64{}
+	for si := range t.shards {
+		s := &t.shards[si]
+		s.mu.Lock()
+		for i := range s.entries {
+			if e := &s.entries[i]; e.used && e.State != Closed {
+				out[e.Backend]++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// Capacity is the most flows the table holds.
+func (t *Table) Capacity() int { return len(t.shards) * len(t.shards[0].entries) }
 
 // Counters returns the cumulative table events.
 func (t *Table) Counters() Counters {

@@ -60,7 +60,7 @@ func TestTCPStates(t *testing.T) {
 		} else {
 			tb.Forward(fwd, s.flags, 0, 0)
 		}
-		if got := tb.Entries()[0].State; got != s.want {
+		if got := tb.Entries(0)[0].State; got != s.want {
 			t.Fatalf("after flags %#x: %v want %v", s.flags, got, s.want)
 		}
 	}
@@ -161,5 +161,27 @@ func TestNoAllocs(t *testing.T) {
 		tb.Reply(rev, flagACK, 60, int64(i))
 	}); n != 0 {
 		t.Fatalf("%v allocations per packet", n)
+	}
+}
+
+func TestListingAndActiveCounts(t *testing.T) {
+	tb := New(1024, DefaultTimeouts)
+	for i := range 10 {
+		fwd, rev := flow(uint32(i), uint16(i))
+		tb.Insert(fwd, rev, uint32(1+i%2), packet.MAC{}, flagSYN, 0, 0)
+	}
+	fwd, _ := flow(0, 0)
+	tb.Forward(fwd, flagRST, 0, 0) // closed: not active
+	if n := len(tb.Entries(3)); n != 3 {
+		t.Fatalf("Entries(3) returned %d", n)
+	}
+	if n := len(tb.Entries(0)); n != 10 {
+		t.Fatalf("Entries(0) returned %d", n)
+	}
+	if a := tb.ActiveByBackend(); a[1] != 4 || a[2] != 5 {
+		t.Fatalf("active by backend %v", a)
+	}
+	if tb.Capacity() != 1024 {
+		t.Fatalf("capacity %d", tb.Capacity())
 	}
 }

@@ -61,7 +61,12 @@ func run(td *testenv.Teardown, bin, mode string) error {
 	b1, b2 := lab.BackendAddrs[0].String(), lab.BackendAddrs[1].String()
 	fmt.Printf("lab: client %s -> [%s up0 | scmlb-xsk | down0] -> %s (%s), %s (%s); VIP %s, %s XDP\n",
 		lab.ClientAddr, lab.LB.Name, b1, names[0], b2, names[1], vip, mode)
-	d, err := testenv.StartDaemon(td, lab.LB, bin, "run", "--upstream", lab.UpstreamIf, "--backend-if", lab.BackendIf,
+	dir, err := os.MkdirTemp("", "scmlb-demo")
+	if err != nil {
+		return err
+	}
+	td.Cleanup(func() { os.RemoveAll(dir) })
+	d, err := testenv.StartDaemon(td, lab.LB, bin, dir, "--upstream", lab.UpstreamIf, "--backend-if", lab.BackendIf,
 		"--xdp-mode", mode, "--vip", vip+":80/tcp", "--vip", vip+":9090/udp", "--backend", b1, "--backend", b2,
 		"--service", fmt.Sprintf("tcp/%s:3307=%s:3306,%s:3306", vip, b1, b2))
 	if err != nil {

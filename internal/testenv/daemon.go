@@ -28,15 +28,23 @@ func BuildDaemon(dir string) (string, error) {
 
 // Daemon is a scmlb-xsk process in a namespace.
 type Daemon struct {
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-	err  error
+	Bin    string
+	Socket string // API socket
+	State  string // state file
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	done   chan struct{}
+	err    error
 }
 
-// StartDaemon runs `bin args...` inside ns; it is killed on cleanup if still running.
-func StartDaemon(c Cleaner, ns *NS, bin string, args ...string) (*Daemon, error) {
-	d := &Daemon{out: &syncBuffer{}, done: make(chan struct{})}
+// StartDaemon runs `bin --socket dir/api.sock run --state-file dir/state.json
+// runArgs...` inside ns, so tests never touch the default paths and a
+// restart with the same dir restores the same state. It is killed on
+// cleanup if still running.
+func StartDaemon(c Cleaner, ns *NS, bin, dir string, runArgs ...string) (*Daemon, error) {
+	d := &Daemon{Bin: bin, Socket: filepath.Join(dir, "api.sock"), State: filepath.Join(dir, "state.json"),
+		out: &syncBuffer{}, done: make(chan struct{})}
+	args := append([]string{"--socket", d.Socket, "run", "--state-file", d.State}, runArgs...)
 	// `ip netns exec` execs the binary itself, so signals reach the daemon.
 	d.cmd = ns.Command(bin, args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
@@ -88,6 +96,19 @@ func (d *Daemon) Exited() (bool, error) {
 	default:
 		return false, nil
 	}
+}
+
+// CLI runs a client command against this daemon's socket (from any
+// namespace: the socket is a file) and returns its standard output.
+func (d *Daemon) CLI(args ...string) (string, error) {
+	cmd := exec.Command(d.Bin, append([]string{"--socket", d.Socket}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("scmlb-xsk %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
 }
 
 // Output is what the daemon logged so far.

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/scmlb-xsk/scmlb-xsk/control/api"
+)
+
+var backendCommand = &cli.Command{
+	Name:  "backend",
+	Usage: "manage the backends of services",
+	Subcommands: []*cli.Command{
+		{
+			Name:  "add",
+			Usage: "add a backend to a service",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "service", Required: true, Usage: "service id"},
+				&cli.StringFlag{Name: "address", Required: true, Usage: "IPv4[:PORT] (port defaults to the service's)"},
+				&cli.UintFlag{Name: "weight", Value: 1, Usage: "relative share of new flows"},
+			},
+			Action: func(c *cli.Context) error {
+				sid, err := idArg(c, "service")
+				if err != nil {
+					return err
+				}
+				if c.Uint("weight") == 0 {
+					return fmt.Errorf("--weight 0: want >= 1 (use `backend drain` to stop new flows)")
+				}
+				b, err := client(c).AddBackend(sid, c.String("address"), uint32(c.Uint("weight")))
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "backend %d added to service %d: %s weight %d\n", b.ID, b.ServiceID, b.Address, b.Weight)
+				return nil
+			},
+		},
+		{
+			Name:  "get",
+			Usage: "list backends",
+			Flags: []cli.Flag{jsonFlag, &cli.StringFlag{Name: "service", Usage: "only this service id"}},
+			Action: func(c *cli.Context) error {
+				bs, err := client(c).Backends()
+				if err != nil {
+					return err
+				}
+				if c.IsSet("service") {
+					sid, err := idArg(c, "service")
+					if err != nil {
+						return err
+					}
+					var keep []api.Backend
+					for _, b := range bs {
+						if b.ServiceID == sid {
+							keep = append(keep, b)
+						}
+					}
+					bs = keep
+				}
+				return show(c, bs, backendTable)
+			},
+		},
+		{
+			Name:   "drain",
+			Usage:  "stop new flows to a backend; established ones continue",
+			Flags:  []cli.Flag{&cli.StringFlag{Name: "id", Required: true}},
+			Action: idAction("drained", func(cl *api.Client, id uint32) error { return cl.DrainBackend(id) }),
+		},
+		{
+			Name:   "delete",
+			Usage:  "delete a drained backend",
+			Flags:  []cli.Flag{&cli.StringFlag{Name: "id", Required: true}},
+			Action: idAction("deleted", func(cl *api.Client, id uint32) error { return cl.DeleteBackend(id) }),
+		},
+	},
+}
+
+func idAction(done string, fn func(*api.Client, uint32) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		id, err := idArg(c, "id")
+		if err != nil {
+			return err
+		}
+		if err := fn(client(c), id); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "backend %d %s\n", id, done)
+		return nil
+	}
+}
+
+func backendTable(w io.Writer, bs []api.Backend) {
+	row(w, "ID", "SERVICE", "ADDRESS", "WEIGHT", "STATUS", "MAC", "ACTIVE", "FLOWS", "PACKETS", "BYTES")
+	for _, b := range bs {
+		mac := b.MAC
+		if mac == "" {
+			mac = "unresolved"
+		}
+		row(w, b.ID, b.ServiceID, b.Address, b.Weight, b.Status, mac, b.ActiveConns, b.Flows, b.Packets, b.Bytes)
+	}
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/scmlb-xsk/scmlb-xsk/control/api"
+)
+
+var serviceCommand = &cli.Command{
+	Name:  "service",
+	Usage: "manage services (VIP:port/protocol)",
+	Subcommands: []*cli.Command{
+		{
+			Name:  "add",
+			Usage: "add a service",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "vip", Required: true, Usage: "IPv4:PORT"},
+				&cli.StringFlag{Name: "proto", Value: "tcp", Usage: "tcp or udp"},
+			},
+			Action: func(c *cli.Context) error {
+				s, err := client(c).AddService(c.String("vip"), c.String("proto"))
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "service %d added: %s/%s\n", s.ID, s.VIP, s.Proto)
+				return nil
+			},
+		},
+		{
+			Name:  "get",
+			Usage: "list services",
+			Flags: []cli.Flag{jsonFlag},
+			Action: func(c *cli.Context) error {
+				svcs, err := client(c).Services()
+				if err != nil {
+					return err
+				}
+				return show(c, svcs, serviceTable)
+			},
+		},
+		{
+			Name:  "delete",
+			Usage: "delete a service (its backends must be drained, or --force)",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "id", Required: true},
+				&cli.BoolFlag{Name: "force", Usage: "delete even with active backends, cutting their flows"},
+			},
+			Action: func(c *cli.Context) error {
+				id, err := idArg(c, "id")
+				if err != nil {
+					return err
+				}
+				if err := client(c).DeleteService(id, c.Bool("force")); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "service %d deleted\n", id)
+				return nil
+			},
+		},
+	},
+}
+
+func serviceTable(w io.Writer, svcs []api.Service) {
+	row(w, "ID", "VIP", "PROTO", "BACKENDS", "ACTIVE", "PACKETS", "BYTES")
+	for _, s := range svcs {
+		row(w, s.ID, s.VIP, s.Proto, len(s.Backends), s.ActiveConns, s.Packets, s.Bytes)
+	}
+}
