@@ -3,6 +3,7 @@ package maglev
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -98,6 +99,47 @@ func TestStableAcrossInstances(t *testing.T) {
 	for i := range a.slots {
 		if a.slots[i] != b.slots[i] {
 			t.Fatal("two builds differ")
+		}
+	}
+}
+
+// TestRemovalMovesAtMostOneNth is the acceptance bound: removing one of N
+// equal backends moves at most 1/N + 2% of flows. The removed backend's
+// own flows have to move and nothing else should, so with weights the bound
+// is its weighted share + 2% (which is 1/N + 2% when weights are equal).
+func TestRemovalMovesAtMostOneNth(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	flows := make([]uint64, 100000)
+	for i := range flows {
+		flows[i] = r.Uint64()
+	}
+	for _, n := range []int{3, 5, 10} {
+		for _, weighted := range []bool{false, true} {
+			bs := backends(n)
+			if weighted {
+				for i := range bs {
+					bs[i].Weight = uint32(1 + i%3)
+				}
+			}
+			for victim := 0; victim < n; victim++ {
+				before := Build(bs, SizeFor(n))
+				rest := append(append([]Backend{}, bs[:victim]...), bs[victim+1:]...)
+				after := Build(rest, SizeFor(n))
+				moved := 0
+				for _, h := range flows {
+					if bs[before.Lookup(h)].Key != rest[after.Lookup(h)].Key {
+						moved++
+					}
+				}
+				frac := float64(moved) / float64(len(flows))
+				var total uint32
+				for _, b := range bs {
+					total += b.Weight
+				}
+				if limit := float64(bs[victim].Weight)/float64(total) + 0.02; frac > limit {
+					t.Errorf("n=%d weighted=%v remove %d: %.4f of flows moved, limit %.4f", n, weighted, victim, frac, limit)
+				}
+			}
 		}
 	}
 }

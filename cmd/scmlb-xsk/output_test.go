@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+	"go.uber.org/zap"
+
+	"github.com/scmlb-xsk/scmlb-xsk/control/api"
+	"github.com/scmlb-xsk/scmlb-xsk/control/config"
+)
+
+// fakeDaemon serves fixed data through the real API handler.
+type fakeDaemon struct{ drained []uint32 }
+
+var fixtureServices = []api.Service{{
+	ID: 1, VIP: "10.0.100.1:80", Port: 80, Proto: "tcp", Packets: 30, Bytes: 3000, ActiveConns: 2,
+	Backends: []api.Backend{
+		{ID: 1, ServiceID: 1, Address: "10.0.2.11:80", Weight: 1, Status: "active", MAC: "02:00:00:00:02:0b",
+			Packets: 20, Bytes: 2000, Flows: 4, ActiveConns: 2},
+		{ID: 2, ServiceID: 1, Address: "10.0.2.12:8080", Weight: 3, Status: "drained", Packets: 10, Bytes: 1000, Flows: 1},
+	},
+}}
+
+func (f *fakeDaemon) Services() []api.Service { return fixtureServices }
+func (f *fakeDaemon) AddService(r api.AddServiceRequest) (api.Service, error) {
+	if r.VIP == "10.0.100.1:80" {
+		return api.Service{}, fmt.Errorf("%w: service 10.0.100.1:80/tcp is service 1", config.ErrExists)
+	}
+	return api.Service{ID: 2, VIP: r.VIP, Proto: r.Proto}, nil
+}
+func (f *fakeDaemon) DeleteService(uint32, bool) error { return nil }
+func (f *fakeDaemon) AddBackend(r api.AddBackendRequest) (api.Backend, error) {
+	return api.Backend{ID: 3, ServiceID: r.ServiceID, Address: r.Address + ":80", Weight: r.Weight}, nil
+}
+func (f *fakeDaemon) DrainBackend(id uint32) error { f.drained = append(f.drained, id); return nil }
+func (f *fakeDaemon) DeleteBackend(id uint32) error {
+	return fmt.Errorf("%w: backend %d is not drained; drain it first", config.ErrConflict, id)
+}
+func (f *fakeDaemon) Conntrack() []api.Flow {
+	return []api.Flow{{Proto: "tcp", Client: "10.0.1.2:40000", VIP: "10.0.100.1:80", Backend: "10.0.2.11:80",
+		BackendID: 1, State: "established", IdleSeconds: 1.25, Packets: 12, Bytes: 1400}}
+}
+func (f *fakeDaemon) Stats() (api.Stats, error) {
+	return api.Stats{
+		Protocols:   map[string]api.Counter{"tcp": {Packets: 40, Bytes: 4000}, "udp": {Packets: 2, Bytes: 100}},
+		XDPVerdicts: map[string]api.Counter{"pass": {Packets: 5, Bytes: 300}, "steer_service": {Packets: 30, Bytes: 3000}},
+		Dataplane:   api.DataplaneStats{RxPackets: 37, Forwarded: 30, Replied: 5, NewFlows: 5},
+		Drops:       map[string]uint64{"no_flow": 2, "truncated": 0},
+		Conntrack:   api.ConntrackStats{Entries: 5, Capacity: 1024, Inserts: 5},
+		Services:    fixtureServices,
+		Sockets:     []api.SocketStats{{Interface: "up0", Queue: 0, RxPackets: 30, TxPackets: 5}},
+	}, nil
+}
+
+func runCLI(t *testing.T, f *fakeDaemon, args ...string) (string, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "api.sock")
+	l, err := api.Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { api.Serve(ctx, l, api.NewHandler(f, zap.NewNop())); close(done) }()
+	defer func() { cancel(); <-done }()
+	var out bytes.Buffer
+	app := &cli.App{Name: "scmlb-xsk", Flags: []cli.Flag{socketFlag}, Commands: commands, Writer: &out,
+		DisableSliceFlagSeparator: true}
+	err = app.Run(append([]string{"scmlb-xsk", "--socket", path}, args...))
+	return out.String(), err
+}
+
+func TestTables(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"service", "get"}, `
+ID  VIP            PROTO  BACKENDS  ACTIVE  PACKETS  BYTES
+1   10.0.100.1:80  tcp    2         2       30       3000
+`},
+		{[]string{"backend", "get"}, `
+ID  SERVICE  ADDRESS         WEIGHT  STATUS   MAC                ACTIVE  FLOWS  PACKETS  BYTES
+1   1        10.0.2.11:80    1       active   02:00:00:00:02:0b  2       4      20       2000
+2   1        10.0.2.12:8080  3       drained  unresolved         0       1      10       1000
+`},
+		{[]string{"backend", "get", "--service", "2"}, `
+ID  SERVICE  ADDRESS  WEIGHT  STATUS  MAC  ACTIVE  FLOWS  PACKETS  BYTES
+`},
+		{[]string{"conntrack", "get"}, `
+PROTO  CLIENT          VIP            BACKEND           STATE        IDLE  PACKETS  BYTES
+tcp    10.0.1.2:40000  10.0.100.1:80  10.0.2.11:80 (1)  established  1.2s  12       1400
+`},
+		{[]string{"stat"}, `
+PROTOCOL  PACKETS  BYTES
+tcp       40       4000
+udp       2        100
+
+XDP VERDICT    PACKETS  BYTES
+pass           5        300
+steer_service  30       3000
+
+RX  FORWARDED  REPLIED  NEW FLOWS
+37  30         5        5
+
+DROP REASON  PACKETS
+no_flow      2
+truncated    0
+
+CONNTRACK  CAPACITY  INSERTS  EVICTIONS  EXPIRED  COLLISIONS
+5          1024      5        0          0        0
+
+SERVICE            BACKEND         STATUS   ACTIVE  PACKETS  BYTES
+10.0.100.1:80/tcp  *                        2       30       3000
+10.0.100.1:80/tcp  10.0.2.11:80    active   2       20       2000
+10.0.100.1:80/tcp  10.0.2.12:8080  drained  0       10       1000
+
+SOCKET  QUEUE  RX  TX  TX RING FULL  NO FRAME  KICK ERRORS  RX DROPPED  FILL EMPTY  INVALID
+up0     0      30  5   0             0         0            0           0           0
+`},
+		{[]string{"service", "add", "--vip", "10.0.100.2:53", "--proto", "udp"}, "\nservice 2 added: 10.0.100.2:53/udp\n"},
+		{[]string{"backend", "add", "--service", "1", "--address", "10.0.2.13", "--weight", "2"},
+			"\nbackend 3 added to service 1: 10.0.2.13:80 weight 2\n"},
+		{[]string{"backend", "drain", "--id", "2"}, "\nbackend 2 drained\n"},
+	} {
+		out, err := runCLI(t, &fakeDaemon{}, c.args...)
+		if err != nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		if want := strings.TrimPrefix(c.want, "\n"); out != want {
+			t.Errorf("%v printed\n%s\nwant\n%s", c.args, out, want)
+		}
+	}
+}
+
+func TestJSONOutput(t *testing.T) {
+	out, err := runCLI(t, &fakeDaemon{}, "backend", "get", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bs []api.Backend
+	if err := json.Unmarshal([]byte(out), &bs); err != nil || len(bs) != 2 || bs[1].Status != "drained" {
+		t.Fatalf("%v %+v\n%s", err, bs, out)
+	}
+	out, _ = runCLI(t, &fakeDaemon{}, "stat", "--json")
+	var st api.Stats
+	if err := json.Unmarshal([]byte(out), &st); err != nil || st.Drops["no_flow"] != 2 || st.Conntrack.Capacity != 1024 {
+		t.Fatalf("%v %+v", err, st)
+	}
+}
+
+func TestCLIErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"service", "add", "--vip", "10.0.100.1:80"}, "already exists: service 10.0.100.1:80/tcp is service 1"},
+		{[]string{"backend", "delete", "--id", "1"}, "backend 1 is not drained; drain it first"},
+		{[]string{"backend", "drain", "--id", "0"}, "want a positive id"},
+		{[]string{"backend", "add", "--service", "1", "--address", "10.0.2.1", "--weight", "0"}, "--weight 0"},
+		{[]string{"service", "delete"}, `Required flag "id" not set`},
+	} {
+		_, err := runCLI(t, &fakeDaemon{}, c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want %q", c.args, err, c.want)
+		}
+	}
+}
