@@ -126,6 +126,12 @@ func run(td *testenv.Teardown, bin, mode string) error {
 	}
 	printCounts("TCP "+vip+":3307 -> backends :3306 (port mapping), 10 echo sessions", tcpCounts)
 
+	table, err := d.CLI("backend", "get")
+	if err != nil {
+		return err
+	}
+	fmt.Print("\nthe load balancer's view (scmlb-xsk backend get):\n" + table + "\n")
+
 	if err := d.Stop(syscall.SIGTERM, 10*time.Second); err != nil {
 		return fmt.Errorf("daemon exit: %w\n%s", err, d.Output())
 	}
