@@ -30,7 +30,10 @@ func TestRunRejectsBadInput(t *testing.T) {
 		{[]string{"run", "--upstream", "no-such-if0", "--service", "tcp/10.0.0.1:80=10.0.2.1"}, `interface "no-such-if0"`},
 	} {
 		var stderr bytes.Buffer
-		cmd := exec.Command(bin, c.args...)
+		// A run that got far would write state: never to the default path.
+		state := t.TempDir() + "/state.json"
+		args := append(c.args, "--state-file", state)
+		cmd := exec.Command(bin, args...)
 		cmd.Stderr = &stderr
 		cmd.Env = append(os.Environ(), "NO_COLOR=1")
 		err := cmd.Run()
@@ -40,6 +43,10 @@ func TestRunRejectsBadInput(t *testing.T) {
 		}
 		if !strings.Contains(stderr.String(), c.want) {
 			t.Errorf("%v: stderr %q, want %q", c.args, stderr.String(), c.want)
+		}
+		// A start that failed must not have written the desired state.
+		if _, err := os.Stat(state); err == nil {
+			t.Errorf("%v: failed start wrote %s", c.args, state)
 		}
 	}
 }

@@ -61,6 +61,15 @@ func (d *Daemon) start() error {
 	if err != nil {
 		return err
 	}
+	// Check the machine before touching the state file: a start that fails
+	// must not have changed the persisted state.
+	if err := d.findInterfaces(); err != nil {
+		return err
+	}
+	queues, err := d.queueCount()
+	if err != nil {
+		return err
+	}
 	if d.store, err = config.Open(d.opts.StatePath); err != nil {
 		return err
 	}
@@ -70,13 +79,6 @@ func (d *Daemon) start() error {
 		if err := d.store.Ensure(s); err != nil {
 			return fmt.Errorf("service %s from the command line: %w", s, err)
 		}
-	}
-	if err := d.findInterfaces(); err != nil {
-		return err
-	}
-	queues, err := d.queueCount()
-	if err != nil {
-		return err
 	}
 	if d.prog, err = bpf.Load(); err != nil {
 		return err
