@@ -60,8 +60,10 @@ func (e Endpoint) key() (xdpEndpoint, error) {
 
 // Program is the loaded XDP program and its maps, attached to zero or more interfaces.
 type Program struct {
-	objs  xdpObjects
-	links map[int]link.Link // by ifindex
+	objs      xdpObjects
+	links     map[int]link.Link // by ifindex
+	fwActive  map[uint32]bool   // firewall slots in use
+	dosActive map[uint32]xdpDosPolicy
 }
 
 // Load loads the program and creates its maps in the kernel.

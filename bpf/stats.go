@@ -16,7 +16,7 @@ type Counter struct {
 var ProtoNames = []string{"non_ipv4", "ipv4_other", "icmp", "tcp", "udp"}
 
 // VerdictNames names the verdict_stats slots, in index order.
-var VerdictNames = []string{"pass", "steer_service", "steer_reply", "no_socket", "malformed", "fragment"}
+var VerdictNames = []string{"pass", "steer_service", "steer_reply", "no_socket", "malformed", "fragment", "fw_drop", "dos_drop"}
 
 // ProtoStats returns the per-protocol counters of the XDP program.
 func (p *Program) ProtoStats() (map[string]Counter, error) {

@@ -10,6 +10,7 @@
 #include "include/structs.h"
 #include "include/maps.h"
 #include "include/parsing.h"
+#include "include/filter.h"
 
 char __license[] SEC("license") = "GPL";
 
@@ -48,7 +49,7 @@ int xdp_steer(struct xdp_md *ctx)
 	int action = XDP_PASS;
 	struct ethhdr *eth;
 	struct iphdr *ip;
-	struct l4ports *ports;
+	struct l4ports *ports = 0;
 
 	int eth_type = parse_eth(&c, &eth);
 	if (eth_type < 0) {
@@ -67,14 +68,37 @@ int xdp_steer(struct xdp_md *ctx)
 		goto out;
 	}
 	count(&proto_stats, proto_index(proto), bytes);
-	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
-		goto out;
-	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) {
-		verdict = VERDICT_FRAGMENT;
+
+	struct pkt_meta m = { .saddr = ip->saddr, .proto = proto, .bytes = bytes };
+	int fragment = ip->frag_off & bpf_htons(IP_MF | IP_OFFSET);
+	if ((proto == IPPROTO_TCP || proto == IPPROTO_UDP) && !fragment) {
+		if (parse_ports(&c, &ports) < 0) {
+			verdict = VERDICT_MALFORMED;
+			goto out;
+		}
+		m.has_ports = 1;
+		m.sport = bpf_ntohs(ports->source);
+		m.dport = bpf_ntohs(ports->dest);
+		if (proto == IPPROTO_TCP && parse_tcp_flags(&c, &m.tcp_flags) < 0) {
+			verdict = VERDICT_MALFORMED;
+			goto out;
+		}
+	}
+	/* Filters run on every IPv4 packet, steered or not: they protect the
+	 * host as well as the services. */
+	if (firewall(&m)) {
+		verdict = VERDICT_FW_DROP;
+		action = XDP_DROP;
 		goto out;
 	}
-	if (parse_ports(&c, &ports) < 0) {
-		verdict = VERDICT_MALFORMED;
+	if (dos_check(&m)) {
+		verdict = VERDICT_DOS_DROP;
+		action = XDP_DROP;
+		goto out;
+	}
+	if (!ports) {
+		if (fragment)
+			verdict = VERDICT_FRAGMENT;
 		goto out;
 	}
 

@@ -19,12 +19,53 @@ type xdpCounter struct {
 	Bytes   uint64
 }
 
+type xdpDosKey struct {
+	_      structs.HostLayout
+	Addr   uint32
+	Policy uint32
+}
+
+type xdpDosPolicy struct {
+	_          structs.HostLayout
+	Active     uint8
+	Proto      uint8
+	FlagsMask  uint8
+	FlagsValue uint8
+	LimitPps   uint32
+	BlockNs    uint64
+}
+
+type xdpDosState struct {
+	_            structs.HostLayout
+	WindowStart  uint64
+	BlockedUntil uint64
+	Count        uint32
+	Pad          uint32
+}
+
 type xdpEndpoint struct {
 	_     structs.HostLayout
 	Addr  uint32
 	Port  uint16
 	Proto uint8
 	Pad   uint8
+}
+
+type xdpFwRule struct {
+	_       structs.HostLayout
+	Active  uint8
+	Proto   uint8
+	SportLo uint16
+	SportHi uint16
+	DportLo uint16
+	DportHi uint16
+	Pad     uint16
+}
+
+type xdpLpmV4Key struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      uint32
 }
 
 type xdpProtoIdx uint32
@@ -38,6 +79,12 @@ const (
 	xdpProtoIdxPROTO_MAX       xdpProtoIdx = 5
 )
 
+type xdpRuleSet struct {
+	_     structs.HostLayout
+	Count uint32
+	Slots [16]uint32
+}
+
 type xdpVerdict uint32
 
 const (
@@ -47,7 +94,9 @@ const (
 	xdpVerdictVERDICT_NO_SOCKET     xdpVerdict = 3
 	xdpVerdictVERDICT_MALFORMED     xdpVerdict = 4
 	xdpVerdictVERDICT_FRAGMENT      xdpVerdict = 5
-	xdpVerdictVERDICT_MAX           xdpVerdict = 6
+	xdpVerdictVERDICT_FW_DROP       xdpVerdict = 6
+	xdpVerdictVERDICT_DOS_DROP      xdpVerdict = 7
+	xdpVerdictVERDICT_MAX           xdpVerdict = 8
 )
 
 // Names of all BPF objects in the ELF.
@@ -55,12 +104,19 @@ const (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	xdpMapBackends       = "backends"
+	xdpMapDosDrops       = "dos_drops"
+	xdpMapDosPolicies    = "dos_policies"
+	xdpMapDosSources     = "dos_sources"
+	xdpMapFwDrops        = "fw_drops"
+	xdpMapFwPrefixes     = "fw_prefixes"
+	xdpMapFwRules        = "fw_rules"
 	xdpMapIfSlots        = "if_slots"
 	xdpMapProtoStats     = "proto_stats"
 	xdpMapServices       = "services"
 	xdpMapVerdictStats   = "verdict_stats"
 	xdpMapXsks           = "xsks"
 	xdpProgXdpSteer      = "xdp_steer"
+	xdpVarDosSlots       = "dos_slots"
 	xdpVarUnusedProtoIdx = "unused_proto_idx"
 	xdpVarUnusedVerdict  = "unused_verdict"
 )
@@ -115,6 +171,12 @@ type xdpProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpMapSpecs struct {
 	Backends     *ebpf.MapSpec `ebpf:"backends"`
+	DosDrops     *ebpf.MapSpec `ebpf:"dos_drops"`
+	DosPolicies  *ebpf.MapSpec `ebpf:"dos_policies"`
+	DosSources   *ebpf.MapSpec `ebpf:"dos_sources"`
+	FwDrops      *ebpf.MapSpec `ebpf:"fw_drops"`
+	FwPrefixes   *ebpf.MapSpec `ebpf:"fw_prefixes"`
+	FwRules      *ebpf.MapSpec `ebpf:"fw_rules"`
 	IfSlots      *ebpf.MapSpec `ebpf:"if_slots"`
 	ProtoStats   *ebpf.MapSpec `ebpf:"proto_stats"`
 	Services     *ebpf.MapSpec `ebpf:"services"`
@@ -126,6 +188,7 @@ type xdpMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpVariableSpecs struct {
+	DosSlots       *ebpf.VariableSpec `ebpf:"dos_slots"`
 	UnusedProtoIdx *ebpf.VariableSpec `ebpf:"unused_proto_idx"`
 	UnusedVerdict  *ebpf.VariableSpec `ebpf:"unused_verdict"`
 }
@@ -151,6 +214,12 @@ func (o *xdpObjects) Close() error {
 // It can be passed to loadXdpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpMaps struct {
 	Backends     *ebpf.Map `ebpf:"backends"`
+	DosDrops     *ebpf.Map `ebpf:"dos_drops"`
+	DosPolicies  *ebpf.Map `ebpf:"dos_policies"`
+	DosSources   *ebpf.Map `ebpf:"dos_sources"`
+	FwDrops      *ebpf.Map `ebpf:"fw_drops"`
+	FwPrefixes   *ebpf.Map `ebpf:"fw_prefixes"`
+	FwRules      *ebpf.Map `ebpf:"fw_rules"`
 	IfSlots      *ebpf.Map `ebpf:"if_slots"`
 	ProtoStats   *ebpf.Map `ebpf:"proto_stats"`
 	Services     *ebpf.Map `ebpf:"services"`
@@ -161,6 +230,12 @@ type xdpMaps struct {
 func (m *xdpMaps) Close() error {
 	return _XdpClose(
 		m.Backends,
+		m.DosDrops,
+		m.DosPolicies,
+		m.DosSources,
+		m.FwDrops,
+		m.FwPrefixes,
+		m.FwRules,
 		m.IfSlots,
 		m.ProtoStats,
 		m.Services,
@@ -173,6 +248,7 @@ func (m *xdpMaps) Close() error {
 //
 // It can be passed to loadXdpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpVariables struct {
+	DosSlots       *ebpf.Variable `ebpf:"dos_slots"`
 	UnusedProtoIdx *ebpf.Variable `ebpf:"unused_proto_idx"`
 	UnusedVerdict  *ebpf.Variable `ebpf:"unused_verdict"`
 }

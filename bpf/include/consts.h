@@ -22,6 +22,22 @@
 #define MAX_BACKENDS 65536
 #endif
 
+#ifndef MAX_FW_RULES
+#define MAX_FW_RULES 1024
+#endif
+
+#ifndef MAX_RULES_PER_PREFIX
+#define MAX_RULES_PER_PREFIX 16 /* rules whose CIDR contains one rule prefix */
+#endif
+
+#ifndef MAX_DOS_POLICIES
+#define MAX_DOS_POLICIES 16
+#endif
+
+#ifndef MAX_DOS_SOURCES
+#define MAX_DOS_SOURCES 65536 /* tracked (source, policy) pairs; LRU beyond */
+#endif
+
 /* Index into proto_stats: what the packet was. */
 enum proto_idx {
 	PROTO_NON_IPV4 = 0, /* ARP, IPv6, VLAN-tagged ...: always XDP_PASS */
@@ -40,7 +56,9 @@ enum verdict {
 	VERDICT_NO_SOCKET = 3,     /* ours, but no socket on this queue: passed */
 	VERDICT_MALFORMED = 4,     /* truncated or bad IHL: passed, the kernel drops it */
 	VERDICT_FRAGMENT = 5,      /* IPv4 fragment: passed, no reassembly in userspace */
-	VERDICT_MAX = 6,
+	VERDICT_FW_DROP = 6,       /* matched a firewall rule: XDP_DROP */
+	VERDICT_DOS_DROP = 7,      /* source over a DoS policy limit, or blocked: XDP_DROP */
+	VERDICT_MAX = 8,
 };
 
 #endif

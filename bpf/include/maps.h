@@ -58,4 +58,56 @@ struct {
 	__type(value, __u32);
 } xsks SEC(".maps");
 
+/* Rule prefix -> the rules to check. Written by the daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, MAX_FW_RULES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lpm_v4_key);
+	__type(value, struct rule_set);
+} fw_prefixes SEC(".maps");
+
+/* Rule slot -> rule. Written by the daemon; a slot keeps its rule for the
+ * rule's lifetime, so its counter stays meaningful. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_FW_RULES);
+	__type(key, __u32);
+	__type(value, struct fw_rule);
+} fw_rules SEC(".maps");
+
+/* Rule slot -> packets and bytes dropped, per CPU. Written by XDP. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_FW_RULES);
+	__type(key, __u32);
+	__type(value, struct counter);
+} fw_drops SEC(".maps");
+
+/* Policy slot -> policy. Written by the daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_DOS_POLICIES);
+	__type(key, __u32);
+	__type(value, struct dos_policy);
+} dos_policies SEC(".maps");
+
+/* Policy slot -> packets and bytes dropped, per CPU. Written by XDP. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_DOS_POLICIES);
+	__type(key, __u32);
+	__type(value, struct counter);
+} dos_drops SEC(".maps");
+
+/* (source, policy) -> rate window and block state. Written by XDP; read
+ * (and cleared on policy change) by the daemon. LRU, so a flood from many
+ * spoofed sources cannot exhaust it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_DOS_SOURCES);
+	__type(key, struct dos_key);
+	__type(value, struct dos_state);
+} dos_sources SEC(".maps");
+
 #endif

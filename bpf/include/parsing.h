@@ -56,4 +56,14 @@ static __always_inline int parse_ports(struct cursor *c, struct l4ports **p)
 	return 0;
 }
 
+/* TCP flags are byte 13 of the TCP header. */
+static __always_inline int parse_tcp_flags(struct cursor *c, __u8 *flags)
+{
+	__u8 *h = c->pos;
+	if ((void *)(h + 14) > c->end)
+		return -1;
+	*flags = h[13];
+	return 0;
+}
+
 #endif

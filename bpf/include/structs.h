@@ -4,6 +4,7 @@
 #define SCMLB_STRUCTS_H
 
 #include <linux/types.h>
+#include "consts.h"
 
 /* An L4 endpoint: a service VIP:port or a backend ip:port. */
 struct endpoint {
@@ -16,6 +17,57 @@ struct endpoint {
 struct counter {
 	__u64 packets;
 	__u64 bytes;
+};
+
+/* LPM trie key: prefix length, then the IPv4 network in network order. */
+struct lpm_v4_key {
+	__u32 prefixlen;
+	__u32 addr;
+};
+
+/* Rules that apply to addresses whose longest matching rule prefix is this
+ * one: the rules of this prefix and of every shorter prefix containing it,
+ * in rule order. */
+struct rule_set {
+	__u32 count;
+	__u32 slots[MAX_RULES_PER_PREFIX];
+};
+
+/* A deny rule. Ports are host order, inclusive; 0-65535 means any. A
+ * packet without ports (ICMP, fragments) matches only a rule whose ranges
+ * are both "any". */
+struct fw_rule {
+	__u8 active;
+	__u8 proto; /* 0: any */
+	__u16 sport_lo;
+	__u16 sport_hi;
+	__u16 dport_lo;
+	__u16 dport_hi;
+	__u16 pad;
+};
+
+/* A DoS policy: more than limit_pps packets/s of proto (and, for TCP, with
+ * flags & flags_mask == flags_value) from one source blocks all of that
+ * source's proto packets for block_ns. */
+struct dos_policy {
+	__u8 active;
+	__u8 proto;
+	__u8 flags_mask;
+	__u8 flags_value;
+	__u32 limit_pps;
+	__u64 block_ns;
+};
+
+struct dos_key {
+	__u32 addr; /* source, network order */
+	__u32 policy;
+};
+
+struct dos_state {
+	__u64 window_start; /* bpf_ktime_get_ns of the current 1s window */
+	__u64 blocked_until;
+	__u32 count; /* matching packets in the window */
+	__u32 pad;
 };
 
 #endif

@@ -1,0 +1,182 @@
+package bpf_test
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/scmlb-xsk/scmlb-xsk/bpf"
+	"github.com/scmlb-xsk/scmlb-xsk/internal/fixture"
+	"github.com/scmlb-xsk/scmlb-xsk/internal/testenv"
+)
+
+const xdpDrop = 1
+
+func load(t *testing.T) *bpf.Program {
+	t.Helper()
+	testenv.RequireRoot(t)
+	prog, err := bpf.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prog.Close() })
+	return prog
+}
+
+func pkt(src string, proto uint8, sport, dport uint16, flags uint8) []byte {
+	return fixture.Frame{SrcMAC: fixture.ClientMAC, DstMAC: fixture.LBUpMAC, Src: netip.MustParseAddr(src),
+		Dst: fixture.VIP, Proto: proto, SrcPort: sport, DstPort: dport, TCPFlags: flags}.Bytes()
+}
+
+func rule(slot uint32, cidr string, proto uint8, sport, dport [2]uint16) bpf.FirewallRule {
+	return bpf.FirewallRule{Slot: slot, Prefix: netip.MustParsePrefix(cidr), Proto: proto,
+		SrcFrom: sport[0], SrcTo: sport[1], DstFrom: dport[0], DstTo: dport[1]}
+}
+
+var anyPort = [2]uint16{0, 65535}
+
+func TestFirewallMatching(t *testing.T) {
+	prog := load(t)
+	rules := []bpf.FirewallRule{
+		rule(0, "10.1.0.0/16", fixture.ProtoTCP, anyPort, [2]uint16{8000, 9000}), // port range bounds
+		rule(1, "10.1.2.0/24", fixture.ProtoUDP, [2]uint16{53, 53}, anyPort),     // nested in slot 0's prefix
+		rule(2, "10.9.9.9/32", 0, anyPort, anyPort),                                  // one host, every protocol
+		rule(3, "0.0.0.0/0", fixture.ProtoTCP, anyPort, [2]uint16{23, 23}),       // everyone, telnet
+		rule(4, "10.1.2.0/24", fixture.ProtoICMP, anyPort, anyPort),                  // icmp from the /24
+	}
+	if err := prog.SetFirewall(rules); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		pkt  []byte
+		drop bool
+		slot uint32
+	}{
+		{"dport at lower bound", pkt("10.1.5.5", fixture.ProtoTCP, 1000, 8000, 0), true, 0},
+		{"dport at upper bound", pkt("10.1.5.5", fixture.ProtoTCP, 1000, 9000, 0), true, 0},
+		{"dport below range", pkt("10.1.5.5", fixture.ProtoTCP, 1000, 7999, 0), false, 0},
+		{"dport above range", pkt("10.1.5.5", fixture.ProtoTCP, 1000, 9001, 0), false, 0},
+		{"udp port ok for tcp rule", pkt("10.1.5.5", fixture.ProtoUDP, 1000, 8500, 0), false, 0},
+		{"/16 rule seen through longer /24 match", pkt("10.1.2.7", fixture.ProtoTCP, 1000, 8500, 0), true, 0},
+		{"/24 udp rule sport bound", pkt("10.1.2.7", fixture.ProtoUDP, 53, 9999, 0), true, 1},
+		{"/24 udp rule other sport", pkt("10.1.2.7", fixture.ProtoUDP, 54, 9999, 0), false, 0},
+		{"/24 rule outside its prefix", pkt("10.1.3.7", fixture.ProtoUDP, 53, 9999, 0), false, 0},
+		{"/32 anyPort protocol", pkt("10.9.9.9", fixture.ProtoUDP, 1, 2, 0), true, 2},
+		{"/32 neighbour", pkt("10.9.9.8", fixture.ProtoUDP, 1, 2, 0), false, 0},
+		{"/0 telnet from anywhere", pkt("192.0.2.1", fixture.ProtoTCP, 1000, 23, 0), true, 3},
+		{"/0 telnet from the /24 too", pkt("10.1.2.7", fixture.ProtoTCP, 1000, 23, 0), true, 3},
+		{"icmp rule", pkt("10.1.2.7", fixture.ProtoICMP, 0, 0, 0), true, 4},
+		{"icmp not matched by port rules", pkt("10.1.5.5", fixture.ProtoICMP, 0, 0, 0), false, 0},
+		{"/32 anyPort matches icmp", pkt("10.9.9.9", fixture.ProtoICMP, 0, 0, 0), true, 2},
+	}
+	want := map[uint32]uint64{}
+	var dropped uint64
+	for _, c := range cases {
+		ret := run(t, prog, c.pkt)
+		if (ret == xdpDrop) != c.drop {
+			t.Errorf("%s: verdict %d, want drop=%v", c.name, ret, c.drop)
+		}
+		if c.drop {
+			want[c.slot]++
+			dropped++
+		}
+	}
+	got, err := prog.FirewallDrops()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for slot := uint32(0); slot < 5; slot++ {
+		if got[slot].Packets != want[slot] {
+			t.Errorf("slot %d counted %d drops, want %d", slot, got[slot].Packets, want[slot])
+		}
+	}
+	if v, _ := prog.VerdictStats(); v["fw_drop"].Packets != dropped {
+		t.Errorf("fw_drop verdicts %d, want %d", v["fw_drop"].Packets, dropped)
+	}
+
+	// Deleting the /16 rule: the /24 prefix must stop seeing it.
+	if err := prog.SetFirewall(append(rules[1:2:2], rules[2:]...)); err != nil {
+		t.Fatal(err)
+	}
+	if run(t, prog, pkt("10.1.2.7", fixture.ProtoTCP, 1000, 8500, 0)) == xdpDrop {
+		t.Error("deleted rule still drops")
+	}
+	if run(t, prog, pkt("10.1.2.7", fixture.ProtoUDP, 53, 1, 0)) != xdpDrop {
+		t.Error("kept rule stopped dropping")
+	}
+	if err := prog.SetFirewall(nil); err != nil {
+		t.Fatal(err)
+	}
+	if run(t, prog, pkt("10.9.9.9", fixture.ProtoUDP, 1, 2, 0)) == xdpDrop {
+		t.Error("empty rule set still drops")
+	}
+}
+
+func TestFirewallLimits(t *testing.T) {
+	prog := load(t)
+	var rules []bpf.FirewallRule
+	for i := 0; i <= bpf.MaxRulesPerPrefix; i++ {
+		rules = append(rules, rule(uint32(i), "10.0.0.0/8", 0, anyPort, [2]uint16{uint16(i), uint16(i)}))
+	}
+	if err := prog.SetFirewall(rules); err == nil {
+		t.Fatalf("%d rules on one prefix accepted", len(rules))
+	}
+	if err := prog.SetFirewall(rules[:bpf.MaxRulesPerPrefix]); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDosPolicy(t *testing.T) {
+	prog := load(t)
+	const limit = 20
+	err := prog.SetDosPolicies([]bpf.DosPolicy{{Slot: 3, Proto: fixture.ProtoTCP,
+		FlagsMask: fixture.FlagSYN | fixture.FlagACK, FlagsValue: fixture.FlagSYN, LimitPPS: limit, Block: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	syn := pkt("10.5.0.1", fixture.ProtoTCP, 1000, 80, fixture.FlagSYN)
+	ack := pkt("10.5.0.1", fixture.ProtoTCP, 1000, 80, fixture.FlagACK)
+	other := pkt("10.5.0.2", fixture.ProtoTCP, 1000, 80, fixture.FlagSYN)
+	for i := 0; i < limit; i++ {
+		if run(t, prog, syn) == xdpDrop {
+			t.Fatalf("SYN %d of %d dropped", i+1, limit)
+		}
+	}
+	for i := 0; i < 50; i++ { // ACKs do not count towards a SYN policy
+		if run(t, prog, ack) == xdpDrop {
+			t.Fatal("ACK dropped before the source was blocked")
+		}
+	}
+	if run(t, prog, syn) != xdpDrop {
+		t.Fatal("SYN over the limit passed")
+	}
+	if run(t, prog, ack) != xdpDrop {
+		t.Fatal("blocked source's ACK passed: a blocked source loses the whole protocol")
+	}
+	if run(t, prog, pkt("10.5.0.1", fixture.ProtoUDP, 1, 2, 0)) == xdpDrop {
+		t.Fatal("blocked source's UDP dropped by a TCP policy")
+	}
+	if run(t, prog, other) == xdpDrop {
+		t.Fatal("another source dropped")
+	}
+	blocked, err := prog.DosBlocked()
+	if err != nil || len(blocked) != 1 || blocked[0].Addr != netip.MustParseAddr("10.5.0.1") || blocked[0].Slot != 3 ||
+		blocked[0].Remaining <= 50*time.Second {
+		t.Fatalf("blocked %+v %v", blocked, err)
+	}
+	drops, _ := prog.DosDrops()
+	if drops[3].Packets != 2 {
+		t.Fatalf("policy drops %+v, want 2", drops)
+	}
+	// Removing the policy forgets its blocks.
+	if err := prog.SetDosPolicies(nil); err != nil {
+		t.Fatal(err)
+	}
+	if run(t, prog, syn) == xdpDrop {
+		t.Fatal("removed policy still blocks")
+	}
+	if b, _ := prog.DosBlocked(); len(b) != 0 {
+		t.Fatalf("blocks left after removal: %+v", b)
+	}
+}
