@@ -12,7 +12,11 @@ type State struct {
 	Version       int            `json:"version"`
 	NextServiceID uint32         `json:"next_service_id"`
 	NextBackendID uint32         `json:"next_backend_id"`
+	NextRuleID    uint32         `json:"next_rule_id"`
+	NextPolicyID  uint32         `json:"next_policy_id"`
 	Services      []ServiceState `json:"services"`
+	FirewallRules []FirewallRule `json:"firewall_rules"`
+	DosPolicies   []DosPolicy    `json:"dos_policies"`
 }
 
 // ServiceState is a service with its id and backends.
@@ -53,6 +57,8 @@ func (s State) clone() State {
 		svc.Backends = append([]BackendState(nil), svc.Backends...)
 		c.Services[i] = svc
 	}
+	c.FirewallRules = append([]FirewallRule(nil), s.FirewallRules...)
+	c.DosPolicies = append([]DosPolicy(nil), s.DosPolicies...)
 	return c
 }
 
@@ -78,6 +84,9 @@ func (s *State) backend(id uint32) (*ServiceState, int, error) {
 
 // validate checks the invariants a loaded or edited state must keep.
 func (s *State) validate() error {
+	if err := s.validateFilters(); err != nil {
+		return err
+	}
 	names := map[string]bool{}
 	ids := map[uint32]bool{}
 	for _, svc := range s.Services {

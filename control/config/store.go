@@ -30,7 +30,7 @@ type Store struct {
 // Open loads the state file at path, or starts empty if it does not exist.
 // A file that cannot be parsed is an error: it is never overwritten.
 func Open(path string) (*Store, error) {
-	s := &Store{path: path, state: State{Version: stateVersion, NextServiceID: 1, NextBackendID: 1}}
+	s := &Store{path: path, state: State{Version: stateVersion, NextServiceID: 1, NextBackendID: 1, NextRuleID: 1, NextPolicyID: 1}}
 	if path == "" {
 		return s, nil
 	}
@@ -45,6 +45,8 @@ func Open(path string) (*Store, error) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("state file %s: %w", path, err)
 	}
+	// Files written before firewall rules existed have no counters for them.
+	st.NextRuleID, st.NextPolicyID = max(st.NextRuleID, 1), max(st.NextPolicyID, 1)
 	if st.Version != stateVersion {
 		return nil, fmt.Errorf("state file %s: version %d, this build reads %d", path, st.Version, stateVersion)
 	}
