@@ -59,6 +59,26 @@ func (f *fakeDaemon) Stats() (api.Stats, error) {
 	}, nil
 }
 
+func (f *fakeDaemon) FirewallRules() ([]api.FirewallRule, error) {
+	return []api.FirewallRule{{ID: 1, Network: "0.0.0.0/0", Proto: "tcp", SrcPorts: "any", DstPorts: "8000-9000",
+		DroppedPackets: 12, DroppedBytes: 720}}, nil
+}
+func (f *fakeDaemon) AddFirewallRule(r api.AddFirewallRuleRequest) (api.FirewallRule, error) {
+	return api.FirewallRule{ID: 2, Network: r.Network, Proto: r.Proto, SrcPorts: r.SrcPorts, DstPorts: r.DstPorts}, nil
+}
+func (f *fakeDaemon) DeleteFirewallRule(uint32) error { return nil }
+func (f *fakeDaemon) DosPolicies() ([]api.DosPolicy, error) {
+	return []api.DosPolicy{
+		{ID: 1, Proto: "tcp", Type: "syn", LimitPPS: 1000, BlockSeconds: 10, Status: "triggered", DroppedPackets: 900,
+			Blocked: []api.BlockedSource{{Address: "10.0.1.2", RemainingSeconds: 8.4}, {Address: "10.0.1.9", RemainingSeconds: 2}}},
+		{ID: 2, Proto: "udp", Type: "any", LimitPPS: 50, BlockSeconds: 60, Status: "not triggered", Blocked: []api.BlockedSource{}},
+	}, nil
+}
+func (f *fakeDaemon) AddDosPolicy(r api.AddDosPolicyRequest) (api.DosPolicy, error) {
+	return api.DosPolicy{ID: 3, Proto: r.Proto, Type: r.Type, LimitPPS: r.LimitPPS, BlockSeconds: r.BlockSeconds}, nil
+}
+func (f *fakeDaemon) DeleteDosPolicy(uint32) error { return nil }
+
 func runCLI(t *testing.T, f *fakeDaemon, args ...string) (string, error) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "api.sock")
@@ -129,6 +149,20 @@ up0     0      30  5   0             0         0            0           0       
 		{[]string{"backend", "add", "--service", "1", "--address", "10.0.2.13", "--weight", "2"},
 			"\nbackend 3 added to service 1: 10.0.2.13:80 weight 2\n"},
 		{[]string{"backend", "drain", "--id", "2"}, "\nbackend 2 drained\n"},
+		{[]string{"fw", "get"}, `
+ID  NETWORK    PROTO  SRC PORTS  DST PORTS  DROPPED  BYTES
+1   0.0.0.0/0  tcp    any        8000-9000  12       720
+`},
+		{[]string{"fw", "add", "-n", "10.0.0.0/8", "-t", "udp", "-d", "53"},
+			"\nrule 2 added: deny udp from 10.0.0.0/8 src ports any dst ports 53\n"},
+		{[]string{"fw", "delete", "-i", "2"}, "\nrule 2 deleted\n"},
+		{[]string{"dos", "get"}, `
+ID  PROTO  TYPE  LIMIT   BLOCK  STATUS         DROPPED  BLOCKED SOURCES
+1   tcp    syn   1000/s  10s    triggered      900      10.0.1.2 (8s left), 10.0.1.9 (2s left)
+2   udp    any   50/s    60s    not triggered  0        -
+`},
+		{[]string{"dos", "add", "-p", "tcp", "-t", "syn", "-l", "1000", "--block", "30s"},
+			"\npolicy 3 added: tcp syn over 1000 packets/s per source blocks it for 30s\n"},
 	} {
 		out, err := runCLI(t, &fakeDaemon{}, c.args...)
 		if err != nil {
@@ -166,6 +200,7 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"backend", "drain", "--id", "0"}, "want a positive id"},
 		{[]string{"backend", "add", "--service", "1", "--address", "10.0.2.1", "--weight", "0"}, "--weight 0"},
 		{[]string{"service", "delete"}, `Required flag "id" not set`},
+		{[]string{"dos", "add", "-p", "tcp", "--block", "1500ms"}, "whole seconds"},
 	} {
 		_, err := runCLI(t, &fakeDaemon{}, c.args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -136,3 +136,48 @@ func TestUnreachableDaemon(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+func (f *fake) FirewallRules() ([]FirewallRule, error) {
+	return []FirewallRule{{ID: 1, Network: "10.0.0.0/8", Proto: "tcp", SrcPorts: "any", DstPorts: "22"}}, nil
+}
+func (f *fake) AddFirewallRule(r AddFirewallRuleRequest) (FirewallRule, error) {
+	if r.Network == "bad" {
+		return FirewallRule{}, fmt.Errorf("%w: network bad", config.ErrInvalid)
+	}
+	return FirewallRule{ID: 2, Network: r.Network, Proto: r.Proto}, nil
+}
+func (f *fake) DeleteFirewallRule(id uint32) error {
+	return fmt.Errorf("%w: firewall rule %d", config.ErrNotFound, id)
+}
+func (f *fake) DosPolicies() ([]DosPolicy, error) {
+	return []DosPolicy{{ID: 1, Proto: "tcp", Type: "syn", Status: "triggered", Blocked: []BlockedSource{{Address: "10.0.1.2"}}}}, nil
+}
+func (f *fake) AddDosPolicy(r AddDosPolicyRequest) (DosPolicy, error) {
+	return DosPolicy{ID: 2, Proto: r.Proto, Type: r.Type, LimitPPS: r.LimitPPS}, nil
+}
+func (f *fake) DeleteDosPolicy(id uint32) error { return nil }
+
+func TestFilterEndpoints(t *testing.T) {
+	c, _ := serve(t, &fake{})
+	if rules, err := c.FirewallRules(); err != nil || len(rules) != 1 || rules[0].DstPorts != "22" {
+		t.Fatalf("%+v %v", rules, err)
+	}
+	if r, err := c.AddFirewallRule(AddFirewallRuleRequest{Network: "10.1.0.0/16", Proto: "udp"}); err != nil || r.ID != 2 {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if _, err := c.AddFirewallRule(AddFirewallRuleRequest{Network: "bad"}); err == nil || !strings.Contains(err.Error(), "network bad") {
+		t.Fatalf("%v", err)
+	}
+	if err := c.DeleteFirewallRule(5); err == nil || !strings.Contains(err.Error(), "firewall rule 5") {
+		t.Fatalf("%v", err)
+	}
+	if ps, err := c.DosPolicies(); err != nil || ps[0].Blocked[0].Address != "10.0.1.2" {
+		t.Fatalf("%+v %v", ps, err)
+	}
+	if p, err := c.AddDosPolicy(AddDosPolicyRequest{Proto: "tcp", Type: "syn", LimitPPS: 9}); err != nil || p.LimitPPS != 9 {
+		t.Fatalf("%+v %v", p, err)
+	}
+	if err := c.DeleteDosPolicy(2); err != nil {
+		t.Fatal(err)
+	}
+}

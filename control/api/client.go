@@ -121,3 +121,37 @@ func (c *Client) do(method, path string, in, out any) error {
 	}
 	return nil
 }
+
+// FirewallRules lists rules with their drop counters.
+func (c *Client) FirewallRules() ([]FirewallRule, error) {
+	var out []FirewallRule
+	return out, c.do(http.MethodGet, "/v1/firewall", nil, &out)
+}
+
+// AddFirewallRule adds a deny rule.
+func (c *Client) AddFirewallRule(r AddFirewallRuleRequest) (FirewallRule, error) {
+	var out FirewallRule
+	return out, c.do(http.MethodPost, "/v1/firewall", r, &out)
+}
+
+// DeleteFirewallRule removes a rule.
+func (c *Client) DeleteFirewallRule(id uint32) error {
+	return c.do(http.MethodDelete, fmt.Sprintf("/v1/firewall/%d", id), nil, nil)
+}
+
+// DosPolicies lists policies with the sources they block.
+func (c *Client) DosPolicies() ([]DosPolicy, error) {
+	var out []DosPolicy
+	return out, c.do(http.MethodGet, "/v1/dos", nil, &out)
+}
+
+// AddDosPolicy adds a policy.
+func (c *Client) AddDosPolicy(r AddDosPolicyRequest) (DosPolicy, error) {
+	var out DosPolicy
+	return out, c.do(http.MethodPost, "/v1/dos", r, &out)
+}
+
+// DeleteDosPolicy removes a policy and releases the sources it blocked.
+func (c *Client) DeleteDosPolicy(id uint32) error {
+	return c.do(http.MethodDelete, fmt.Sprintf("/v1/dos/%d", id), nil, nil)
+}

@@ -29,6 +29,12 @@ type Controller interface {
 	DeleteBackend(id uint32) error
 	Conntrack() []Flow
 	Stats() (Stats, error)
+	FirewallRules() ([]FirewallRule, error)
+	AddFirewallRule(AddFirewallRuleRequest) (FirewallRule, error)
+	DeleteFirewallRule(id uint32) error
+	DosPolicies() ([]DosPolicy, error)
+	AddDosPolicy(AddDosPolicyRequest) (DosPolicy, error)
+	DeleteDosPolicy(id uint32) error
 }
 
 // NewHandler routes the API to c.
@@ -36,12 +42,12 @@ func NewHandler(c Controller, log *zap.Logger) http.Handler {
 	h := &handler{c: c, log: log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) { reply(w, c.Services(), nil) })
-	mux.HandleFunc("POST /v1/services", h.addService)
+	mux.HandleFunc("POST /v1/services", create(c.AddService))
 	mux.HandleFunc("DELETE /v1/services/{id}", h.withID(func(id uint32, r *http.Request) error {
 		return c.DeleteService(id, r.URL.Query().Get("force") == "true")
 	}))
 	mux.HandleFunc("GET /v1/backends", func(w http.ResponseWriter, r *http.Request) { reply(w, backendsOf(c.Services()), nil) })
-	mux.HandleFunc("POST /v1/backends", h.addBackend)
+	mux.HandleFunc("POST /v1/backends", create(c.AddBackend))
 	mux.HandleFunc("POST /v1/backends/{id}/drain", h.withID(func(id uint32, _ *http.Request) error { return c.DrainBackend(id) }))
 	mux.HandleFunc("DELETE /v1/backends/{id}", h.withID(func(id uint32, _ *http.Request) error { return c.DeleteBackend(id) }))
 	mux.HandleFunc("GET /v1/conntrack", func(w http.ResponseWriter, r *http.Request) { reply(w, c.Conntrack(), nil) })
@@ -49,6 +55,18 @@ func NewHandler(c Controller, log *zap.Logger) http.Handler {
 		s, err := c.Stats()
 		reply(w, s, err)
 	})
+	mux.HandleFunc("GET /v1/firewall", func(w http.ResponseWriter, r *http.Request) {
+		rules, err := c.FirewallRules()
+		reply(w, rules, err)
+	})
+	mux.HandleFunc("POST /v1/firewall", create(c.AddFirewallRule))
+	mux.HandleFunc("DELETE /v1/firewall/{id}", h.withID(func(id uint32, _ *http.Request) error { return c.DeleteFirewallRule(id) }))
+	mux.HandleFunc("GET /v1/dos", func(w http.ResponseWriter, r *http.Request) {
+		ps, err := c.DosPolicies()
+		reply(w, ps, err)
+	})
+	mux.HandleFunc("POST /v1/dos", create(c.AddDosPolicy))
+	mux.HandleFunc("DELETE /v1/dos/{id}", h.withID(func(id uint32, _ *http.Request) error { return c.DeleteDosPolicy(id) }))
 	return h.logged(mux)
 }
 
@@ -57,24 +75,17 @@ type handler struct {
 	log *zap.Logger
 }
 
-func (h *handler) addService(w http.ResponseWriter, r *http.Request) {
-	var req AddServiceRequest
-	if err := decode(r, &req); err != nil {
-		reply(w, nil, err)
-		return
+// create decodes a request, calls add and answers 201 with what it made.
+func create[Req, Resp any](add func(Req) (Resp, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req Req
+		if err := decode(r, &req); err != nil {
+			reply(w, nil, err)
+			return
+		}
+		v, err := add(req)
+		replyCreated(w, v, err)
 	}
-	s, err := h.c.AddService(req)
-	replyCreated(w, s, err)
-}
-
-func (h *handler) addBackend(w http.ResponseWriter, r *http.Request) {
-	var req AddBackendRequest
-	if err := decode(r, &req); err != nil {
-		reply(w, nil, err)
-		return
-	}
-	b, err := h.c.AddBackend(req)
-	replyCreated(w, b, err)
 }
 
 func (h *handler) withID(fn func(uint32, *http.Request) error) http.HandlerFunc {

@@ -109,3 +109,49 @@ type SocketStats struct {
 type Error struct {
 	Error string `json:"error"`
 }
+
+// FirewallRule is a deny rule with its drop counters.
+type FirewallRule struct {
+	ID             uint32 `json:"id"`
+	Network        string `json:"network"`
+	Proto          string `json:"proto"`
+	SrcPorts       string `json:"src_ports"`
+	DstPorts       string `json:"dst_ports"`
+	DroppedPackets uint64 `json:"dropped_packets"`
+	DroppedBytes   uint64 `json:"dropped_bytes"`
+}
+
+// AddFirewallRuleRequest creates a rule; empty ports and proto mean any.
+type AddFirewallRuleRequest struct {
+	Network  string `json:"network"`
+	Proto    string `json:"proto"`
+	SrcPorts string `json:"src_ports"`
+	DstPorts string `json:"dst_ports"`
+}
+
+// DosPolicy is a DoS protection policy and the sources it blocks now.
+type DosPolicy struct {
+	ID             uint32          `json:"id"`
+	Proto          string          `json:"proto"`
+	Type           string          `json:"type"`
+	LimitPPS       uint32          `json:"limit_pps"`
+	BlockSeconds   uint32          `json:"block_seconds"`
+	Status         string          `json:"status"` // "triggered" or "not triggered"
+	Blocked        []BlockedSource `json:"blocked"`
+	DroppedPackets uint64          `json:"dropped_packets"`
+	DroppedBytes   uint64          `json:"dropped_bytes"`
+}
+
+// BlockedSource is a source address a policy drops.
+type BlockedSource struct {
+	Address          string  `json:"address"`
+	RemainingSeconds float64 `json:"remaining_seconds"`
+}
+
+// AddDosPolicyRequest creates a policy.
+type AddDosPolicyRequest struct {
+	Proto        string `json:"proto"`
+	Type         string `json:"type"` // "" means any
+	LimitPPS     uint32 `json:"limit_pps"`
+	BlockSeconds uint32 `json:"block_seconds"`
+}

@@ -57,12 +57,27 @@ func TestFirewallRulesAndPolicies(t *testing.T) {
 		{"icmp ports", func() error { _, err := s.AddFirewallRule(fw("10.0.0.0/8", "icmp", PortRange{1, 1})); return err }, "icmp has no ports"},
 		{"duplicate rule", func() error { _, err := s.AddFirewallRule(fw("10.0.0.0/8", "tcp", PortRange{22, 22})); return err }, "rule 1 matches the same packets"},
 		{"unknown rule", func() error { return s.DeleteFirewallRule(9) }, "firewall rule 9"},
-		{"dos proto", func() error { _, err := s.AddDosPolicy(DosPolicy{Proto: "sctp", Type: "any", LimitPPS: 1, BlockSeconds: 1}); return err }, "tcp, udp or icmp"},
-		{"dos type", func() error { _, err := s.AddDosPolicy(DosPolicy{Proto: "udp", Type: "syn", LimitPPS: 1, BlockSeconds: 1}); return err }, "use any"},
-		{"dos tcp type", func() error { _, err := s.AddDosPolicy(DosPolicy{Proto: "tcp", Type: "urg", LimitPPS: 1, BlockSeconds: 1}); return err }, "syn, ack, fin, rst or any"},
-		{"dos limit", func() error { _, err := s.AddDosPolicy(DosPolicy{Proto: "tcp", Type: "ack", BlockSeconds: 1}); return err }, "limit"},
+		{"dos proto", func() error {
+			_, err := s.AddDosPolicy(DosPolicy{Proto: "sctp", Type: "any", LimitPPS: 1, BlockSeconds: 1})
+			return err
+		}, "tcp, udp or icmp"},
+		{"dos type", func() error {
+			_, err := s.AddDosPolicy(DosPolicy{Proto: "udp", Type: "syn", LimitPPS: 1, BlockSeconds: 1})
+			return err
+		}, "use any"},
+		{"dos tcp type", func() error {
+			_, err := s.AddDosPolicy(DosPolicy{Proto: "tcp", Type: "urg", LimitPPS: 1, BlockSeconds: 1})
+			return err
+		}, "syn, ack, fin, rst or any"},
+		{"dos limit", func() error {
+			_, err := s.AddDosPolicy(DosPolicy{Proto: "tcp", Type: "ack", BlockSeconds: 1})
+			return err
+		}, "limit"},
 		{"dos block", func() error { _, err := s.AddDosPolicy(DosPolicy{Proto: "tcp", Type: "ack", LimitPPS: 1}); return err }, "block time"},
-		{"dos duplicate", func() error { _, err := s.AddDosPolicy(DosPolicy{Proto: "tcp", Type: "syn", LimitPPS: 5, BlockSeconds: 5}); return err }, "policy 1 already limits tcp syn"},
+		{"dos duplicate", func() error {
+			_, err := s.AddDosPolicy(DosPolicy{Proto: "tcp", Type: "syn", LimitPPS: 5, BlockSeconds: 5})
+			return err
+		}, "policy 1 already limits tcp syn"},
 		{"unknown policy", func() error { return s.DeleteDosPolicy(4) }, "dos policy 4"},
 	} {
 		if err := c.do(); err == nil || !strings.Contains(err.Error(), c.want) {

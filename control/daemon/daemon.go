@@ -42,6 +42,11 @@ type Daemon struct {
 	// holds the last reported reason per backend address.
 	unresolved int
 	problems   map[netip.Addr]string
+	// filters is the state whose firewall rules and DoS policies were last
+	// pushed; fwSlots and dosSlots map their ids to map slots.
+	filters  *config.State
+	fwSlots  *slots
+	dosSlots *slots
 }
 
 // Run starts the load balancer and serves until ctx is cancelled, then
@@ -85,8 +90,12 @@ func (d *Daemon) start() error {
 	}
 	d.neigh = netlink.NewNeighbours(d.log)
 	d.eng = dataplane.NewEngine(conntrack.New(d.opts.ConntrackSize, conntrack.DefaultTimeouts), d.log)
+	d.fwSlots, d.dosSlots = newSlots(bpf.MaxFirewallRules), newSlots(bpf.MaxDosPolicies)
 	d.mu.Lock()
-	err = d.reconfig()
+	err = d.syncFilters()
+	if err == nil {
+		err = d.reconfig()
+	}
 	d.mu.Unlock()
 	if err != nil {
 		return err

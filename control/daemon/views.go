@@ -99,6 +99,9 @@ func (d *Daemon) Stats() (api.Stats, error) {
 			Evictions: cc.Evictions, Expired: cc.Expired, Collisions: cc.Collisions},
 		Services: d.Services(),
 	}
+	// Drops in the XDP program join the workers' drops by reason.
+	st.Drops["firewall"] = verdicts["fw_drop"].Packets
+	st.Drops["dos"] = verdicts["dos_drop"].Packets
 	for _, s := range d.sockets {
 		st.Sockets = append(st.Sockets, d.socketView(s))
 	}
