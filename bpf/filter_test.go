@@ -40,9 +40,9 @@ func TestFirewallMatching(t *testing.T) {
 	rules := []bpf.FirewallRule{
 		rule(0, "10.1.0.0/16", fixture.ProtoTCP, anyPort, [2]uint16{8000, 9000}), // port range bounds
 		rule(1, "10.1.2.0/24", fixture.ProtoUDP, [2]uint16{53, 53}, anyPort),     // nested in slot 0's prefix
-		rule(2, "10.9.9.9/32", 0, anyPort, anyPort),                                  // one host, every protocol
+		rule(2, "10.9.9.9/32", 0, anyPort, anyPort),                              // one host, every protocol
 		rule(3, "0.0.0.0/0", fixture.ProtoTCP, anyPort, [2]uint16{23, 23}),       // everyone, telnet
-		rule(4, "10.1.2.0/24", fixture.ProtoICMP, anyPort, anyPort),                  // icmp from the /24
+		rule(4, "10.1.2.0/24", fixture.ProtoICMP, anyPort, anyPort),              // icmp from the /24
 	}
 	if err := prog.SetFirewall(rules); err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ import (
 func startLab(t *testing.T, topo testenv.Topology, extra ...string) (*testenv.Lab, *testenv.Daemon) {
 	t.Helper()
 	testenv.RequireRoot(t)
-	lab, err := testenv.NewLab(t, topo, 2)
+	lab, err := testenv.NewLab(t, testenv.LabConfig{Topology: topo, Backends: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,7 +76,7 @@ func TestKilledDaemonLeavesNoXDP(t *testing.T) {
 // silently replaced; the daemon exits with an error naming it.
 func TestRefusesForeignXDP(t *testing.T) {
 	testenv.RequireRoot(t)
-	lab, err := testenv.NewLab(t, testenv.TwoArm, 1)
+	lab, err := testenv.NewLab(t, testenv.LabConfig{Topology: testenv.TwoArm, Backends: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ func main() {
 }
 
 func run(td *testenv.Teardown, bin, mode string) error {
-	lab, err := testenv.NewLab(td, testenv.TwoArm, 2)
+	lab, err := testenv.NewLab(td, testenv.LabConfig{Topology: testenv.TwoArm, Backends: 2})
 	if err != nil {
 		return err
 	}

@@ -18,28 +18,41 @@ const (
 	OneArm
 )
 
-// Lab is a client, a load balancer and N backends in namespaces.
+// Lab is clients, a load balancer and backends in namespaces.
 //
-//	client 10.0.1.2/24 (default via 10.0.1.1)
-//	lb     10.0.1.1/24 and 10.0.2.1/24
+//	client i  10.0.1.(2+i)/24 (default via 10.0.1.1)
+//	lb        10.0.1.1/24 and 10.0.2.1/24
 //	backend i 10.0.2.(11+i)/24 (default via 10.0.2.1)
-//	VIP    10.0.100.1 (routed to the lb, configured nowhere)
+//	VIP       10.0.100.1 (routed to the lb, configured nowhere)
+//
+// Two-arm: clients and lb "up0" on bridge br1, lb "down0" and backends on
+// br0. One-arm: everything on br0, the lb holding both gateway addresses on
+// "eth0". The bridges live in a switch namespace.
 type Lab struct {
-	Client   *NS
-	LB       *NS
-	Switch   *NS
-	Backends []*NS
+	Client      *NS // Clients[0]
+	Clients     []*NS
+	LB          *NS
+	Switch      *NS
+	Backends    []*NS
+	ClientAddr  netip.Addr // ClientAddrs[0]
+	ClientAddrs []netip.Addr
 	// Interfaces inside LB.
 	UpstreamIf, BackendIf string
 	VIP                   netip.Addr
 	BackendAddrs          []netip.Addr
-	ClientAddr            netip.Addr
+}
+
+// LabConfig sizes a lab; zero Clients means one.
+type LabConfig struct {
+	Topology Topology
+	Backends int
+	Clients  int
 }
 
 // NewLab builds the topology; everything is removed on cleanup.
-func NewLab(c Cleaner, topo Topology, backends int) (*Lab, error) {
+func NewLab(c Cleaner, cfg LabConfig) (*Lab, error) {
 	p := UniquePrefix()
-	l := &Lab{VIP: netip.MustParseAddr("10.0.100.1"), ClientAddr: netip.MustParseAddr("10.0.1.2")}
+	l := &Lab{VIP: netip.MustParseAddr("10.0.100.1")}
 	var err error
 	mk := func(role string) *NS {
 		if err != nil {
@@ -49,24 +62,30 @@ func NewLab(c Cleaner, topo Topology, backends int) (*Lab, error) {
 		ns, err = NewNS(c, p+"-"+role)
 		return ns
 	}
-	l.Client, l.LB, l.Switch = mk("cl"), mk("lb"), mk("sw")
-	for i := 0; i < backends; i++ {
+	l.LB, l.Switch = mk("lb"), mk("sw")
+	for i := 0; i < max(cfg.Clients, 1); i++ {
+		l.Clients = append(l.Clients, mk(fmt.Sprintf("c%d", i+1)))
+		l.ClientAddrs = append(l.ClientAddrs, netip.MustParseAddr(fmt.Sprintf("10.0.1.%d", 2+i)))
+	}
+	for i := 0; i < cfg.Backends; i++ {
 		l.Backends = append(l.Backends, mk(fmt.Sprintf("b%d", i+1)))
 		l.BackendAddrs = append(l.BackendAddrs, netip.MustParseAddr(fmt.Sprintf("10.0.2.%d", 11+i)))
 	}
 	if err != nil {
 		return nil, err
 	}
-	steps := [][]string{{"link", "add", "br0", "type", "bridge"}, {"link", "set", "br0", "up"}}
-	if err := l.Switch.ipAll(steps); err != nil {
+	l.Client, l.ClientAddr = l.Clients[0], l.ClientAddrs[0]
+	if err := l.Switch.ipAll([][]string{{"link", "add", "br0", "type", "bridge"}, {"link", "set", "br0", "up"},
+		{"link", "add", "br1", "type", "bridge"}, {"link", "set", "br1", "up"}}); err != nil {
 		return nil, err
 	}
-	if topo == TwoArm {
+	upBridge := "br1"
+	if cfg.Topology == TwoArm {
 		l.UpstreamIf, l.BackendIf = "up0", "down0"
-		if err := Veth(l.Client, "eth0", l.LB, "up0"); err != nil {
+		if err := l.portOnBridge(l.LB, "up0", "br1", "plbu"); err != nil {
 			return nil, err
 		}
-		if err := l.portOnBridge(l.LB, "down0", "plb"); err != nil {
+		if err := l.portOnBridge(l.LB, "down0", "br0", "plb"); err != nil {
 			return nil, err
 		}
 		if err := l.LB.ipAll([][]string{
@@ -75,11 +94,8 @@ func NewLab(c Cleaner, topo Topology, backends int) (*Lab, error) {
 			return nil, err
 		}
 	} else {
-		l.UpstreamIf, l.BackendIf = "eth0", "eth0"
-		if err := l.portOnBridge(l.Client, "eth0", "pcl"); err != nil {
-			return nil, err
-		}
-		if err := l.portOnBridge(l.LB, "eth0", "plb"); err != nil {
+		l.UpstreamIf, l.BackendIf, upBridge = "eth0", "eth0", "br0"
+		if err := l.portOnBridge(l.LB, "eth0", "br0", "plb"); err != nil {
 			return nil, err
 		}
 		if err := l.LB.ipAll([][]string{
@@ -88,34 +104,38 @@ func NewLab(c Cleaner, topo Topology, backends int) (*Lab, error) {
 			return nil, err
 		}
 	}
-	if err := l.Client.ipAll([][]string{{"addr", "add", "10.0.1.2/24", "dev", "eth0"}, {"link", "set", "eth0", "up"},
-		{"route", "add", "default", "via", "10.0.1.1"}}); err != nil {
-		return nil, err
-	}
-	if err := TxChecksumOff(l.Client, "eth0"); err != nil {
-		return nil, err
+	for i, cl := range l.Clients {
+		if err := l.host(cl, upBridge, fmt.Sprintf("pc%d", i+1), l.ClientAddrs[i], "10.0.1.1"); err != nil {
+			return nil, err
+		}
 	}
 	for i, b := range l.Backends {
-		if err := l.portOnBridge(b, "eth0", fmt.Sprintf("pb%d", i+1)); err != nil {
-			return nil, err
-		}
-		if err := b.ipAll([][]string{{"addr", "add", l.BackendAddrs[i].String() + "/24", "dev", "eth0"},
-			{"link", "set", "eth0", "up"}, {"route", "add", "default", "via", "10.0.2.1"}}); err != nil {
-			return nil, err
-		}
-		if err := TxChecksumOff(b, "eth0"); err != nil {
+		if err := l.host(b, "br0", fmt.Sprintf("pb%d", i+1), l.BackendAddrs[i], "10.0.2.1"); err != nil {
 			return nil, err
 		}
 	}
 	return l, nil
 }
 
-// portOnBridge connects ns/ifname to a new port of the switch bridge.
-func (l *Lab) portOnBridge(ns *NS, ifname, port string) error {
+// host wires an end host: eth0 on a bridge port, a /24 address, a default
+// route, and TX checksum offload off.
+func (l *Lab) host(ns *NS, bridge, port string, addr netip.Addr, gw string) error {
+	if err := l.portOnBridge(ns, "eth0", bridge, port); err != nil {
+		return err
+	}
+	if err := ns.ipAll([][]string{{"addr", "add", addr.String() + "/24", "dev", "eth0"}, {"link", "set", "eth0", "up"},
+		{"route", "add", "default", "via", gw}}); err != nil {
+		return err
+	}
+	return TxChecksumOff(ns, "eth0")
+}
+
+// portOnBridge connects ns/ifname to a new port of a switch bridge.
+func (l *Lab) portOnBridge(ns *NS, ifname, bridge, port string) error {
 	if err := Veth(ns, ifname, l.Switch, port); err != nil {
 		return err
 	}
-	return l.Switch.ipAll([][]string{{"link", "set", port, "master", "br0"}, {"link", "set", port, "up"}})
+	return l.Switch.ipAll([][]string{{"link", "set", port, "master", bridge}, {"link", "set", port, "up"}})
 }
 
 // Veth creates a veth pair with one end in each namespace.
