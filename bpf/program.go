@@ -216,3 +216,32 @@ func (p *Program) Close() error {
 	errs = append(errs, p.objs.Close())
 	return errors.Join(errs...)
 }
+
+// SetLocalAddrs replaces the host's own addresses, to which packets are
+// never steered.
+func (p *Program) SetLocalAddrs(addrs []netip.Addr) error {
+	want := map[uint32]bool{}
+	for _, a := range addrs {
+		k, err := Endpoint{Addr: a}.key()
+		if err != nil {
+			continue // IPv6 addresses are not the XDP program's business
+		}
+		if err := p.objs.LocalAddrs.Put(k.Addr, uint8(1)); err != nil {
+			return fmt.Errorf("put local address %s: %w", a, err)
+		}
+		want[k.Addr] = true
+	}
+	var k uint32
+	var v uint8
+	var stale []uint32
+	it := p.objs.LocalAddrs.Iterate()
+	for it.Next(&k, &v) {
+		if !want[k] {
+			stale = append(stale, k)
+		}
+	}
+	for _, k := range stale {
+		p.objs.LocalAddrs.Delete(k)
+	}
+	return it.Err()
+}

@@ -106,6 +106,9 @@ int xdp_steer(struct xdp_md *ctx)
 	if (bpf_map_lookup_elem(&services, &ep)) {
 		verdict = VERDICT_STEER_SERVICE;
 	} else {
+		__u32 daddr = ip->daddr;
+		if (bpf_map_lookup_elem(&local_addrs, &daddr))
+			goto out; /* the host talks to a backend itself */
 		ep.addr = ip->saddr;
 		ep.port = ports->source;
 		if (!bpf_map_lookup_elem(&backends, &ep))

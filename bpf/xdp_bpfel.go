@@ -111,6 +111,7 @@ const (
 	xdpMapFwPrefixes     = "fw_prefixes"
 	xdpMapFwRules        = "fw_rules"
 	xdpMapIfSlots        = "if_slots"
+	xdpMapLocalAddrs     = "local_addrs"
 	xdpMapProtoStats     = "proto_stats"
 	xdpMapServices       = "services"
 	xdpMapVerdictStats   = "verdict_stats"
@@ -178,6 +179,7 @@ type xdpMapSpecs struct {
 	FwPrefixes   *ebpf.MapSpec `ebpf:"fw_prefixes"`
 	FwRules      *ebpf.MapSpec `ebpf:"fw_rules"`
 	IfSlots      *ebpf.MapSpec `ebpf:"if_slots"`
+	LocalAddrs   *ebpf.MapSpec `ebpf:"local_addrs"`
 	ProtoStats   *ebpf.MapSpec `ebpf:"proto_stats"`
 	Services     *ebpf.MapSpec `ebpf:"services"`
 	VerdictStats *ebpf.MapSpec `ebpf:"verdict_stats"`
@@ -221,6 +223,7 @@ type xdpMaps struct {
 	FwPrefixes   *ebpf.Map `ebpf:"fw_prefixes"`
 	FwRules      *ebpf.Map `ebpf:"fw_rules"`
 	IfSlots      *ebpf.Map `ebpf:"if_slots"`
+	LocalAddrs   *ebpf.Map `ebpf:"local_addrs"`
 	ProtoStats   *ebpf.Map `ebpf:"proto_stats"`
 	Services     *ebpf.Map `ebpf:"services"`
 	VerdictStats *ebpf.Map `ebpf:"verdict_stats"`
@@ -237,6 +240,7 @@ func (m *xdpMaps) Close() error {
 		m.FwPrefixes,
 		m.FwRules,
 		m.IfSlots,
+		m.LocalAddrs,
 		m.ProtoStats,
 		m.Services,
 		m.VerdictStats,

@@ -2,6 +2,7 @@ package bpf_test
 
 import (
 	"net"
+	"net/netip"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -123,6 +124,30 @@ func TestSteerVerdicts(t *testing.T) {
 	if protos["tcp"].Packets != 7 || protos["udp"].Packets != 3 || protos["icmp"].Packets != 1 ||
 		protos["non_ipv4"].Packets != 1 || protos["ipv4_other"].Packets != 1 {
 		t.Errorf("proto counters %v", protos)
+	}
+}
+
+// TestRepliesToTheHostPass: a backend answering the host's own health probe
+// is the kernel's business, not a worker's.
+func TestRepliesToTheHostPass(t *testing.T) {
+	prog := loadWithSocket(t)
+	_, backends := fixtureServices()
+	prog.SetBackends(backends)
+	reply := fixture.Cases()[5].Frame // backend1:80 -> client
+	if run(t, prog, reply) != xdpRedirect {
+		t.Fatal("reply to a client not steered")
+	}
+	if err := prog.SetLocalAddrs([]netip.Addr{fixture.Client}); err != nil {
+		t.Fatal(err)
+	}
+	if run(t, prog, reply) != xdpPass {
+		t.Fatal("reply to a local address steered")
+	}
+	if err := prog.SetLocalAddrs(nil); err != nil {
+		t.Fatal(err)
+	}
+	if run(t, prog, reply) != xdpRedirect {
+		t.Fatal("local address not removed")
 	}
 }
 

@@ -39,6 +39,16 @@ struct {
 	__type(value, __u32);
 } backends SEC(".maps");
 
+/* IPv4 address of this host (network order) -> 1. Written by the daemon.
+ * Packets to them are the host's own (health probes, an operator's curl):
+ * they are never steered, even when they come from a backend ip:port. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u8);
+} local_addrs SEC(".maps");
+
 /* ifindex -> interface slot (< MAX_IFACES). Written by the daemon. A missing
  * ifindex uses slot 0. Each NIC needs its own XSKMAP range because a socket
  * only accepts packets from the device and queue it is bound to. */
