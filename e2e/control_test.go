@@ -66,7 +66,7 @@ func startControlLab(t *testing.T, backends int, dir string) (*testenv.Lab, *tes
 		t.Fatal(err)
 	}
 	for i, b := range lab.Backends {
-		if err := testenv.ServeBackend(t, b, fmt.Sprintf("backend%d", i+1)); err != nil {
+		if _, err := testenv.ServeBackend(t, b, fmt.Sprintf("backend%d", i+1)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -118,7 +118,7 @@ func backendsJSON(t *testing.T, d *testenv.Daemon) []api.Backend {
 func TestDrainAndAddBackend(t *testing.T) {
 	lab, d := startControlLab(t, 3, t.TempDir())
 	vip := lab.VIP.String() + ":3307"
-	if out := cli(t, d, "service", "add", "--vip", vip, "--proto", "tcp"); out != "service 1 added: "+vip+"/tcp\n" {
+	if out := cli(t, d, "service", "add", "--vip", vip, "--proto", "tcp"); out != "service 1 added: "+vip+"/tcp, health check none\n" {
 		t.Fatalf("service add printed %q", out)
 	}
 	for i := 0; i < 2; i++ {

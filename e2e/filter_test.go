@@ -21,7 +21,7 @@ func startFilterLab(t *testing.T) (*testenv.Lab, *testenv.Daemon) {
 		t.Fatal(err)
 	}
 	for i, b := range lab.Backends {
-		if err := testenv.ServeBackend(t, b, fmt.Sprintf("backend%d", i+1)); err != nil {
+		if _, err := testenv.ServeBackend(t, b, fmt.Sprintf("backend%d", i+1)); err != nil {
 			t.Fatal(err)
 		}
 	}

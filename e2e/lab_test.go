@@ -22,7 +22,7 @@ func startLab(t *testing.T, topo testenv.Topology, extra ...string) (*testenv.La
 		t.Fatal(err)
 	}
 	for i, b := range lab.Backends {
-		if err := testenv.ServeBackend(t, b, fmt.Sprintf("backend%d", i+1)); err != nil {
+		if _, err := testenv.ServeBackend(t, b, fmt.Sprintf("backend%d", i+1)); err != nil {
 			t.Fatal(err)
 		}
 	}

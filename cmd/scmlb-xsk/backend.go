@@ -92,12 +92,12 @@ func idAction(done string, fn func(*api.Client, uint32) error) cli.ActionFunc {
 }
 
 func backendTable(w io.Writer, bs []api.Backend) {
-	row(w, "ID", "SERVICE", "ADDRESS", "WEIGHT", "STATUS", "MAC", "ACTIVE", "FLOWS", "PACKETS", "BYTES")
+	row(w, "ID", "SERVICE", "ADDRESS", "WEIGHT", "STATUS", "HEALTH", "MAC", "ACTIVE", "FLOWS", "PACKETS", "BYTES")
 	for _, b := range bs {
 		mac := b.MAC
 		if mac == "" {
 			mac = "unresolved"
 		}
-		row(w, b.ID, b.ServiceID, b.Address, b.Weight, b.Status, mac, b.ActiveConns, b.Flows, b.Packets, b.Bytes)
+		row(w, b.ID, b.ServiceID, b.Address, b.Weight, b.Status, b.Health, mac, b.ActiveConns, b.Flows, b.Packets, b.Bytes)
 	}
 }

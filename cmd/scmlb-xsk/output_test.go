@@ -21,10 +21,12 @@ type fakeDaemon struct{ drained []uint32 }
 
 var fixtureServices = []api.Service{{
 	ID: 1, VIP: "10.0.100.1:80", Port: 80, Proto: "tcp", Packets: 30, Bytes: 3000, ActiveConns: 2,
+	Health: &api.HealthCheck{Type: "http", Path: "/", Status: 200, IntervalMs: 1000, TimeoutMs: 500, Rise: 2, Fall: 3},
 	Backends: []api.Backend{
-		{ID: 1, ServiceID: 1, Address: "10.0.2.11:80", Weight: 1, Status: "active", MAC: "02:00:00:00:02:0b",
+		{ID: 1, ServiceID: 1, Address: "10.0.2.11:80", Weight: 1, Status: "active", Health: "healthy", MAC: "02:00:00:00:02:0b",
 			Packets: 20, Bytes: 2000, Flows: 4, ActiveConns: 2},
-		{ID: 2, ServiceID: 1, Address: "10.0.2.12:8080", Weight: 3, Status: "drained", Packets: 10, Bytes: 1000, Flows: 1},
+		{ID: 2, ServiceID: 1, Address: "10.0.2.12:8080", Weight: 3, Status: "drained", Health: "unhealthy",
+			HealthError: "connection refused", Packets: 10, Bytes: 1000, Flows: 1},
 	},
 }}
 
@@ -39,7 +41,8 @@ func (f *fakeDaemon) DeleteService(uint32, bool) error { return nil }
 func (f *fakeDaemon) AddBackend(r api.AddBackendRequest) (api.Backend, error) {
 	return api.Backend{ID: 3, ServiceID: r.ServiceID, Address: r.Address + ":80", Weight: r.Weight}, nil
 }
-func (f *fakeDaemon) DrainBackend(id uint32) error { f.drained = append(f.drained, id); return nil }
+func (f *fakeDaemon) SetServiceHealth(uint32, *api.HealthCheck) error { return nil }
+func (f *fakeDaemon) DrainBackend(id uint32) error                    { f.drained = append(f.drained, id); return nil }
 func (f *fakeDaemon) DeleteBackend(id uint32) error {
 	return fmt.Errorf("%w: backend %d is not drained; drain it first", config.ErrConflict, id)
 }
@@ -103,16 +106,16 @@ func TestTables(t *testing.T) {
 		want string
 	}{
 		{[]string{"service", "get"}, `
-ID  VIP            PROTO  BACKENDS  ACTIVE  PACKETS  BYTES
-1   10.0.100.1:80  tcp    2         2       30       3000
+ID  VIP            PROTO  HEALTH CHECK  BACKENDS  ACTIVE  PACKETS  BYTES
+1   10.0.100.1:80  tcp    http          2         2       30       3000
 `},
 		{[]string{"backend", "get"}, `
-ID  SERVICE  ADDRESS         WEIGHT  STATUS   MAC                ACTIVE  FLOWS  PACKETS  BYTES
-1   1        10.0.2.11:80    1       active   02:00:00:00:02:0b  2       4      20       2000
-2   1        10.0.2.12:8080  3       drained  unresolved         0       1      10       1000
+ID  SERVICE  ADDRESS         WEIGHT  STATUS   HEALTH     MAC                ACTIVE  FLOWS  PACKETS  BYTES
+1   1        10.0.2.11:80    1       active   healthy    02:00:00:00:02:0b  2       4      20       2000
+2   1        10.0.2.12:8080  3       drained  unhealthy  unresolved         0       1      10       1000
 `},
 		{[]string{"backend", "get", "--service", "2"}, `
-ID  SERVICE  ADDRESS  WEIGHT  STATUS  MAC  ACTIVE  FLOWS  PACKETS  BYTES
+ID  SERVICE  ADDRESS  WEIGHT  STATUS  HEALTH  MAC  ACTIVE  FLOWS  PACKETS  BYTES
 `},
 		{[]string{"conntrack", "get"}, `
 PROTO  CLIENT          VIP            BACKEND           STATE        IDLE  PACKETS  BYTES
@@ -145,7 +148,9 @@ SERVICE            BACKEND         STATUS   ACTIVE  PACKETS  BYTES
 SOCKET  QUEUE  RX  TX  TX RING FULL  NO FRAME  KICK ERRORS  RX DROPPED  FILL EMPTY  INVALID
 up0     0      30  5   0             0         0            0           0           0
 `},
-		{[]string{"service", "add", "--vip", "10.0.100.2:53", "--proto", "udp"}, "\nservice 2 added: 10.0.100.2:53/udp\n"},
+		{[]string{"service", "add", "--vip", "10.0.100.2:53", "--proto", "udp"}, "\nservice 2 added: 10.0.100.2:53/udp, health check none\n"},
+		{[]string{"service", "health", "--id", "1", "--health", "http", "--health-path", "/healthz", "--health-interval", "500ms",
+			"--health-timeout", "200ms"}, "\nservice 1 health check: http /healthz=200 every 500ms (rise 2, fall 3)\n"},
 		{[]string{"backend", "add", "--service", "1", "--address", "10.0.2.13", "--weight", "2"},
 			"\nbackend 3 added to service 1: 10.0.2.13:80 weight 2\n"},
 		{[]string{"backend", "drain", "--id", "2"}, "\nbackend 2 drained\n"},

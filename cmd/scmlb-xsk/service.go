@@ -16,16 +16,20 @@ var serviceCommand = &cli.Command{
 		{
 			Name:  "add",
 			Usage: "add a service",
-			Flags: []cli.Flag{
+			Flags: append([]cli.Flag{
 				&cli.StringFlag{Name: "vip", Required: true, Usage: "IPv4:PORT"},
 				&cli.StringFlag{Name: "proto", Value: "tcp", Usage: "tcp or udp"},
-			},
+			}, healthFlags...),
 			Action: func(c *cli.Context) error {
-				s, err := client(c).AddService(c.String("vip"), c.String("proto"))
+				h, err := healthFromFlags(c)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(c.App.Writer, "service %d added: %s/%s\n", s.ID, s.VIP, s.Proto)
+				s, err := client(c).AddService(c.String("vip"), c.String("proto"), h)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "service %d added: %s/%s, health check %s\n", s.ID, s.VIP, s.Proto, healthSummary(s.Health))
 				return nil
 			},
 		},
@@ -41,6 +45,7 @@ var serviceCommand = &cli.Command{
 				return show(c, svcs, serviceTable)
 			},
 		},
+		serviceHealthCommand,
 		{
 			Name:  "delete",
 			Usage: "delete a service (its backends must be drained, or --force)",
@@ -64,8 +69,12 @@ var serviceCommand = &cli.Command{
 }
 
 func serviceTable(w io.Writer, svcs []api.Service) {
-	row(w, "ID", "VIP", "PROTO", "BACKENDS", "ACTIVE", "PACKETS", "BYTES")
+	row(w, "ID", "VIP", "PROTO", "HEALTH CHECK", "BACKENDS", "ACTIVE", "PACKETS", "BYTES")
 	for _, s := range svcs {
-		row(w, s.ID, s.VIP, s.Proto, len(s.Backends), s.ActiveConns, s.Packets, s.Bytes)
+		check := "none"
+		if s.Health != nil {
+			check = s.Health.Type
+		}
+		row(w, s.ID, s.VIP, s.Proto, check, len(s.Backends), s.ActiveConns, s.Packets, s.Bytes)
 	}
 }

@@ -37,6 +37,12 @@ func (f *fake) DeleteService(id uint32, force bool) error {
 func (f *fake) AddBackend(r AddBackendRequest) (Backend, error) {
 	return Backend{}, fmt.Errorf("%w: service %d", config.ErrNotFound, r.ServiceID)
 }
+func (f *fake) SetServiceHealth(id uint32, h *HealthCheck) error {
+	if h != nil && h.Type == "icmp" {
+		return fmt.Errorf("%w: check type", config.ErrInvalid)
+	}
+	return nil
+}
 func (f *fake) DrainBackend(id uint32) error { f.drained = append(f.drained, id); return nil }
 func (f *fake) DeleteBackend(id uint32) error {
 	return fmt.Errorf("%w: backend %d is not drained", config.ErrConflict, id)
@@ -68,7 +74,7 @@ func TestClientServer(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("socket mode %v, %v; want 0600", fi.Mode().Perm(), err)
 	}
-	s, err := c.AddService("10.0.100.1:80", "tcp")
+	s, err := c.AddService("10.0.100.1:80", "tcp", nil)
 	if err != nil || s.ID != 1 {
 		t.Fatalf("AddService %+v %v", s, err)
 	}
@@ -89,7 +95,7 @@ func TestClientServer(t *testing.T) {
 		err  error
 		want string
 	}{
-		{func() error { _, err := c.AddService("x", "sctp"); return err }(), `protocol "sctp"`},
+		{func() error { _, err := c.AddService("x", "sctp", nil); return err }(), `protocol "sctp"`},
 		{c.DeleteService(1, false), "not drained"},
 		{func() error { _, err := c.AddBackend(9, "10.0.2.1", 1); return err }(), "service 9"},
 		{c.DeleteBackend(3), "backend 3 is not drained"},
@@ -100,6 +106,12 @@ func TestClientServer(t *testing.T) {
 	}
 	if err := c.DeleteService(1, true); err != nil {
 		t.Fatal(err)
+	}
+	if err := c.SetServiceHealth(1, &HealthCheck{Type: "tcp"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetServiceHealth(1, &HealthCheck{Type: "icmp"}); err == nil || !strings.Contains(err.Error(), "check type") {
+		t.Fatalf("bad health: %v", err)
 	}
 }
 

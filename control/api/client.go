@@ -35,10 +35,15 @@ func (c *Client) Services() ([]Service, error) {
 	return out, c.do(http.MethodGet, "/v1/services", nil, &out)
 }
 
-// AddService creates a service; vip is IPv4:PORT.
-func (c *Client) AddService(vip, proto string) (Service, error) {
+// AddService creates a service; vip is IPv4:PORT, h may be nil.
+func (c *Client) AddService(vip, proto string, h *HealthCheck) (Service, error) {
 	var out Service
-	return out, c.do(http.MethodPost, "/v1/services", AddServiceRequest{VIP: vip, Proto: proto}, &out)
+	return out, c.do(http.MethodPost, "/v1/services", AddServiceRequest{VIP: vip, Proto: proto, Health: h}, &out)
+}
+
+// SetServiceHealth sets or (nil) removes a service's health check.
+func (c *Client) SetServiceHealth(id uint32, h *HealthCheck) error {
+	return c.do(http.MethodPut, fmt.Sprintf("/v1/services/%d/health", id), SetHealthRequest{Health: h}, nil)
 }
 
 // DeleteService removes a service; without force, its backends must be drained.

@@ -24,6 +24,7 @@ type Controller interface {
 	Services() []Service
 	AddService(AddServiceRequest) (Service, error)
 	DeleteService(id uint32, force bool) error
+	SetServiceHealth(id uint32, h *HealthCheck) error
 	AddBackend(AddBackendRequest) (Backend, error)
 	DrainBackend(id uint32) error
 	DeleteBackend(id uint32) error
@@ -45,6 +46,13 @@ func NewHandler(c Controller, log *zap.Logger) http.Handler {
 	mux.HandleFunc("POST /v1/services", create(c.AddService))
 	mux.HandleFunc("DELETE /v1/services/{id}", h.withID(func(id uint32, r *http.Request) error {
 		return c.DeleteService(id, r.URL.Query().Get("force") == "true")
+	}))
+	mux.HandleFunc("PUT /v1/services/{id}/health", h.withID(func(id uint32, r *http.Request) error {
+		var req SetHealthRequest
+		if err := decode(r, &req); err != nil {
+			return err
+		}
+		return c.SetServiceHealth(id, req.Health)
 	}))
 	mux.HandleFunc("GET /v1/backends", func(w http.ResponseWriter, r *http.Request) { reply(w, backendsOf(c.Services()), nil) })
 	mux.HandleFunc("POST /v1/backends", create(c.AddBackend))

@@ -1,18 +1,29 @@
 package api
 
+import "github.com/scmlb-xsk/scmlb-xsk/control/config"
+
 // DefaultSocket is where the daemon listens by default.
 const DefaultSocket = "/run/scmlb-xsk/api.sock"
 
+// HealthCheck is a service's backend probe (the state file's own form).
+type HealthCheck = config.HealthCheck
+
+// SetHealthRequest sets a service's health check; nil removes it.
+type SetHealthRequest struct {
+	Health *HealthCheck `json:"health"`
+}
+
 // Service is a VIP:port/proto with its backends and counters.
 type Service struct {
-	ID          uint32    `json:"id"`
-	VIP         string    `json:"vip"`
-	Port        uint16    `json:"port"`
-	Proto       string    `json:"proto"`
-	Backends    []Backend `json:"backends"`
-	Packets     uint64    `json:"packets"`
-	Bytes       uint64    `json:"bytes"`
-	ActiveConns uint64    `json:"active_connections"`
+	ID          uint32       `json:"id"`
+	VIP         string       `json:"vip"`
+	Port        uint16       `json:"port"`
+	Proto       string       `json:"proto"`
+	Health      *HealthCheck `json:"health,omitempty"`
+	Backends    []Backend    `json:"backends"`
+	Packets     uint64       `json:"packets"`
+	Bytes       uint64       `json:"bytes"`
+	ActiveConns uint64       `json:"active_connections"`
 }
 
 // Backend is a real server of a service.
@@ -22,7 +33,9 @@ type Backend struct {
 	Address     string `json:"address"` // ip:port
 	Weight      uint32 `json:"weight"`
 	Status      string `json:"status"` // "active" or "drained"
-	MAC         string `json:"mac"`    // next hop, "" while unresolved
+	Health      string `json:"health"` // "healthy", "unhealthy" or "unchecked"
+	HealthError string `json:"health_error,omitempty"`
+	MAC         string `json:"mac"` // next hop, "" while unresolved
 	Packets     uint64 `json:"packets"`
 	Bytes       uint64 `json:"bytes"`
 	Flows       uint64 `json:"flows"` // flows ever assigned
@@ -31,8 +44,9 @@ type Backend struct {
 
 // AddServiceRequest creates a service.
 type AddServiceRequest struct {
-	VIP   string `json:"vip"` // IPv4:PORT
-	Proto string `json:"proto"`
+	VIP    string       `json:"vip"` // IPv4:PORT
+	Proto  string       `json:"proto"`
+	Health *HealthCheck `json:"health,omitempty"`
 }
 
 // AddBackendRequest adds a backend to a service.

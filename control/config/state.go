@@ -25,6 +25,7 @@ type ServiceState struct {
 	VIP      netip.Addr     `json:"vip"`
 	Port     uint16         `json:"port"`
 	Proto    string         `json:"proto"` // "tcp" or "udp"
+	Health   *HealthCheck   `json:"health,omitempty"`
 	Backends []BackendState `json:"backends"`
 }
 
@@ -55,6 +56,10 @@ func (s State) clone() State {
 	c.Services = make([]ServiceState, len(s.Services))
 	for i, svc := range s.Services {
 		svc.Backends = append([]BackendState(nil), svc.Backends...)
+		if svc.Health != nil {
+			h := *svc.Health
+			svc.Health = &h
+		}
 		c.Services[i] = svc
 	}
 	c.FirewallRules = append([]FirewallRule(nil), s.FirewallRules...)
@@ -94,6 +99,9 @@ func (s *State) validate() error {
 			return fmt.Errorf("service %d: VIP %s port %d: want IPv4 and port 1-65535", svc.ID, svc.VIP, svc.Port)
 		}
 		if _, err := ParseProto(svc.Proto); err != nil {
+			return fmt.Errorf("service %d: %w", svc.ID, err)
+		}
+		if err := svc.Health.validate(); err != nil {
 			return fmt.Errorf("service %d: %w", svc.ID, err)
 		}
 		if names[svc.Name()] {

@@ -121,8 +121,11 @@ func (s *Store) write(st State) error {
 	return nil
 }
 
-// AddService creates a service with no backends.
-func (s *Store) AddService(vip netip.Addr, port uint16, proto string) (ServiceState, error) {
+// AddService creates a service with no backends; h may be nil (no check).
+func (s *Store) AddService(vip netip.Addr, port uint16, proto string, h *HealthCheck) (ServiceState, error) {
+	if err := h.validate(); err != nil {
+		return ServiceState{}, err
+	}
 	if _, err := ParseProto(proto); err != nil {
 		return ServiceState{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
@@ -131,7 +134,7 @@ func (s *Store) AddService(vip netip.Addr, port uint16, proto string) (ServiceSt
 	}
 	var svc ServiceState
 	err := s.update(func(st *State) error {
-		svc = ServiceState{ID: st.NextServiceID, VIP: vip, Port: port, Proto: proto}
+		svc = ServiceState{ID: st.NextServiceID, VIP: vip, Port: port, Proto: proto, Health: h}
 		for _, o := range st.Services {
 			if o.Name() == svc.Name() {
 				return fmt.Errorf("%w: service %s is service %d", ErrExists, svc.Name(), o.ID)

@@ -22,7 +22,7 @@ func TestStoreLifecycleAndPersistence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := s.AddService(vip, 80, "tcp")
+	svc, err := s.AddService(vip, 80, "tcp", nil)
 	if err != nil || svc.ID != 1 {
 		t.Fatalf("AddService: %+v %v", svc, err)
 	}
@@ -58,7 +58,7 @@ func TestStoreLifecycleAndPersistence(t *testing.T) {
 func TestBadInputLeavesStateUnchanged(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
 	s, _ := Open(path)
-	s.AddService(vip, 80, "tcp")
+	s.AddService(vip, 80, "tcp", nil)
 	s.AddBackend(1, b1, 80, 1)
 	before := s.Snapshot()
 	file, _ := os.ReadFile(path)
@@ -68,10 +68,10 @@ func TestBadInputLeavesStateUnchanged(t *testing.T) {
 		is   error
 		want string
 	}{
-		{"duplicate service", func() error { _, err := s.AddService(vip, 80, "tcp"); return err }, ErrExists, "10.0.100.1:80/tcp is service 1"},
-		{"bad proto", func() error { _, err := s.AddService(vip, 81, "sctp"); return err }, ErrInvalid, "want tcp or udp"},
-		{"port 0", func() error { _, err := s.AddService(vip, 0, "udp"); return err }, ErrInvalid, "port 1-65535"},
-		{"ipv6 vip", func() error { _, err := s.AddService(netip.MustParseAddr("::1"), 80, "tcp"); return err }, ErrInvalid, "IPv4"},
+		{"duplicate service", func() error { _, err := s.AddService(vip, 80, "tcp", nil); return err }, ErrExists, "10.0.100.1:80/tcp is service 1"},
+		{"bad proto", func() error { _, err := s.AddService(vip, 81, "sctp", nil); return err }, ErrInvalid, "want tcp or udp"},
+		{"port 0", func() error { _, err := s.AddService(vip, 0, "udp", nil); return err }, ErrInvalid, "port 1-65535"},
+		{"ipv6 vip", func() error { _, err := s.AddService(netip.MustParseAddr("::1"), 80, "tcp", nil); return err }, ErrInvalid, "IPv4"},
 		{"unknown service", func() error { _, err := s.AddBackend(9, b2, 80, 1); return err }, ErrNotFound, "service 9"},
 		{"duplicate backend", func() error { _, err := s.AddBackend(1, b1, 80, 1); return err }, ErrExists, "backend 10.0.2.11:80 is backend 1"},
 		{"weight 0", func() error { _, err := s.AddBackend(1, b2, 80, 0); return err }, ErrInvalid, "weight"},
@@ -106,7 +106,7 @@ func TestUnwritableFileKeepsState(t *testing.T) {
 	if err := os.WriteFile(dir, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AddService(vip, 80, "tcp"); err == nil {
+	if _, err := s.AddService(vip, 80, "tcp", nil); err == nil {
 		t.Fatal("write into a file's path succeeded")
 	}
 	if len(s.Snapshot().Services) != 0 {
@@ -138,5 +138,32 @@ func TestEnsureIsIdempotent(t *testing.T) {
 	st := s.Snapshot()
 	if len(st.Services) != 1 || len(st.Services[0].Backends) != 2 || st.Services[0].Backends[1].Weight != 2 {
 		t.Fatalf("%+v", st)
+	}
+}
+
+func TestServiceHealth(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	s, _ := Open(path)
+	bad := &HealthCheck{Type: "http", Path: "/", Status: 200, IntervalMs: 100, TimeoutMs: 500, Rise: 1, Fall: 1}
+	if _, err := s.AddService(vip, 80, "tcp", bad); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("timeout > interval accepted: %v", err)
+	}
+	good := &HealthCheck{Type: "tcp", IntervalMs: 1000, TimeoutMs: 500, Rise: 2, Fall: 3}
+	svc, err := s.AddService(vip, 80, "tcp", good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetServiceHealth(svc.ID, bad); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad health set: %v", err)
+	}
+	again, _ := Open(path)
+	if h := again.Snapshot().Services[0].Health; h == nil || *h != *good {
+		t.Fatalf("health not persisted: %+v", h)
+	}
+	if err := s.SetServiceHealth(svc.ID, nil); err != nil || s.Snapshot().Services[0].Health != nil {
+		t.Fatalf("remove health: %v", err)
+	}
+	if err := s.SetServiceHealth(99, good); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown service: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/scmlb-xsk/scmlb-xsk/control/api"
 	"github.com/scmlb-xsk/scmlb-xsk/control/config"
+	"github.com/scmlb-xsk/scmlb-xsk/control/health"
 )
 
 // The daemon is the API's Controller: every change goes to the store (which
@@ -21,6 +22,7 @@ func (d *Daemon) change(fn func() error) error {
 	if err := fn(); err != nil {
 		return err
 	}
+	d.syncHealth()
 	if err := d.reconfig(); err != nil {
 		return fmt.Errorf("saved, but not yet applied to the dataplane: %w", err)
 	}
@@ -35,13 +37,38 @@ func (d *Daemon) AddService(r api.AddServiceRequest) (api.Service, error) {
 	}
 	var svc config.ServiceState
 	err = d.change(func() (err error) {
-		svc, err = d.store.AddService(ap.Addr(), ap.Port(), r.Proto)
+		svc, err = d.store.AddService(ap.Addr(), ap.Port(), r.Proto, r.Health)
 		return err
 	})
 	if err != nil {
 		return api.Service{}, err
 	}
 	return d.serviceView(svc, nil), nil
+}
+
+// SetServiceHealth sets or removes a service's backend health check.
+func (d *Daemon) SetServiceHealth(id uint32, h *api.HealthCheck) error {
+	return d.change(func() error { return d.store.SetServiceHealth(id, h) })
+}
+
+// syncHealth makes the probes match the services' health checks. Callers
+// hold d.mu.
+func (d *Daemon) syncHealth() {
+	var targets []health.Target
+	for _, s := range d.store.Snapshot().Services {
+		if s.Health == nil {
+			continue
+		}
+		chk := s.Health.Check()
+		for _, b := range s.Backends {
+			port := b.Port
+			if chk.Port != 0 {
+				port = chk.Port
+			}
+			targets = append(targets, health.Target{ID: b.ID, Addr: netip.AddrPortFrom(b.Addr, port), Check: chk})
+		}
+	}
+	d.health.Sync(targets)
 }
 
 // DeleteService removes a service; see config.Store.DeleteService.

@@ -14,6 +14,7 @@ import (
 	"github.com/scmlb-xsk/scmlb-xsk/bpf"
 	"github.com/scmlb-xsk/scmlb-xsk/control/api"
 	"github.com/scmlb-xsk/scmlb-xsk/control/config"
+	"github.com/scmlb-xsk/scmlb-xsk/control/health"
 	"github.com/scmlb-xsk/scmlb-xsk/control/netlink"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/conntrack"
@@ -47,6 +48,7 @@ type Daemon struct {
 	filters  *config.State
 	fwSlots  *slots
 	dosSlots *slots
+	health   *health.Checker
 }
 
 // Run starts the load balancer and serves until ctx is cancelled, then
@@ -90,8 +92,19 @@ func (d *Daemon) start() error {
 	}
 	d.neigh = netlink.NewNeighbours(d.log)
 	d.eng = dataplane.NewEngine(conntrack.New(d.opts.ConntrackSize, conntrack.DefaultTimeouts), d.log)
+	if err := d.setLocalAddrs(); err != nil {
+		return err
+	}
 	d.fwSlots, d.dosSlots = newSlots(bpf.MaxFirewallRules), newSlots(bpf.MaxDosPolicies)
+	d.health = health.NewChecker(d.log, func(uint32, bool) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if err := d.reconfig(); err != nil {
+			d.log.Warn("apply health change", zap.Error(err))
+		}
+	})
 	d.mu.Lock()
+	d.syncHealth()
 	err = d.syncFilters()
 	if err == nil {
 		err = d.reconfig()
@@ -123,6 +136,21 @@ func (d *Daemon) start() error {
 		zap.Bool("one_arm", d.oneArm), zap.Int("queues", queues), zap.Int("services", len(d.store.Snapshot().Services)),
 		zap.String("api", d.opts.APISocket), zap.String("state", d.opts.StatePath))
 	return nil
+}
+
+// setLocalAddrs tells the XDP program the host's own addresses, so the
+// daemon's health probes (and anything else the host sends to a backend)
+// get their replies through the kernel.
+func (d *Daemon) setLocalAddrs() error {
+	var all []netip.Addr
+	for _, ifc := range d.interfaces() {
+		a, err := netlink.Addrs(ifc.Index)
+		if err != nil {
+			return err
+		}
+		all = append(all, a...)
+	}
+	return d.prog.SetLocalAddrs(all)
 }
 
 // findInterfaces looks up the NICs and refuses ones that already carry an
@@ -278,6 +306,9 @@ func (d *Daemon) serve(ctx context.Context) error {
 // then stops the workers and closes the sockets.
 func (d *Daemon) shutdown() error {
 	var errs []error
+	if d.health != nil {
+		d.health.Close()
+	}
 	if d.api != nil && d.apiDone == nil {
 		d.api.Close() // start failed before serving
 	} else if d.apiDone != nil {

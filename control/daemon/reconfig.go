@@ -27,7 +27,7 @@ func (d *Daemon) reconfig() error {
 		steerSvc[bpf.Endpoint{Addr: s.VIP, Port: s.Port, Proto: proto}] = svc.ID
 		for _, b := range s.Backends {
 			be := dataplane.Backend{ID: b.ID, Addr: b.Addr, Port: b.Port, Weight: b.Weight}
-			if b.Drained {
+			if b.Drained || !d.health.Healthy(b.ID) {
 				be.Weight = 0 // no new flows; tracked flows keep their backend
 			}
 			if mac := hops.mac(b.Addr); mac != nil {

@@ -22,7 +22,7 @@ func (d *Daemon) Services() []api.Service {
 
 func (d *Daemon) serviceView(s config.ServiceState, active map[uint32]uint64) api.Service {
 	v := api.Service{ID: s.ID, VIP: netip.AddrPortFrom(s.VIP, s.Port).String(), Port: s.Port, Proto: s.Proto,
-		Backends: []api.Backend{}}
+		Health: s.Health, Backends: []api.Backend{}}
 	for _, b := range s.Backends {
 		bv := d.backendView(s.ID, b, active)
 		v.Backends = append(v.Backends, bv)
@@ -38,6 +38,13 @@ func (d *Daemon) backendView(serviceID uint32, b config.BackendState, active map
 		Weight: b.Weight, Status: "active", ActiveConns: active[b.ID]}
 	if b.Drained {
 		v.Status = "drained"
+	}
+	v.Health = "unchecked"
+	if st, ok := d.health.Status(b.ID); ok {
+		v.Health, v.HealthError = "healthy", st.LastError
+		if !st.Healthy {
+			v.Health = "unhealthy"
+		}
 	}
 	v.Packets, v.Bytes, v.Flows = d.eng.BackendCounters(b.ID)
 	d.mu.Lock()

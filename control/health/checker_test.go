@@ -17,8 +17,12 @@ type events struct {
 	ev []bool
 }
 
-func (e *events) add(_ uint32, healthy bool) { e.mu.Lock(); e.ev = append(e.ev, healthy); e.mu.Unlock() }
-func (e *events) get() []bool               { e.mu.Lock(); defer e.mu.Unlock(); return append([]bool(nil), e.ev...) }
+func (e *events) add(_ uint32, healthy bool) {
+	e.mu.Lock()
+	e.ev = append(e.ev, healthy)
+	e.mu.Unlock()
+}
+func (e *events) get() []bool { e.mu.Lock(); defer e.mu.Unlock(); return append([]bool(nil), e.ev...) }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()

@@ -3,6 +3,7 @@ package netlink
 import (
 	"fmt"
 	"net"
+	"net/netip"
 
 	vnl "github.com/vishvananda/netlink"
 )
@@ -32,4 +33,23 @@ func InterfaceByName(name string) (Interface, error) {
 		return Interface{}, fmt.Errorf("interface %q has no Ethernet address", name)
 	}
 	return ifc, nil
+}
+
+// Addrs returns the IPv4 addresses of an interface.
+func Addrs(ifindex int) ([]netip.Addr, error) {
+	l, err := vnl.LinkByIndex(ifindex)
+	if err != nil {
+		return nil, fmt.Errorf("interface %d: %w", ifindex, err)
+	}
+	list, err := vnl.AddrList(l, vnl.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("addresses of %s: %w", l.Attrs().Name, err)
+	}
+	var out []netip.Addr
+	for _, a := range list {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			out = append(out, ip.Unmap())
+		}
+	}
+	return out, nil
 }

@@ -53,7 +53,7 @@ func run(td *testenv.Teardown, bin, mode string) error {
 	}
 	names := []string{"backend1", "backend2"}
 	for i, b := range lab.Backends {
-		if err := testenv.ServeBackend(td, b, names[i]); err != nil {
+		if _, err := testenv.ServeBackend(td, b, names[i]); err != nil {
 			return err
 		}
 	}

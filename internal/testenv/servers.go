@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -17,11 +18,37 @@ const (
 	UDPPort  = 9090 // answers "name:payload"
 )
 
+// BackendServer is the set of lab servers of one backend.
+type BackendServer struct {
+	ns     *NS
+	name   string
+	mu     sync.Mutex
+	srv    *http.Server
+	tl     net.Listener
+	ul     net.PacketConn
+	active bool
+}
+
 // ServeBackend runs the lab servers inside ns until cleanup.
-func ServeBackend(c Cleaner, ns *NS, name string) error {
+func ServeBackend(c Cleaner, ns *NS, name string) (*BackendServer, error) {
+	b := &BackendServer{ns: ns, name: name}
+	if err := b.Start(); err != nil {
+		return nil, err
+	}
+	c.Cleanup(b.Stop)
+	return b, nil
+}
+
+// Start (re)opens the listeners.
+func (b *BackendServer) Start() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.active {
+		return nil
+	}
 	var hl, tl net.Listener
 	var ul net.PacketConn
-	err := ns.Do(func() error {
+	err := b.ns.Do(func() error {
 		var err error
 		if hl, err = net.Listen("tcp4", fmt.Sprintf(":%d", HTTPPort)); err != nil {
 			return err
@@ -39,20 +66,31 @@ func ServeBackend(c Cleaner, ns *NS, name string) error {
 		if tl != nil {
 			tl.Close()
 		}
-		return fmt.Errorf("backend %s listen: %w", name, err)
+		return fmt.Errorf("backend %s listen: %w", b.name, err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	name := b.name
+	b.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, name)
 	}), ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(hl)
+	b.tl, b.ul, b.active = tl, ul, true
+	go b.srv.Serve(hl)
 	go acceptLoop(tl, name)
 	go udpLoop(ul, name)
-	c.Cleanup(func() {
-		srv.Close()
-		tl.Close()
-		ul.Close()
-	})
 	return nil
+}
+
+// Stop closes the listeners, as if the server process died: new
+// connections are refused and UDP gets port unreachable.
+func (b *BackendServer) Stop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.active {
+		return
+	}
+	b.srv.Close()
+	b.tl.Close()
+	b.ul.Close()
+	b.active = false
 }
 
 func acceptLoop(l net.Listener, name string) {
