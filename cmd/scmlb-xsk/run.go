@@ -37,6 +37,7 @@ var runCommand = &cli.Command{
 		&cli.IntFlag{Name: "frames", Value: xsk.DefaultOptions.NumFrames, Usage: "UMEM frames per socket"},
 		&cli.DurationFlag{Name: "stats-interval", Usage: "log counters this often (0: at exit only)"},
 		&cli.StringFlag{Name: "state-file", Value: "/var/lib/scmlb-xsk/state.json", Usage: "desired state, restored at start (\"\": keep in memory)"},
+		&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus /metrics on this TCP address, e.g. 127.0.0.1:9110 (off by default)"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 	},
 	Action: runAction,
@@ -71,7 +72,7 @@ func runAction(c *cli.Context) error {
 		Upstream: c.String("upstream"), BackendIf: c.String("backend-if"), Mode: mode,
 		Queues: c.Int("queues"), CPUs: cpus, Services: svcs, ConntrackSize: c.Int("conntrack-size"),
 		XSK: xo, StatsInterval: c.Duration("stats-interval"),
-		StatePath: c.String("state-file"), APISocket: c.String("socket"),
+		StatePath: c.String("state-file"), APISocket: c.String("socket"), MetricsAddr: c.String("metrics-addr"),
 	}, log)
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/scmlb-xsk/scmlb-xsk/bpf"
-	"github.com/scmlb-xsk/scmlb-xsk/control/api"
 	"github.com/scmlb-xsk/scmlb-xsk/control/config"
 	"github.com/scmlb-xsk/scmlb-xsk/control/health"
 	"github.com/scmlb-xsk/scmlb-xsk/control/netlink"
@@ -34,8 +32,7 @@ type Daemon struct {
 	workers  []*dataplane.Worker
 	werr     chan error
 	store    *config.Store
-	api      net.Listener
-	apiDone  chan error
+	servers  []*httpServer // API, metrics
 	// mu serialises reconfig between the refresh loop and API changes.
 	mu  sync.Mutex
 	cfg *dataplane.Config // last pushed
@@ -127,10 +124,8 @@ func (d *Daemon) start() error {
 		}
 		d.log.Info("xdp attached", zap.String("if", ifc.Name), zap.Stringer("mode", d.opts.Mode))
 	}
-	if d.opts.APISocket != "" {
-		if d.api, err = api.Listen(d.opts.APISocket); err != nil {
-			return err
-		}
+	if err := d.listen(); err != nil {
+		return err
 	}
 	d.log.Info("load balancer running", zap.String("upstream", d.up.Name), zap.String("backend_if", d.down.Name),
 		zap.Bool("one_arm", d.oneArm), zap.Int("queues", queues), zap.Int("services", len(d.store.Snapshot().Services)),
@@ -262,11 +257,11 @@ func (d *Daemon) serve(ctx context.Context) error {
 	lastRefresh := time.Now()
 	gc := time.NewTicker(5 * time.Second)
 	defer gc.Stop()
-	if d.api != nil {
-		apiCtx, cancel := context.WithCancel(ctx)
-		defer cancel() // stops the API whichever way serve returns
-		d.apiDone = make(chan error, 1)
-		go func() { d.apiDone <- api.Serve(apiCtx, d.api, api.NewHandler(d, d.log.Named("api"))) }()
+	srvCtx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the HTTP servers whichever way serve returns
+	srvErr := make(chan error, len(d.servers))
+	for _, s := range d.servers {
+		s.start(srvCtx, srvErr)
 	}
 	var stats <-chan time.Time
 	if d.opts.StatsInterval > 0 {
@@ -280,9 +275,8 @@ func (d *Daemon) serve(ctx context.Context) error {
 			return nil
 		case err := <-d.werr:
 			return err
-		case err := <-d.apiDone:
-			d.apiDone = nil // consumed: shutdown must not wait for it
-			return fmt.Errorf("api server stopped: %v", err)
+		case err := <-srvErr:
+			return err
 		case now := <-fast.C:
 			d.mu.Lock()
 			if d.unresolved > 0 || now.Sub(lastRefresh) >= 2*time.Second {
@@ -309,10 +303,8 @@ func (d *Daemon) shutdown() error {
 	if d.health != nil {
 		d.health.Close()
 	}
-	if d.api != nil && d.apiDone == nil {
-		d.api.Close() // start failed before serving
-	} else if d.apiDone != nil {
-		errs = append(errs, <-d.apiDone)
+	for _, s := range d.servers {
+		errs = append(errs, s.stop())
 	}
 	if d.prog != nil {
 		for _, ifc := range d.interfaces() {

@@ -23,6 +23,8 @@ type Options struct {
 	StatePath string
 	// APISocket is the Unix socket of the API ("": no API).
 	APISocket string
+	// MetricsAddr is the TCP address of /metrics ("": off).
+	MetricsAddr string
 	// StatsInterval logs counters periodically (0: only at exit).
 	StatsInterval time.Duration
 }
