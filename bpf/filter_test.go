@@ -180,3 +180,38 @@ func TestDosPolicy(t *testing.T) {
 		t.Fatalf("blocks left after removal: %+v", b)
 	}
 }
+
+func TestDumpCapturesMatchingPackets(t *testing.T) {
+	prog := load(t)
+	d, err := prog.StartDump(bpf.DumpFilter{Port: 80, Snaplen: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	syn := pkt("10.1.1.1", fixture.ProtoTCP, 1000, 80, fixture.FlagSYN)
+	run(t, prog, pkt("10.1.1.1", fixture.ProtoUDP, 1000, 9090, 0)) // filtered out
+	run(t, prog, syn)
+	got := make(chan bpf.DumpRecord, 1)
+	go func() {
+		r, err := d.Read()
+		if err == nil {
+			got <- r
+		}
+	}()
+	select {
+	case r := <-got:
+		if r.Verdict != "pass" || r.PktLen != len(syn) || string(r.Data) != string(syn[:40]) {
+			t.Fatalf("record %+v", r)
+		}
+		if time.Since(r.Time) > time.Minute || time.Since(r.Time) < 0 {
+			t.Fatalf("timestamp %v", r.Time)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no record")
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Read(); err != bpf.ErrDumpClosed {
+		t.Fatalf("read after close: %v", err)
+	}
+}

@@ -17,6 +17,7 @@ char __license[] SEC("license") = "GPL";
 /* Force BTF for the enums so bpf2go can emit them as Go types. */
 const enum proto_idx unused_proto_idx __attribute__((unused));
 const enum verdict unused_verdict __attribute__((unused));
+const struct dump_meta unused_dump_meta __attribute__((unused));
 
 static __always_inline void count(void *map, __u32 idx, __u64 bytes)
 {
@@ -40,6 +41,32 @@ static __always_inline __u32 proto_index(__u8 proto)
 	return PROTO_IPV4_OTHER;
 }
 
+/* dump copies a packet matching the capture filter to userspace. */
+static __always_inline void dump(struct xdp_md *ctx, const struct pkt_meta *m, __u32 verdict, __u64 bytes)
+{
+	__u32 zero = 0;
+	struct dump_cfg *cfg = bpf_map_lookup_elem(&dump_config, &zero);
+	if (!cfg || !cfg->enabled)
+		return;
+	if (cfg->proto && cfg->proto != m->proto)
+		return;
+	if (cfg->addr && cfg->addr != m->saddr && cfg->addr != m->daddr)
+		return;
+	if (cfg->port && (!m->has_ports || (cfg->port != m->sport && cfg->port != m->dport)))
+		return;
+	struct dump_meta meta = {
+		.ts = bpf_ktime_get_ns(),
+		.ifindex = ctx->ingress_ifindex,
+		.queue = ctx->rx_queue_index,
+		.verdict = verdict,
+		.pkt_len = bytes,
+		.cap_len = bytes < cfg->snaplen ? bytes : cfg->snaplen,
+	};
+	/* The upper 32 bits of flags: how many packet bytes to append. */
+	__u64 flags = ((__u64)meta.cap_len << 32) | BPF_F_CURRENT_CPU;
+	bpf_perf_event_output(ctx, &dump_events, flags, &meta, sizeof(meta));
+}
+
 SEC("xdp")
 int xdp_steer(struct xdp_md *ctx)
 {
@@ -50,6 +77,7 @@ int xdp_steer(struct xdp_md *ctx)
 	struct ethhdr *eth;
 	struct iphdr *ip;
 	struct l4ports *ports = 0;
+	struct pkt_meta m = { .bytes = bytes };
 
 	int eth_type = parse_eth(&c, &eth);
 	if (eth_type < 0) {
@@ -69,7 +97,9 @@ int xdp_steer(struct xdp_md *ctx)
 	}
 	count(&proto_stats, proto_index(proto), bytes);
 
-	struct pkt_meta m = { .saddr = ip->saddr, .proto = proto, .bytes = bytes };
+	m.saddr = ip->saddr;
+	m.daddr = ip->daddr;
+	m.proto = proto;
 	int fragment = ip->frag_off & bpf_htons(IP_MF | IP_OFFSET);
 	if ((proto == IPPROTO_TCP || proto == IPPROTO_UDP) && !fragment) {
 		if (parse_ports(&c, &ports) < 0) {
@@ -124,5 +154,6 @@ int xdp_steer(struct xdp_md *ctx)
 		verdict = VERDICT_NO_SOCKET;
 out:
 	count(&verdict_stats, verdict, bytes);
+	dump(ctx, &m, verdict, bytes);
 	return action;
 }

@@ -43,6 +43,27 @@ type xdpDosState struct {
 	Pad          uint32
 }
 
+type xdpDumpCfg struct {
+	_       structs.HostLayout
+	Enabled uint32
+	Addr    uint32
+	Port    uint16
+	Proto   uint8
+	Pad     uint8
+	Snaplen uint32
+}
+
+type xdpDumpMeta struct {
+	_       structs.HostLayout
+	Ts      uint64
+	Ifindex uint32
+	Queue   uint32
+	Verdict uint32
+	PktLen  uint32
+	CapLen  uint32
+	Pad     uint32
+}
+
 type xdpEndpoint struct {
 	_     structs.HostLayout
 	Addr  uint32
@@ -107,6 +128,8 @@ const (
 	xdpMapDosDrops       = "dos_drops"
 	xdpMapDosPolicies    = "dos_policies"
 	xdpMapDosSources     = "dos_sources"
+	xdpMapDumpConfig     = "dump_config"
+	xdpMapDumpEvents     = "dump_events"
 	xdpMapFwDrops        = "fw_drops"
 	xdpMapFwPrefixes     = "fw_prefixes"
 	xdpMapFwRules        = "fw_rules"
@@ -118,6 +141,7 @@ const (
 	xdpMapXsks           = "xsks"
 	xdpProgXdpSteer      = "xdp_steer"
 	xdpVarDosSlots       = "dos_slots"
+	xdpVarUnusedDumpMeta = "unused_dump_meta"
 	xdpVarUnusedProtoIdx = "unused_proto_idx"
 	xdpVarUnusedVerdict  = "unused_verdict"
 )
@@ -175,6 +199,8 @@ type xdpMapSpecs struct {
 	DosDrops     *ebpf.MapSpec `ebpf:"dos_drops"`
 	DosPolicies  *ebpf.MapSpec `ebpf:"dos_policies"`
 	DosSources   *ebpf.MapSpec `ebpf:"dos_sources"`
+	DumpConfig   *ebpf.MapSpec `ebpf:"dump_config"`
+	DumpEvents   *ebpf.MapSpec `ebpf:"dump_events"`
 	FwDrops      *ebpf.MapSpec `ebpf:"fw_drops"`
 	FwPrefixes   *ebpf.MapSpec `ebpf:"fw_prefixes"`
 	FwRules      *ebpf.MapSpec `ebpf:"fw_rules"`
@@ -191,6 +217,7 @@ type xdpMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpVariableSpecs struct {
 	DosSlots       *ebpf.VariableSpec `ebpf:"dos_slots"`
+	UnusedDumpMeta *ebpf.VariableSpec `ebpf:"unused_dump_meta"`
 	UnusedProtoIdx *ebpf.VariableSpec `ebpf:"unused_proto_idx"`
 	UnusedVerdict  *ebpf.VariableSpec `ebpf:"unused_verdict"`
 }
@@ -219,6 +246,8 @@ type xdpMaps struct {
 	DosDrops     *ebpf.Map `ebpf:"dos_drops"`
 	DosPolicies  *ebpf.Map `ebpf:"dos_policies"`
 	DosSources   *ebpf.Map `ebpf:"dos_sources"`
+	DumpConfig   *ebpf.Map `ebpf:"dump_config"`
+	DumpEvents   *ebpf.Map `ebpf:"dump_events"`
 	FwDrops      *ebpf.Map `ebpf:"fw_drops"`
 	FwPrefixes   *ebpf.Map `ebpf:"fw_prefixes"`
 	FwRules      *ebpf.Map `ebpf:"fw_rules"`
@@ -236,6 +265,8 @@ func (m *xdpMaps) Close() error {
 		m.DosDrops,
 		m.DosPolicies,
 		m.DosSources,
+		m.DumpConfig,
+		m.DumpEvents,
 		m.FwDrops,
 		m.FwPrefixes,
 		m.FwRules,
@@ -253,6 +284,7 @@ func (m *xdpMaps) Close() error {
 // It can be passed to loadXdpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpVariables struct {
 	DosSlots       *ebpf.Variable `ebpf:"dos_slots"`
+	UnusedDumpMeta *ebpf.Variable `ebpf:"unused_dump_meta"`
 	UnusedProtoIdx *ebpf.Variable `ebpf:"unused_proto_idx"`
 	UnusedVerdict  *ebpf.Variable `ebpf:"unused_verdict"`
 }

@@ -11,6 +11,7 @@
 /* What the filters look at. has_ports is 0 for ICMP and fragments. */
 struct pkt_meta {
 	__u32 saddr;
+	__u32 daddr;
 	__u16 sport; /* host order */
 	__u16 dport;
 	__u8 proto;

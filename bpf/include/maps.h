@@ -68,6 +68,21 @@ struct {
 	__type(value, __u32);
 } xsks SEC(".maps");
 
+/* Slot 0: the capture filter. Written by the daemon while a dump runs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dump_cfg);
+} dump_config SEC(".maps");
+
+/* Captured packets to the daemon, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} dump_events SEC(".maps");
+
 /* Rule prefix -> the rules to check. Written by the daemon. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);

@@ -58,6 +58,27 @@ struct dos_policy {
 	__u64 block_ns;
 };
 
+/* Packet capture filter; zero fields match anything. */
+struct dump_cfg {
+	__u32 enabled;
+	__u32 addr; /* source or destination, network order */
+	__u16 port; /* source or destination, host order */
+	__u8 proto;
+	__u8 pad;
+	__u32 snaplen;
+};
+
+/* Sent before the captured bytes of each packet. */
+struct dump_meta {
+	__u64 ts; /* bpf_ktime_get_ns */
+	__u32 ifindex;
+	__u32 queue;
+	__u32 verdict; /* enum verdict */
+	__u32 pkt_len;
+	__u32 cap_len;
+	__u32 pad;
+};
+
 struct dos_key {
 	__u32 addr; /* source, network order */
 	__u32 policy;
