@@ -13,6 +13,7 @@ import (
 type Engine struct {
 	log     *zap.Logger
 	cfg     atomic.Pointer[table]
+	tap     atomic.Pointer[Tap] // nil unless a dump is running
 	ct      *conntrack.Table
 	mu      sync.Mutex
 	workers []*Worker

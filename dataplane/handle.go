@@ -26,10 +26,12 @@ var decodeDrop = [packet.NumResults]int{
 // allocate and does not log.
 func (w *Worker) handle(t *table, frame []byte, now int64) side {
 	p := &w.pkt
+	w.decoded = false
 	if r := packet.Decode(frame, p); r != packet.OK {
-		w.counters.drops[decodeDrop[r]].Add(1)
+		w.drop(decodeDrop[r])
 		return drop
 	}
+	w.decoded = true
 	n := p.Len()
 	tup := p.Tuple()
 	if svc, ok := t.services[svcKey{tup.Dst, tup.DstPort, tup.Proto}]; ok {
@@ -38,7 +40,7 @@ func (w *Worker) handle(t *table, frame []byte, now int64) side {
 			return drop
 		}
 		if be.mac == (packet.MAC{}) {
-			w.counters.drops[DropNoNeighbour].Add(1)
+			w.drop(DropNoNeighbour)
 			return drop
 		}
 		p.SetDst(be.addr, be.port)
@@ -50,7 +52,7 @@ func (w *Worker) handle(t *table, frame []byte, now int64) side {
 	}
 	hit, ok := w.eng.ct.Reply(tup, p.TCPFlags, n, now)
 	if !ok {
-		w.counters.drops[DropNoFlow].Add(1)
+		w.drop(DropNoFlow)
 		return drop
 	}
 	p.SetSrc(hit.Fwd.Dst, hit.Fwd.DstPort)
@@ -74,16 +76,31 @@ func (w *Worker) forwardBackend(t *table, svc *service, tup packet.Tuple, frame 
 	}
 	i := svc.maglev.Lookup(tup.Hash(flowHashSeed))
 	if i < 0 {
-		w.counters.drops[DropNoBackend].Add(1)
+		w.drop(DropNoBackend)
 		return nil
 	}
 	be := svc.backends[i]
 	rev := packet.Tuple{Src: be.addr, Dst: tup.Src, SrcPort: be.port, DstPort: tup.SrcPort, Proto: tup.Proto}
 	if !ct.Insert(tup, rev, be.id, packet.MAC(frame[6:12]), w.pkt.TCPFlags, n, now) {
-		w.counters.drops[DropCollision].Add(1)
+		w.drop(DropCollision)
 		return nil
 	}
 	be.stats.Flows.Add(1)
 	w.counters.newFlows.Add(1)
 	return be
 }
+
+// drop counts a drop and remembers its reason for a tap.
+func (w *Worker) drop(reason int) {
+	w.counters.drops[reason].Add(1)
+	w.why = reason
+}
+
+// verdictNames are what a tap records: forward, reply, then drop reasons.
+var verdictNames = func() (v [2 + NumDrops]string) {
+	v[0], v[1] = "forward", "reply"
+	for i, n := range DropNames {
+		v[2+i] = "drop:" + n
+	}
+	return
+}()

@@ -36,6 +36,8 @@ type Worker struct {
 	cpu      int // -1: not pinned
 	batch    []unix.XDPDesc
 	pkt      packet.Packet
+	decoded  bool // pkt holds the last frame's headers
+	why      int  // drop reason of the last dropped frame
 	counters counters
 	stop     atomic.Bool
 	done     chan struct{}
@@ -105,17 +107,28 @@ func (w *Worker) pump(in Queue) int {
 		return 0
 	}
 	t := w.eng.cfg.Load()
+	tap := w.eng.tap.Load()
 	now := time.Now().UnixNano()
 	w.counters.rx.Add(uint64(k))
 	for _, d := range w.batch[:k] {
 		frame := in.Frame(d)
 		var out Queue
+		verdict, side := 0, SideBackend
 		switch w.handle(t, frame, now) {
 		case toBackend:
 			out = w.down
 		case toClient:
-			out = w.up
+			out, verdict, side = w.up, 1, SideUpstream
 		default:
+			if in == w.up {
+				side = SideUpstream
+			}
+			verdict = 2 + w.why
+		}
+		if tap != nil {
+			tap.offer(now, &w.pkt, w.decoded, frame, verdictNames[verdict], side)
+		}
+		if out == nil {
 			in.Release(d.Addr)
 			continue
 		}
