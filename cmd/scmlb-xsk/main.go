@@ -23,4 +23,4 @@ func main() {
 	}
 }
 
-var commands = []*cli.Command{runCommand, serviceCommand, backendCommand, conntrackCommand, fwCommand, dosCommand, statCommand}
+var commands = []*cli.Command{runCommand, serviceCommand, backendCommand, conntrackCommand, fwCommand, dosCommand, statCommand, dumpCommand}

@@ -82,6 +82,10 @@ func (f *fakeDaemon) AddDosPolicy(r api.AddDosPolicyRequest) (api.DosPolicy, err
 }
 func (f *fakeDaemon) DeleteDosPolicy(uint32) error { return nil }
 
+func (f *fakeDaemon) StartDump(api.DumpRequest) (api.DumpSession, error) {
+	return nil, fmt.Errorf("%w: not in this test", config.ErrConflict)
+}
+
 func runCLI(t *testing.T, f *fakeDaemon, args ...string) (string, error) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "api.sock")

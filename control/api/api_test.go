@@ -1,13 +1,16 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -191,5 +194,72 @@ func TestFilterEndpoints(t *testing.T) {
 	}
 	if err := c.DeleteDosPolicy(2); err != nil {
 		t.Fatal(err)
+	}
+}
+
+type fakeSession struct{ left []DumpPacket }
+
+func (s *fakeSession) Next(ctx context.Context) (DumpPacket, error) {
+	if len(s.left) == 0 {
+		return DumpPacket{}, io.EOF
+	}
+	p := s.left[0]
+	s.left = s.left[1:]
+	return p, nil
+}
+func (s *fakeSession) Close() error { return nil }
+
+var dumpFixture = []DumpPacket{
+	{Time: time.UnixMicro(1700000000123456), Interface: "up0", Stage: "xdp", Verdict: "steer_service", OrigLen: 74, Data: []byte("abcde")},
+	{Time: time.UnixMicro(1700000000123999), Interface: "down0", Stage: "worker", Verdict: "drop:no_flow", OrigLen: 60, Data: []byte("0123456789")},
+	{Time: time.UnixMicro(1700000000124000), Interface: "up0", Stage: "worker", Verdict: "reply", OrigLen: 4, Data: []byte("wxyz")},
+}
+
+func (f *fake) StartDump(r DumpRequest) (DumpSession, error) {
+	if r.Port == 1 {
+		return nil, fmt.Errorf("%w: a dump is already running", config.ErrConflict)
+	}
+	return &fakeSession{left: append([]DumpPacket(nil), dumpFixture...)}, nil
+}
+
+func TestDumpStream(t *testing.T) {
+	c, _ := serve(t, &fake{})
+	var buf bytes.Buffer
+	if err := c.Dump(DumpRequest{At: "both", Count: 3, Duration: time.Second, Snaplen: 128}, &buf); err != nil {
+		t.Fatal(err)
+	}
+	var got []DumpPacket
+	if err := ReadPcapng(&buf, func(p DumpPacket) error { got = append(got, p); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(dumpFixture) {
+		t.Fatalf("read %d packets", len(got))
+	}
+	for i := range got {
+		w := dumpFixture[i]
+		if !got[i].Time.Equal(w.Time) || got[i].Interface != w.Interface || got[i].Stage != w.Stage ||
+			got[i].Verdict != w.Verdict || got[i].OrigLen != w.OrigLen || string(got[i].Data) != string(w.Data) {
+			t.Errorf("packet %d: %+v, want %+v", i, got[i], w)
+		}
+	}
+	if err := c.Dump(DumpRequest{At: "both", Port: 1, Count: 1, Duration: time.Second, Snaplen: 128}, &buf); err == nil ||
+		!strings.Contains(err.Error(), "already running") {
+		t.Fatalf("busy: %v", err)
+	}
+	if err := c.Dump(DumpRequest{At: "nic", Count: 1, Duration: time.Second, Snaplen: 128}, &buf); err == nil ||
+		!strings.Contains(err.Error(), "want xdp, worker or both") {
+		t.Fatalf("bad at: %v", err)
+	}
+}
+
+func TestSummary(t *testing.T) {
+	syn := []byte{0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2, 8, 0,
+		0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 1, 2, 10, 0, 100, 1,
+		0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x12, 0, 0, 0, 0, 0, 0}
+	if got := Summary(syn); got != "10.0.1.2:40000 > 10.0.100.1:80 tcp [SA]" {
+		t.Fatalf("%q", got)
+	}
+	if got := Summary([]byte{1, 2}); got != "truncated" {
+		t.Fatalf("%q", got)
 	}
 }

@@ -160,3 +160,24 @@ func (c *Client) AddDosPolicy(r AddDosPolicyRequest) (DosPolicy, error) {
 func (c *Client) DeleteDosPolicy(id uint32) error {
 	return c.do(http.MethodDelete, fmt.Sprintf("/v1/dos/%d", id), nil, nil)
 }
+
+// Dump streams a pcapng capture into w until the daemon ends it.
+func (c *Client) Dump(req DumpRequest, w io.Writer) error {
+	// A dump may run for up to an hour; only the connection has a timeout.
+	hc := *c.http
+	hc.Timeout = 0
+	resp, err := hc.Get("http://scmlb-xsk/v1/dump?" + req.values().Encode())
+	if err != nil {
+		return fmt.Errorf("daemon not reachable at %s: %w", c.path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var e Error
+		if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("dump: %s", resp.Status)
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
+}

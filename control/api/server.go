@@ -36,6 +36,7 @@ type Controller interface {
 	DosPolicies() ([]DosPolicy, error)
 	AddDosPolicy(AddDosPolicyRequest) (DosPolicy, error)
 	DeleteDosPolicy(id uint32) error
+	StartDump(DumpRequest) (DumpSession, error)
 }
 
 // NewHandler routes the API to c.
@@ -63,6 +64,7 @@ func NewHandler(c Controller, log *zap.Logger) http.Handler {
 		s, err := c.Stats()
 		reply(w, s, err)
 	})
+	mux.HandleFunc("GET /v1/dump", func(w http.ResponseWriter, r *http.Request) { serveDump(c, w, r) })
 	mux.HandleFunc("GET /v1/firewall", func(w http.ResponseWriter, r *http.Request) {
 		rules, err := c.FirewallRules()
 		reply(w, rules, err)

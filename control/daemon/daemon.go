@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -46,6 +47,7 @@ type Daemon struct {
 	fwSlots  *slots
 	dosSlots *slots
 	health   *health.Checker
+	dumping  atomic.Bool // one dump session at a time
 }
 
 // Run starts the load balancer and serves until ctx is cancelled, then
