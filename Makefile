@@ -3,7 +3,7 @@ BIN     := bin/scmlb-xsk
 # Fuzzing of the decoder and rewrite (the seed corpus runs in `make test`).
 FUZZTIME ?= 30s
 
-.PHONY: all build generate check-generate test demo bench fuzz clean
+.PHONY: all build generate check-generate test demo bench fuzz clean deps
 
 all: build
 
@@ -18,8 +18,14 @@ generate:
 check-generate: generate
 	git diff --exit-code -- bpf/
 
+# Tools the tests run that a fresh machine lacks (installed when root).
+deps:
+	@command -v tcpdump >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcpdump >/dev/null; } || \
+		echo "note: tcpdump missing; the pcap test will skip (apt-get install tcpdump)"
+
 # Privileged tests (netns, XDP, AF_XDP) need root; they skip otherwise, and fail under CI=true.
-test: build
+test: deps build
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 8m ./...
 

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"os"
+	"os/exec"
 	"testing"
 )
 
@@ -13,6 +14,20 @@ func RequireRoot(t testing.TB) {
 		return
 	}
 	const why = "needs root for network namespaces, XDP and AF_XDP"
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s, and CI=true forbids skipping", why)
+	}
+	t.Skip(why)
+}
+
+// RequireTool skips when a command the test runs is missing, naming the
+// package to install; under CI=true it fails instead (.ci/run installs it).
+func RequireTool(t testing.TB, name, pkg string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err == nil {
+		return
+	}
+	why := name + " is not installed (apt-get install " + pkg + ")"
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("%s, and CI=true forbids skipping", why)
 	}
