@@ -245,3 +245,22 @@ func (p *Program) SetLocalAddrs(addrs []netip.Addr) error {
 	}
 	return it.Err()
 }
+
+// ProgramName is the kernel name of the XDP program, by which a stale
+// attachment of an earlier run is recognised.
+const ProgramName = "xdp_steer"
+
+// IsOwnProgram reports whether the loaded program with this id is the
+// scmlb-xsk XDP program (of this or an earlier run).
+func IsOwnProgram(id uint32) (bool, error) {
+	prog, err := ebpf.NewProgramFromID(ebpf.ProgramID(id))
+	if err != nil {
+		return false, fmt.Errorf("open program %d: %w", id, err)
+	}
+	defer prog.Close()
+	info, err := prog.Info()
+	if err != nil {
+		return false, fmt.Errorf("program %d info: %w", id, err)
+	}
+	return info.Name == ProgramName && info.Type == ebpf.XDP, nil
+}

@@ -9,8 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+
 	"github.com/scmlb-xsk/scmlb-xsk/bpf"
-	"github.com/scmlb-xsk/scmlb-xsk/control/netlink"
+	nl "github.com/scmlb-xsk/scmlb-xsk/control/netlink"
 	"github.com/scmlb-xsk/scmlb-xsk/internal/testenv"
 )
 
@@ -80,17 +85,23 @@ func TestRefusesForeignXDP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prog, err := bpf.Load()
+	// A minimal program of someone else's: return XDP_PASS.
+	foreign, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "someone_else", Type: ebpf.XDP, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2), asm.Return()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer prog.Close()
+	defer foreign.Close()
 	if err := lab.LB.Do(func() error {
-		ifc, err := netlink.InterfaceByName(lab.UpstreamIf)
+		ifc, err := nl.InterfaceByName(lab.UpstreamIf)
 		if err != nil {
 			return err
 		}
-		return prog.Attach(ifc.Index, bpf.Native)
+		l, err := link.AttachXDP(link.XDPOptions{Program: foreign, Interface: ifc.Index})
+		if err == nil {
+			t.Cleanup(func() { l.Close() })
+		}
+		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -114,13 +125,65 @@ func TestRefusesForeignXDP(t *testing.T) {
 
 func xdpProgID(t *testing.T, lab *testenv.Lab, name string) uint32 {
 	t.Helper()
-	var ifc netlink.Interface
+	var ifc nl.Interface
 	if err := lab.LB.Do(func() error {
 		var err error
-		ifc, err = netlink.InterfaceByName(name)
+		ifc, err = nl.InterfaceByName(name)
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
 	return ifc.XDPProgID
+}
+
+// TestSigkillRestartReplacesStaleXDP: a daemon killed with SIGKILL leaves
+// its state file; an earlier run's program still attached through netlink
+// is replaced; the restarted daemon restores the state and forwards.
+func TestSigkillRestartReplacesStaleXDP(t *testing.T) {
+	dir := t.TempDir()
+	lab, d := startControlLab(t, 2, dir)
+	cli(t, d, "service", "add", "--vip", lab.VIP.String()+":80")
+	cli(t, d, "backend", "add", "--service", "1", "--address", lab.BackendAddrs[0].String())
+	cli(t, d, "backend", "add", "--service", "1", "--address", lab.BackendAddrs[1].String(), "--weight", "2")
+	cli(t, d, "backend", "drain", "--id", "1")
+	before := stripCounters(t, cli(t, d, "service", "get", "--json"))
+	httpOK(t, lab, 3)
+	d.Kill()
+
+	// What an older run attaching through netlink would leave behind.
+	prog, err := bpf.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = lab.LB.Do(func() error {
+		for _, name := range []string{lab.UpstreamIf, lab.BackendIf} {
+			l, err := netlink.LinkByName(name)
+			if err != nil {
+				return err
+			}
+			if err := netlink.LinkSetXdpFd(l, prog.XDP().FD()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	prog.Close() // the attachment keeps the program alive
+	if err != nil {
+		t.Fatal(err)
+	}
+	if xdpProgID(t, lab, lab.UpstreamIf) == 0 {
+		t.Fatal("stale program not attached")
+	}
+
+	d2 := startDaemonIn(t, lab, dir)
+	if !strings.Contains(d2.Output(), "replacing a stale scmlb-xsk XDP program") {
+		t.Errorf("no replacement logged:\n%s", d2.Output())
+	}
+	if after := stripCounters(t, cli(t, d2, "service", "get", "--json")); after != before {
+		t.Fatalf("state after SIGKILL and restart:\n%s\nwant\n%s", after, before)
+	}
+	if seen := spread(t, lab, 10); seen["backend1"] != 0 || seen["backend2"] != 10 {
+		t.Fatalf("drained backend got flows after restart: %v", seen)
+	}
+	stopAndCheckDetached(t, lab, d2)
 }

@@ -164,10 +164,28 @@ func (d *Daemon) findInterfaces() error {
 		}
 	}
 	for _, ifc := range d.interfaces() {
-		if ifc.XDPProgID != 0 {
-			return fmt.Errorf("interface %s already has XDP program %d attached; remove it first (ip link set dev %s xdp off)",
-				ifc.Name, ifc.XDPProgID, ifc.Name)
+		if err := d.replaceStaleXDP(ifc); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// replaceStaleXDP removes our own program left attached by an earlier run
+// (attached through netlink, or by a version that did); a running daemon's
+// bpf_link cannot be removed, and someone else's program is refused.
+func (d *Daemon) replaceStaleXDP(ifc netlink.Interface) error {
+	if ifc.XDPProgID == 0 {
+		return nil
+	}
+	ours, err := bpf.IsOwnProgram(ifc.XDPProgID)
+	if err != nil || !ours {
+		return fmt.Errorf("interface %s already has XDP program %d attached; remove it first (ip link set dev %s xdp off)",
+			ifc.Name, ifc.XDPProgID, ifc.Name)
+	}
+	d.log.Warn("replacing a stale scmlb-xsk XDP program", zap.String("if", ifc.Name), zap.Uint32("prog_id", ifc.XDPProgID))
+	if err := netlink.DetachXDP(ifc.Index); err != nil {
+		return fmt.Errorf("%s has scmlb-xsk's XDP program %d, probably held by a running daemon: %w", ifc.Name, ifc.XDPProgID, err)
 	}
 	return nil
 }

@@ -53,3 +53,17 @@ func Addrs(ifindex int) ([]netip.Addr, error) {
 	}
 	return out, nil
 }
+
+// DetachXDP removes an XDP program attached through netlink (ip link set
+// xdp ...). A program attached through a bpf_link cannot be removed this
+// way: the kernel answers EBUSY while the link's owner holds it.
+func DetachXDP(ifindex int) error {
+	l, err := vnl.LinkByIndex(ifindex)
+	if err != nil {
+		return fmt.Errorf("interface %d: %w", ifindex, err)
+	}
+	if err := vnl.LinkSetXdpFd(l, -1); err != nil {
+		return fmt.Errorf("detach xdp from %s: %w", l.Attrs().Name, err)
+	}
+	return nil
+}
