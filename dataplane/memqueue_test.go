@@ -11,6 +11,7 @@ type memQueue struct {
 	tx      []unix.XDPDesc
 	fd      int
 	flushes int
+	txCap   int // > 0: Transmit fails (and releases) past this many queued frames
 }
 
 const memFrame = 2048
@@ -46,6 +47,10 @@ func (q *memQueue) Alloc() (uint64, []byte, bool) {
 	return a, q.umem[a : a+memFrame], true
 }
 func (q *memQueue) Transmit(addr uint64, n int) bool {
+	if q.txCap > 0 && len(q.tx) >= q.txCap {
+		q.Release(addr) // as xsk.Socket does
+		return false
+	}
 	q.tx = append(q.tx, unix.XDPDesc{Addr: addr, Len: uint32(n)})
 	return true
 }

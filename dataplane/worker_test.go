@@ -199,3 +199,27 @@ func TestPumpAllocs(t *testing.T) {
 		t.Fatalf("only %d new flows: the measured path missed inserts", w.counters.newFlows.Load())
 	}
 }
+
+// TestTxRingFull: frames that find the TX ring full are dropped, counted
+// and not leaked, in both the copy (two-arm) and in-place (one-arm) paths.
+func TestTxRingFull(t *testing.T) {
+	for _, oneArm := range []bool{false, true} {
+		e, w, up, down := newTestWorker(t, oneArm)
+		down.txCap = 2
+		for i := 0; i < 5; i++ {
+			up.inject(fixture.Cases()[0].Frame)
+		}
+		w.pump(up)
+		if got := e.Stats().Drops["tx_ring_full"]; got != 3 {
+			t.Fatalf("oneArm=%v: tx_ring_full %d, want 3", oneArm, got)
+		}
+		down.takeTx()
+		frames := len(up.free)
+		if !oneArm {
+			frames += len(down.free)
+		}
+		if want := 256; oneArm && frames != want || !oneArm && frames != 2*want {
+			t.Fatalf("oneArm=%v: %d frames free, leaked some", oneArm, frames)
+		}
+	}
+}
