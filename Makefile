@@ -33,8 +33,13 @@ test: deps build
 demo: build
 	$(GO) run ./internal/demo -bin $(BIN)
 
-bench:
+# Go benchmarks of the per-packet path, then (as root) the netns comparison
+# with nftables DNAT and kernel routing on the same topology.
+BENCHTIME ?= 3s
+bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/...
+	@if [ "$$(id -u)" = 0 ]; then $(GO) run ./internal/bench -bin $(BIN) -duration $(BENCHTIME); \
+	else echo "netns benchmark skipped: needs root"; fi
 
 clean:
 	rm -rf bin

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/scmlb-xsk/scmlb-xsk/internal/testenv"
+)
+
+const (
+	udpPort  = 9090 // flooded; dropped and counted by XDP on the backends
+	tcpPort  = 5201 // throughput: the backend reads until EOF
+	connPort = 5202 // connection rate: the backend closes at once
+)
+
+// mode sets a lab up to forward VIP traffic one way; targets are the
+// addresses the client sends to.
+type mode struct {
+	name  string
+	setup func(td *testenv.Teardown, lab *testenv.Lab) (targets []netip.Addr, err error)
+}
+
+func modes(bin string) []mode {
+	return []mode{
+		{"scmlb-xsk", func(td *testenv.Teardown, lab *testenv.Lab) ([]netip.Addr, error) {
+			dir, err := os.MkdirTemp("", "scmlb-bench")
+			if err != nil {
+				return nil, err
+			}
+			td.Cleanup(func() { os.RemoveAll(dir) })
+			vip := lab.VIP.String()
+			d, err := testenv.StartDaemon(td, lab.LB, bin, dir, "--upstream", lab.UpstreamIf, "--backend-if", lab.BackendIf,
+				"--vip", fmt.Sprintf("%s:%d/udp", vip, udpPort), "--vip", fmt.Sprintf("%s:%d/tcp", vip, tcpPort), "--vip", fmt.Sprintf("%s:%d/tcp", vip, connPort),
+				"--backend", lab.BackendAddrs[0].String(), "--backend", lab.BackendAddrs[1].String(), "--log-level", "warn")
+			if err != nil {
+				return nil, err
+			}
+			td.Cleanup(func() { d.Stop(syscall.SIGTERM, 10*time.Second) })
+			return []netip.Addr{lab.VIP}, nil
+		}},
+		{"nftables", func(td *testenv.Teardown, lab *testenv.Lab) ([]netip.Addr, error) {
+			b1, b2 := lab.BackendAddrs[0], lab.BackendAddrs[1]
+			// The usual nftables load balancer: DNAT chosen by a hash of the
+			// client address and port, conntrack for the replies.
+			ruleset := fmt.Sprintf(`table ip lb {
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr %[1]s meta l4proto { tcp, udp } th dport { %[2]d, %[3]d, %[6]d } dnat to jhash ip saddr . th sport mod 2 map { 0 : %[4]s, 1 : %[5]s }
+	}
+}
+`, lab.VIP, udpPort, tcpPort, b1, b2, connPort)
+			if err := nft(lab.LB, ruleset); err != nil {
+				return nil, err
+			}
+			return []netip.Addr{lab.VIP}, forwarding(lab.LB)
+		}},
+		{"routing", func(td *testenv.Teardown, lab *testenv.Lab) ([]netip.Addr, error) {
+			// No load balancing: the client addresses the backends itself.
+			return lab.BackendAddrs, forwarding(lab.LB)
+		}},
+	}
+}
+
+func forwarding(ns *testenv.NS) error {
+	_, err := ns.Exec("sysctl", "-qw", "net.ipv4.ip_forward=1")
+	return err
+}
+
+func nft(ns *testenv.NS, ruleset string) error {
+	cmd := ns.Command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(ruleset)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("nft: %w: %s", err, out)
+	}
+	return nil
+}
