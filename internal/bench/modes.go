@@ -39,7 +39,13 @@ func modes(bin string) []mode {
 			if err != nil {
 				return nil, err
 			}
-			td.Cleanup(func() { d.Stop(syscall.SIGTERM, 10*time.Second) })
+			td.Cleanup(func() {
+				if os.Getenv("BENCH_STATS") != "" {
+					out, _ := d.CLI("stat")
+					fmt.Fprintln(os.Stderr, out)
+				}
+				d.Stop(syscall.SIGTERM, 10*time.Second)
+			})
 			return []netip.Addr{lab.VIP}, nil
 		}},
 		{"nftables", func(td *testenv.Teardown, lab *testenv.Lab) ([]netip.Addr, error) {
