@@ -33,10 +33,13 @@ type Backend struct {
 	MAC    packet.MAC // next hop; zero while unresolved
 }
 
-type svcKey struct {
-	addr  packet.Addr
-	port  uint16
-	proto uint8
+// svcKey packs VIP, port and protocol into one word: a Go map with an
+// integer key skips hashing a struct on every packet.
+type svcKey uint64
+
+func keyOf(addr packet.Addr, port uint16, proto uint8) svcKey {
+	return svcKey(uint64(addr[0])<<56 | uint64(addr[1])<<48 | uint64(addr[2])<<40 | uint64(addr[3])<<32 |
+		uint64(port)<<8 | uint64(proto))
 }
 
 // table is the immutable, compiled form of a Config.
@@ -71,7 +74,7 @@ func compile(c Config, stats func(id uint32) *BackendStats) (*table, error) {
 		if s.Proto != packet.ProtoTCP && s.Proto != packet.ProtoUDP {
 			return nil, fmt.Errorf("service %d: protocol %d is not tcp or udp", s.ID, s.Proto)
 		}
-		k := svcKey{packet.AddrFrom(s.VIP), s.Port, s.Proto}
+		k := keyOf(packet.AddrFrom(s.VIP), s.Port, s.Proto)
 		if _, dup := t.services[k]; dup {
 			return nil, fmt.Errorf("service %s:%d/%d defined twice", s.VIP, s.Port, s.Proto)
 		}

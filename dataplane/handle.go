@@ -34,7 +34,7 @@ func (w *Worker) handle(t *table, frame []byte, now int64) side {
 	w.decoded = true
 	n := p.Len()
 	tup := p.Tuple()
-	if svc, ok := t.services[svcKey{tup.Dst, tup.DstPort, tup.Proto}]; ok {
+	if svc, ok := t.services[keyOf(tup.Dst, tup.DstPort, tup.Proto)]; ok {
 		be := w.forwardBackend(t, svc, tup, frame, n, now)
 		if be == nil {
 			return drop
@@ -55,7 +55,7 @@ func (w *Worker) handle(t *table, frame []byte, now int64) side {
 		w.drop(DropNoFlow)
 		return drop
 	}
-	p.SetSrc(hit.Fwd.Dst, hit.Fwd.DstPort)
+	p.SetSrc(hit.VIP, hit.VIPPort)
 	p.SetMACs(t.upMAC, hit.ClientMAC)
 	if be := t.backends[hit.Backend]; be != nil {
 		be.stats.Packets.Add(1)

@@ -27,13 +27,18 @@ func key(s *shard, i int32, rev bool) (packet.Tuple, uint64) {
 	return e.Fwd, e.fwdHash
 }
 
-func (x *index) find(s *shard, h uint64, t packet.Tuple, rev bool) int32 {
+func (x *index) find(s *shard, h uint64, t *packet.Tuple, rev bool) int32 {
 	for p := h & x.mask; ; p = (p + 1) & x.mask {
 		v := x.slots[p]
 		if v == 0 {
 			return -1
 		}
-		if k, kh := key(s, v-1, rev); kh == h && k == t {
+		e := &s.entries[v-1]
+		if rev {
+			if e.revHash == h && e.Rev == *t {
+				return v - 1
+			}
+		} else if e.fwdHash == h && e.Fwd == *t {
 			return v - 1
 		}
 	}

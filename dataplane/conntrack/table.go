@@ -1,6 +1,8 @@
 package conntrack
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"sync"
 	"sync/atomic"
 
@@ -36,14 +38,21 @@ type Table struct {
 	inserts, evictions, expired, collisions atomic.Uint64
 }
 
-const numShards = 64
+const (
+	shardBits = 6
+	numShards = 1 << shardBits
+)
 
 // New makes a table holding at most capacity flows (rounded up to a
 // multiple of the shard count). Memory is allocated here, once.
 func New(capacity int, timeouts Timeouts) *Table {
 	per := (capacity + numShards - 1) / numShards
 	per = max(per, 4)
-	t := &Table{shards: make([]shard, numShards), mask: numShards - 1, seed: 0x7a3c91}
+	// A random seed: with a fixed one, anyone reading this code could choose
+	// client ports that pile into one probe run.
+	var seed [8]byte
+	rand.Read(seed[:])
+	t := &Table{shards: make([]shard, numShards), mask: numShards - 1, seed: binary.LittleEndian.Uint64(seed[:])}
 	for i := range timeouts {
 		t.timeouts[i] = int64(timeouts[i])
 	}
@@ -53,18 +62,20 @@ func New(capacity int, timeouts Timeouts) *Table {
 	return t
 }
 
-// clientHash picks the shard from the client endpoint, which both directions share.
+// shardOf picks the shard from the client endpoint, which both directions
+// share: one multiply, the top bits of which spread well (Fibonacci hashing).
 func (t *Table) shardOf(client packet.Addr, port uint16, proto uint8) *shard {
-	k := packet.Tuple{Src: client, SrcPort: port, Proto: proto}
-	return &t.shards[k.Hash(t.seed)&t.mask]
+	k := (uint64(binary.LittleEndian.Uint32(client[:]))<<24 | uint64(port)<<8 | uint64(proto)) ^ t.seed
+	return &t.shards[(k*0x9e3779b97f4a7c15)>>(64-shardBits)]
 }
 
-// Hit is what a lookup returns about a flow.
+// Hit is what a lookup returns about a flow: only what the worker needs,
+// since it is copied out on every packet.
 type Hit struct {
 	Backend   uint32
 	ClientMAC packet.MAC
-	Fwd       packet.Tuple
-	Rev       packet.Tuple
+	VIPPort   uint16
+	VIP       packet.Addr
 }
 
 // Forward looks up a client->VIP packet, updating state and counters.
@@ -85,14 +96,14 @@ func (t *Table) lookup(client packet.Addr, port uint16, tup packet.Tuple, flags 
 	}
 	h := tup.Hash(t.seed)
 	s.mu.Lock()
-	i := idx.find(s, h, tup, reply)
+	i := idx.find(s, h, &tup, reply)
 	if i < 0 {
 		s.mu.Unlock()
 		return Hit{}, false
 	}
 	e := &s.entries[i]
 	e.touch(flags, bytes, now, reply)
-	hit := Hit{Backend: e.Backend, ClientMAC: e.ClientMAC, Fwd: e.Fwd, Rev: e.Rev}
+	hit := Hit{Backend: e.Backend, ClientMAC: e.ClientMAC, VIP: e.Fwd.Dst, VIPPort: e.Fwd.DstPort}
 	s.mu.Unlock()
 	return hit, true
 }
@@ -113,10 +124,10 @@ func (t *Table) Insert(fwd, rev packet.Tuple, backend uint32, clientMAC packet.M
 	fh, rh := fwd.Hash(t.seed), rev.Hash(t.seed)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if i := s.fwd.find(s, fh, fwd, false); i >= 0 {
+	if i := s.fwd.find(s, fh, &fwd, false); i >= 0 {
 		s.remove(i) // a reused client port after a missed close: start over
 	}
-	if s.rev.find(s, rh, rev, true) >= 0 {
+	if s.rev.find(s, rh, &rev, true) >= 0 {
 		t.collisions.Add(1)
 		return false
 	}

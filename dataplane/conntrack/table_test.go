@@ -28,11 +28,11 @@ func TestBothDirections(t *testing.T) {
 		t.Fatal("insert failed")
 	}
 	h, ok := tb.Forward(fwd, flagACK, 60, 2)
-	if !ok || h.Backend != 7 || h.Rev != rev {
+	if !ok || h.Backend != 7 || h.VIP != vip || h.VIPPort != 80 {
 		t.Fatalf("forward hit %+v %v", h, ok)
 	}
 	h, ok = tb.Reply(rev, flagACK, 60, 3)
-	if !ok || h.ClientMAC != mac || h.Fwd != fwd {
+	if !ok || h.ClientMAC != mac || h.VIP != vip || h.Backend != 7 {
 		t.Fatalf("reply hit %+v %v", h, ok)
 	}
 	if _, ok := tb.Reply(fwd, 0, 0, 3); ok {

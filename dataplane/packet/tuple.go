@@ -19,12 +19,13 @@ func (t Tuple) Reverse() Tuple {
 }
 
 // Hash is a fast, seeded, allocation-free hash of t: the tuple packed into
-// two words, each folded in with the splitmix64 finalizer. Its low bits are
-// well spread (conntrack masks them; Maglev takes it modulo a prime).
+// two words, combined with a multiply and spread by the splitmix64
+// finalizer, so the low bits are usable (conntrack masks them; Maglev takes
+// the hash modulo a prime). Conntrack seeds it at random.
 func (t Tuple) Hash(seed uint64) uint64 {
-	a := uint64(binary.BigEndian.Uint32(t.Src[:]))<<32 | uint64(binary.BigEndian.Uint32(t.Dst[:]))
+	a := uint64(binary.LittleEndian.Uint32(t.Src[:]))<<32 | uint64(binary.LittleEndian.Uint32(t.Dst[:]))
 	b := uint64(t.SrcPort)<<32 | uint64(t.DstPort)<<16 | uint64(t.Proto)
-	return mix(mix(a^seed) ^ b)
+	return mix(a ^ seed ^ b*0x9e3779b97f4a7c15)
 }
 
 func mix(h uint64) uint64 {
