@@ -1,7 +1,6 @@
 package bpf
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -50,22 +49,8 @@ func (p *Program) SetFirewall(rules []FirewallRule) error {
 		}
 		want[k] = true
 	}
-	var k xdpLpmV4Key
-	var v xdpRuleSet
-	var stale []xdpLpmV4Key
-	it := p.objs.FwPrefixes.Iterate()
-	for it.Next(&k, &v) {
-		if !want[k] {
-			stale = append(stale, k)
-		}
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("iterate firewall prefixes: %w", err)
-	}
-	for _, k := range stale {
-		if err := p.objs.FwPrefixes.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("delete firewall prefix: %w", err)
-		}
+	if err := deleteWhere[xdpLpmV4Key, xdpRuleSet](p.objs.FwPrefixes, func(k xdpLpmV4Key) bool { return !want[k] }); err != nil {
+		return err
 	}
 	for slot := range p.fwActive {
 		if !active[slot] {
@@ -171,19 +156,7 @@ func (p *Program) SetDosPolicies(ps []DosPolicy) error {
 	if len(changed) == 0 {
 		return nil
 	}
-	var k xdpDosKey
-	var st xdpDosState
-	var forget []xdpDosKey
-	it := p.objs.DosSources.Iterate()
-	for it.Next(&k, &st) {
-		if changed[k.Policy] {
-			forget = append(forget, k)
-		}
-	}
-	for _, k := range forget {
-		p.objs.DosSources.Delete(k)
-	}
-	return it.Err()
+	return deleteWhere[xdpDosKey, xdpDosState](p.objs.DosSources, func(k xdpDosKey) bool { return changed[k.Policy] })
 }
 
 // DosDrops returns the drop counters of the active policy slots.
@@ -235,17 +208,12 @@ func (p *Program) DosBlocked() ([]Blocked, error) {
 
 func slotCounters(m *ebpf.Map, slots map[uint32]bool) (map[uint32]Counter, error) {
 	out := make(map[uint32]Counter, len(slots))
-	var perCPU []xdpCounter
 	for s := range slots {
-		if err := m.Lookup(s, &perCPU); err != nil {
-			return nil, fmt.Errorf("read %s[%d]: %w", m, s, err)
+		c, err := sumPerCPU(m, s)
+		if err != nil {
+			return nil, err
 		}
-		var sum Counter
-		for _, c := range perCPU {
-			sum.Packets += c.Packets
-			sum.Bytes += c.Bytes
-		}
-		out[s] = sum
+		out[s] = c
 	}
 	return out, nil
 }

@@ -187,19 +187,25 @@ func syncEndpoints(m *ebpf.Map, want map[Endpoint]uint32) error {
 		}
 		keep[k] = true
 	}
-	var k xdpEndpoint
-	var v uint32
-	var stale []xdpEndpoint
+	return deleteWhere[xdpEndpoint, uint32](m, func(k xdpEndpoint) bool { return !keep[k] })
+}
+
+// deleteWhere removes the keys of m for which drop is true. Keys are
+// collected first: deleting while iterating a hash map can restart the walk.
+func deleteWhere[K comparable, V any](m *ebpf.Map, drop func(K) bool) error {
+	var k K
+	var v V
+	var doomed []K
 	it := m.Iterate()
 	for it.Next(&k, &v) {
-		if !keep[k] {
-			stale = append(stale, k)
+		if drop(k) {
+			doomed = append(doomed, k)
 		}
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("iterate %s: %w", m, err)
 	}
-	for _, k := range stale {
+	for _, k := range doomed {
 		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("delete from %s: %w", m, err)
 		}
@@ -231,19 +237,7 @@ func (p *Program) SetLocalAddrs(addrs []netip.Addr) error {
 		}
 		want[k.Addr] = true
 	}
-	var k uint32
-	var v uint8
-	var stale []uint32
-	it := p.objs.LocalAddrs.Iterate()
-	for it.Next(&k, &v) {
-		if !want[k] {
-			stale = append(stale, k)
-		}
-	}
-	for _, k := range stale {
-		p.objs.LocalAddrs.Delete(k)
-	}
-	return it.Err()
+	return deleteWhere[uint32, uint8](p.objs.LocalAddrs, func(k uint32) bool { return !want[k] })
 }
 
 // ProgramName is the kernel name of the XDP program, by which a stale

@@ -30,17 +30,26 @@ func (p *Program) VerdictStats() (map[string]Counter, error) {
 
 func readCounters(m *ebpf.Map, names []string) (map[string]Counter, error) {
 	out := make(map[string]Counter, len(names))
-	var perCPU []xdpCounter
 	for i, name := range names {
-		if err := m.Lookup(uint32(i), &perCPU); err != nil {
-			return nil, fmt.Errorf("read %s[%s]: %w", m, name, err)
+		c, err := sumPerCPU(m, uint32(i))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		var sum Counter
-		for _, c := range perCPU {
-			sum.Packets += c.Packets
-			sum.Bytes += c.Bytes
-		}
-		out[name] = sum
+		out[name] = c
 	}
 	return out, nil
+}
+
+// sumPerCPU adds up a per-CPU counter slot.
+func sumPerCPU(m *ebpf.Map, key uint32) (Counter, error) {
+	var perCPU []xdpCounter
+	if err := m.Lookup(key, &perCPU); err != nil {
+		return Counter{}, fmt.Errorf("read %s[%d]: %w", m, key, err)
+	}
+	var sum Counter
+	for _, c := range perCPU {
+		sum.Packets += c.Packets
+		sum.Bytes += c.Bytes
+	}
+	return sum, nil
 }
