@@ -18,46 +18,7 @@ import (
 // TestReceiveAndTransmit steers UDP to a service port into the socket, then
 // transmits a crafted frame back and reads it with a UDP socket in the peer.
 func TestReceiveAndTransmit(t *testing.T) {
-	testenv.RequireRoot(t)
-	a, b, err := testenv.NewVethPair(t, testenv.Endpoint{If: "v0", CIDR: "10.9.0.1/24"}, testenv.Endpoint{If: "v1", CIDR: "10.9.0.2/24"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := testenv.TxChecksumOff(b, "v1"); err != nil {
-		t.Fatal(err)
-	}
-
-	var sock *xsk.Socket
-	var prog *bpf.Program
-	var v0 *net.Interface
-	err = a.Do(func() error {
-		var err error
-		if v0, err = net.InterfaceByName("v0"); err != nil {
-			return err
-		}
-		if prog, err = bpf.Load(); err != nil {
-			return err
-		}
-		if err = prog.Attach(v0.Index, bpf.Native); err != nil {
-			return err
-		}
-		if err = prog.SetServices(map[bpf.Endpoint]uint32{{Addr: netip.MustParseAddr("10.9.0.1"), Port: 9999, Proto: 17}: 1}); err != nil {
-			return err
-		}
-		if sock, err = xsk.Open(v0.Index, 0, xsk.Options{NumFrames: 256, FrameSize: 2048, RingSize: 64}); err != nil {
-			return err
-		}
-		return prog.RegisterSocket(0, 0, sock.FD())
-	})
-	if sock != nil {
-		t.Cleanup(func() { sock.Close() })
-	}
-	if prog != nil {
-		t.Cleanup(func() { prog.Close() })
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	sock, v0, b := steeredSocket(t, xsk.Options{NumFrames: 256, FrameSize: 2048, RingSize: 64})
 
 	// B listens for what the socket will transmit, and sends the probe.
 	var listener *net.UDPConn
@@ -128,41 +89,7 @@ func TestReceiveAndTransmit(t *testing.T) {
 // TestRingFullIsCounted: with nobody draining a tiny RX ring the kernel
 // drops and counts; once drained, the socket receives again.
 func TestRingFullIsCounted(t *testing.T) {
-	testenv.RequireRoot(t)
-	a, b, err := testenv.NewVethPair(t, testenv.Endpoint{If: "v0", CIDR: "10.9.0.1/24"}, testenv.Endpoint{If: "v1", CIDR: "10.9.0.2/24"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sock *xsk.Socket
-	var prog *bpf.Program
-	err = a.Do(func() error {
-		v0, err := net.InterfaceByName("v0")
-		if err != nil {
-			return err
-		}
-		if prog, err = bpf.Load(); err != nil {
-			return err
-		}
-		if err = prog.Attach(v0.Index, bpf.Native); err != nil {
-			return err
-		}
-		if err = prog.SetServices(map[bpf.Endpoint]uint32{{Addr: netip.MustParseAddr("10.9.0.1"), Port: 9999, Proto: 17}: 1}); err != nil {
-			return err
-		}
-		if sock, err = xsk.Open(v0.Index, 0, xsk.Options{NumFrames: 16, FrameSize: 2048, RingSize: 4}); err != nil {
-			return err
-		}
-		return prog.RegisterSocket(0, 0, sock.FD())
-	})
-	if sock != nil {
-		t.Cleanup(func() { sock.Close() })
-	}
-	if prog != nil {
-		t.Cleanup(func() { prog.Close() })
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	sock, _, b := steeredSocket(t, xsk.Options{NumFrames: 16, FrameSize: 2048, RingSize: 4})
 	send := func(n int) {
 		t.Helper()
 		if err := b.Do(func() error {
@@ -205,4 +132,51 @@ func TestRingFullIsCounted(t *testing.T) {
 		sock.Flush()
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// steeredSocket builds two namespaces joined by v0/v1 (10.9.0.1, .2),
+// attaches the XDP program to v0 steering UDP 10.9.0.1:9999 into an AF_XDP
+// socket with the given options, and returns the socket, v0 and the peer.
+func steeredSocket(t *testing.T, o xsk.Options) (*xsk.Socket, *net.Interface, *testenv.NS) {
+	t.Helper()
+	testenv.RequireRoot(t)
+	a, b, err := testenv.NewVethPair(t, testenv.Endpoint{If: "v0", CIDR: "10.9.0.1/24"}, testenv.Endpoint{If: "v1", CIDR: "10.9.0.2/24"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.TxChecksumOff(b, "v1"); err != nil {
+		t.Fatal(err)
+	}
+	var sock *xsk.Socket
+	var prog *bpf.Program
+	var v0 *net.Interface
+	err = a.Do(func() error {
+		var err error
+		if v0, err = net.InterfaceByName("v0"); err != nil {
+			return err
+		}
+		if prog, err = bpf.Load(); err != nil {
+			return err
+		}
+		if err = prog.Attach(v0.Index, bpf.Native); err != nil {
+			return err
+		}
+		if err = prog.SetServices(map[bpf.Endpoint]uint32{{Addr: netip.MustParseAddr("10.9.0.1"), Port: 9999, Proto: 17}: 1}); err != nil {
+			return err
+		}
+		if sock, err = xsk.Open(v0.Index, 0, o); err != nil {
+			return err
+		}
+		return prog.RegisterSocket(0, 0, sock.FD())
+	})
+	if sock != nil {
+		t.Cleanup(func() { sock.Close() })
+	}
+	if prog != nil {
+		t.Cleanup(func() { prog.Close() })
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sock, v0, b
 }

@@ -8,9 +8,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/scmlb-xsk/scmlb-xsk/internal/testenv"
@@ -38,30 +35,20 @@ func main() {
 	bin := flag.String("bin", "bin/scmlb-xsk", "scmlb-xsk binary")
 	dur := flag.Duration("duration", 3*time.Second, "length of each measurement")
 	flag.Parse()
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "bench: needs root (network namespaces, XDP, AF_XDP, nftables)")
-		os.Exit(1)
-	}
-	var td testenv.Teardown
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		<-sig
-		td.Run()
-		os.Exit(130)
-	}()
-	var results []result
-	for _, m := range modes(*bin) {
-		r, err := runMode(m, *dur)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "bench %s: %v\n", m.name, err)
-			os.Exit(1)
+	testenv.Main("bench", func(td *testenv.Teardown) error {
+		var results []result
+		for _, m := range modes(*bin) {
+			r, err := runMode(td.Sub(), m, *dur)
+			if err != nil {
+				return fmt.Errorf("%s: %w", m.name, err)
+			}
+			results = append(results, r)
+			fmt.Printf("%-10s udp %9.0f pps delivered (%9.0f offered)  tcp %6.2f Gbit/s  %7.0f conn/s\n",
+				r.mode, r.pps(), r.sentPPS(), r.gbps(), r.cps())
 		}
-		results = append(results, r)
-		fmt.Printf("%-10s udp %9.0f pps delivered (%9.0f offered)  tcp %6.2f Gbit/s  %7.0f conn/s\n",
-			r.mode, r.pps(), r.sentPPS(), r.gbps(), r.cps())
-	}
-	report(results)
+		report(results)
+		return nil
+	})
 }
 
 func report(rs []result) {

@@ -23,23 +23,23 @@ const (
 	connWorker = 4
 )
 
-func runMode(m mode, dur time.Duration) (result, error) {
-	var td testenv.Teardown
+// runMode measures one mode on a lab of its own, torn down (td) before the next.
+func runMode(td *testenv.Teardown, m mode, dur time.Duration) (result, error) {
 	defer td.Run()
 	r := result{mode: m.name, duration: dur, udpFlows: flows, tcpStreams: tcpStreams, connWorkers: connWorker}
-	lab, err := testenv.NewLab(&td, testenv.LabConfig{Topology: testenv.TwoArm, Backends: 2})
+	lab, err := testenv.NewLab(td, testenv.LabConfig{Topology: testenv.TwoArm, Backends: 2})
 	if err != nil {
 		return r, err
 	}
 	var counters []*bpf.Program
 	for _, b := range lab.Backends {
-		p, err := backend(&td, b)
+		p, err := backend(td, b)
 		if err != nil {
 			return r, err
 		}
 		counters = append(counters, p)
 	}
-	targets, err := m.setup(&td, lab)
+	targets, err := m.setup(td, lab)
 	if err != nil {
 		return r, err
 	}

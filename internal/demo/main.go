@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"regexp"
 	"sort"
 	"strings"
@@ -24,26 +23,14 @@ func main() {
 	bin := flag.String("bin", "bin/scmlb-xsk", "scmlb-xsk binary")
 	mode := flag.String("xdp-mode", "native", "native or generic")
 	flag.Parse()
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "demo: needs root (network namespaces, XDP, AF_XDP)")
-		os.Exit(1)
-	}
-	var td testenv.Teardown
-	// Tear down on Ctrl-C too: nothing may be left behind.
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		<-sig
+	testenv.Main("demo", func(td *testenv.Teardown) error {
+		if err := run(td, *bin, *mode); err != nil {
+			return err
+		}
 		td.Run()
-		os.Exit(130)
-	}()
-	err := run(&td, *bin, *mode)
-	td.Run()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "demo:", err)
-		os.Exit(1)
-	}
-	fmt.Println("torn down: namespaces, links and processes removed")
+		fmt.Println("torn down: namespaces, links and processes removed")
+		return nil
+	})
 }
 
 func run(td *testenv.Teardown, bin, mode string) error {

@@ -4,9 +4,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
 	"strings"
+	"sync"
+	"syscall"
 
 	"github.com/vishvananda/netns"
 )
@@ -16,18 +20,60 @@ type Cleaner interface {
 	Cleanup(func())
 }
 
-// Teardown collects cleanups for code that is not a test (the demo).
-type Teardown struct{ fns []func() }
+// Teardown collects cleanups for code that is not a test (the demo, the
+// benchmark). It may be run from a signal handler while still in use.
+type Teardown struct {
+	mu  sync.Mutex
+	fns []func()
+}
 
 // Cleanup registers fn to run at Run, last registered first.
-func (d *Teardown) Cleanup(fn func()) { d.fns = append(d.fns, fn) }
+func (d *Teardown) Cleanup(fn func()) {
+	d.mu.Lock()
+	d.fns = append(d.fns, fn)
+	d.mu.Unlock()
+}
 
-// Run runs the registered cleanups in reverse order.
+// Run runs the registered cleanups in reverse order, once.
 func (d *Teardown) Run() {
-	for i := len(d.fns) - 1; i >= 0; i-- {
-		d.fns[i]()
-	}
+	d.mu.Lock()
+	fns := d.fns
 	d.fns = nil
+	d.mu.Unlock()
+	for i := len(fns) - 1; i >= 0; i-- {
+		fns[i]()
+	}
+}
+
+// Sub returns a teardown that d also runs, for a part of the work that
+// cleans up early (one benchmark lab after another).
+func (d *Teardown) Sub() *Teardown {
+	sub := &Teardown{}
+	d.Cleanup(sub.Run)
+	return sub
+}
+
+// Main runs fn as a root-only command named name: whatever fn registers is
+// torn down when fn returns or on SIGINT/SIGTERM, and an error exits 1.
+func Main(name string, fn func(td *Teardown) error) {
+	if os.Geteuid() != 0 {
+		fmt.Fprintf(os.Stderr, "%s: needs root (network namespaces, XDP, AF_XDP)\n", name)
+		os.Exit(1)
+	}
+	td := &Teardown{}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-sig
+		td.Run()
+		os.Exit(130)
+	}()
+	err := fn(td)
+	td.Run()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
 }
 
 // UniquePrefix returns a short random prefix for namespace names, so
