@@ -60,16 +60,7 @@ func (e *echoConn) roundTrip(msg string) error {
 // configures it through the CLI. dir keeps the socket and state file.
 func startControlLab(t *testing.T, backends int, dir string) (*testenv.Lab, *testenv.Daemon) {
 	t.Helper()
-	testenv.RequireRoot(t)
-	lab, err := testenv.NewLab(t, testenv.LabConfig{Topology: testenv.TwoArm, Backends: backends})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, b := range lab.Backends {
-		if _, err := testenv.ServeBackend(t, b, fmt.Sprintf("backend%d", i+1)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	lab, _ := labWithServers(t, testenv.LabConfig{Topology: testenv.TwoArm, Backends: backends})
 	return lab, startDaemonIn(t, lab, dir)
 }
 

@@ -15,16 +15,7 @@ import (
 // startFilterLab: two clients, two backends, HTTP 80 and UDP 9090 services.
 func startFilterLab(t *testing.T) (*testenv.Lab, *testenv.Daemon) {
 	t.Helper()
-	testenv.RequireRoot(t)
-	lab, err := testenv.NewLab(t, testenv.LabConfig{Topology: testenv.TwoArm, Backends: 2, Clients: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, b := range lab.Backends {
-		if _, err := testenv.ServeBackend(t, b, fmt.Sprintf("backend%d", i+1)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	lab, _ := labWithServers(t, testenv.LabConfig{Topology: testenv.TwoArm, Backends: 2, Clients: 2})
 	vip := lab.VIP.String()
 	d := startDaemonIn(t, lab, t.TempDir(), "--vip", vip+":80/tcp", "--vip", vip+":9090/udp",
 		"--backend", lab.BackendAddrs[0].String(), "--backend", lab.BackendAddrs[1].String())

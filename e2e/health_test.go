@@ -47,19 +47,7 @@ func spread(t *testing.T, lab *testenv.Lab, n int) map[string]int {
 }
 
 func TestHealthChecks(t *testing.T) {
-	testenv.RequireRoot(t)
-	lab, err := testenv.NewLab(t, testenv.LabConfig{Topology: testenv.TwoArm, Backends: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var servers []*testenv.BackendServer
-	for i, b := range lab.Backends {
-		s, err := testenv.ServeBackend(t, b, fmt.Sprintf("backend%d", i+1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		servers = append(servers, s)
-	}
+	lab, servers := labWithServers(t, testenv.LabConfig{Topology: testenv.TwoArm, Backends: 2})
 	d := startDaemonIn(t, lab, t.TempDir())
 	const interval, fall, rise = 200 * time.Millisecond, 3, 2
 	cli(t, d, "service", "add", "--vip", lab.VIP.String()+":80", "--health", "http", "--health-path", "/who",

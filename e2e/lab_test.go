@@ -16,16 +16,7 @@ import (
 // VIP answers.
 func startLab(t *testing.T, topo testenv.Topology, extra ...string) (*testenv.Lab, *testenv.Daemon) {
 	t.Helper()
-	testenv.RequireRoot(t)
-	lab, err := testenv.NewLab(t, testenv.LabConfig{Topology: topo, Backends: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, b := range lab.Backends {
-		if _, err := testenv.ServeBackend(t, b, fmt.Sprintf("backend%d", i+1)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	lab, _ := labWithServers(t, testenv.LabConfig{Topology: topo, Backends: 2})
 	vip := lab.VIP.String()
 	b1, b2 := lab.BackendAddrs[0].String(), lab.BackendAddrs[1].String()
 	args := append([]string{"--upstream", lab.UpstreamIf, "--backend-if", lab.BackendIf,
@@ -51,6 +42,26 @@ func startLab(t *testing.T, topo testenv.Topology, extra ...string) (*testenv.La
 		t.Fatalf("load balancer never answered: %v", err)
 	}
 	return lab, d
+}
+
+// labWithServers builds a lab whose backends run the lab servers
+// ("backend1", "backend2", ...).
+func labWithServers(t *testing.T, cfg testenv.LabConfig) (*testenv.Lab, []*testenv.BackendServer) {
+	t.Helper()
+	testenv.RequireRoot(t)
+	lab, err := testenv.NewLab(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var servers []*testenv.BackendServer
+	for i, b := range lab.Backends {
+		s, err := testenv.ServeBackend(t, b, fmt.Sprintf("backend%d", i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers = append(servers, s)
+	}
+	return lab, servers
 }
 
 // stopAndCheckDetached stops the daemon with SIGTERM and checks that no XDP

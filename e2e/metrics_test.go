@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -54,16 +53,7 @@ series:
 }
 
 func TestMetrics(t *testing.T) {
-	testenv.RequireRoot(t)
-	lab, err := testenv.NewLab(t, testenv.LabConfig{Topology: testenv.TwoArm, Backends: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, b := range lab.Backends {
-		if _, err := testenv.ServeBackend(t, b, fmt.Sprintf("backend%d", i+1)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	lab, _ := labWithServers(t, testenv.LabConfig{Topology: testenv.TwoArm, Backends: 2})
 	const addr = "127.0.0.1:9110"
 	vip := lab.VIP.String()
 	d := startDaemonIn(t, lab, t.TempDir(), "--metrics-addr", addr, "--vip", vip+":80",

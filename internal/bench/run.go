@@ -95,22 +95,9 @@ func backend(td *testenv.Teardown, ns *testenv.NS) (*bpf.Program, error) {
 		return nil, err
 	}
 	td.Cleanup(func() { sink.Close(); closer.Close() })
-	go serve(sink, func(c net.Conn) { io.Copy(io.Discard, c) })
-	go serve(closer, func(net.Conn) {}) // the server closes first: TIME_WAIT stays here
+	go testenv.Serve(sink, func(c net.Conn) { io.Copy(io.Discard, c) })
+	go testenv.Serve(closer, func(net.Conn) {}) // the server closes first: TIME_WAIT stays here
 	return p, nil
-}
-
-func serve(l net.Listener, fn func(net.Conn)) {
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			fn(c)
-		}()
-	}
 }
 
 func delivered(ps []*bpf.Program) uint64 {

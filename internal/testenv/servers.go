@@ -94,6 +94,24 @@ func (b *BackendServer) Stop() {
 }
 
 func acceptLoop(l net.Listener, name string) {
+	Serve(l, func(c net.Conn) {
+		fmt.Fprintf(c, "%s\n", name)
+		r := bufio.NewReader(c)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if _, err := c.Write([]byte(line)); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// Serve accepts connections on l until it is closed, handling each with fn
+// in its own goroutine and closing it afterwards.
+func Serve(l net.Listener, fn func(net.Conn)) {
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -101,17 +119,7 @@ func acceptLoop(l net.Listener, name string) {
 		}
 		go func() {
 			defer c.Close()
-			fmt.Fprintf(c, "%s\n", name)
-			r := bufio.NewReader(c)
-			for {
-				line, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				if _, err := c.Write([]byte(line)); err != nil {
-					return
-				}
-			}
+			fn(c)
 		}()
 	}
 }
