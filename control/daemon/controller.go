@@ -43,7 +43,7 @@ func (d *Daemon) AddService(r api.AddServiceRequest) (api.Service, error) {
 	if err != nil {
 		return api.Service{}, err
 	}
-	return d.serviceView(svc, nil), nil
+	return d.serviceView(svc, liveState{}), nil
 }
 
 // SetServiceHealth sets or removes a service's backend health check.
@@ -93,7 +93,7 @@ func (d *Daemon) AddBackend(r api.AddBackendRequest) (api.Backend, error) {
 	if err != nil {
 		return api.Backend{}, err
 	}
-	return d.backendView(r.ServiceID, be, nil), nil
+	return d.backendView(r.ServiceID, be, liveState{}), nil
 }
 
 // DrainBackend stops new flows to a backend; tracked flows continue.

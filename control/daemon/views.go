@@ -8,23 +8,45 @@ import (
 	"github.com/scmlb-xsk/scmlb-xsk/control/api"
 	"github.com/scmlb-xsk/scmlb-xsk/control/config"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/conntrack"
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
 )
 
 // Services lists the desired state with live counters.
 func (d *Daemon) Services() []api.Service {
-	active := d.eng.Conntrack().ActiveByBackend()
+	lv := d.live()
 	out := []api.Service{}
 	for _, s := range d.store.Snapshot().Services {
-		out = append(out, d.serviceView(s, active))
+		out = append(out, d.serviceView(s, lv))
 	}
 	return out
 }
 
-func (d *Daemon) serviceView(s config.ServiceState, active map[uint32]uint64) api.Service {
+// liveState is what the views read besides the store, gathered once per
+// listing: active flows per backend and the next-hop MACs last pushed.
+type liveState struct {
+	active map[uint32]uint64
+	macs   map[uint32]packet.MAC
+}
+
+func (d *Daemon) live() liveState {
+	lv := liveState{active: d.eng.Conntrack().ActiveByBackend(), macs: map[uint32]packet.MAC{}}
+	d.mu.Lock()
+	if d.cfg != nil {
+		for _, s := range d.cfg.Services {
+			for _, b := range s.Backends {
+				lv.macs[b.ID] = b.MAC
+			}
+		}
+	}
+	d.mu.Unlock()
+	return lv
+}
+
+func (d *Daemon) serviceView(s config.ServiceState, lv liveState) api.Service {
 	v := api.Service{ID: s.ID, VIP: netip.AddrPortFrom(s.VIP, s.Port).String(), Port: s.Port, Proto: s.Proto,
 		Health: s.Health, Backends: []api.Backend{}}
 	for _, b := range s.Backends {
-		bv := d.backendView(s.ID, b, active)
+		bv := d.backendView(s.ID, b, lv)
 		v.Backends = append(v.Backends, bv)
 		v.Packets += bv.Packets
 		v.Bytes += bv.Bytes
@@ -33,9 +55,9 @@ func (d *Daemon) serviceView(s config.ServiceState, active map[uint32]uint64) ap
 	return v
 }
 
-func (d *Daemon) backendView(serviceID uint32, b config.BackendState, active map[uint32]uint64) api.Backend {
+func (d *Daemon) backendView(serviceID uint32, b config.BackendState, lv liveState) api.Backend {
 	v := api.Backend{ID: b.ID, ServiceID: serviceID, Address: netip.AddrPortFrom(b.Addr, b.Port).String(),
-		Weight: b.Weight, Status: "active", ActiveConns: active[b.ID]}
+		Weight: b.Weight, Status: "active", ActiveConns: lv.active[b.ID]}
 	if b.Drained {
 		v.Status = "drained"
 	}
@@ -47,17 +69,9 @@ func (d *Daemon) backendView(serviceID uint32, b config.BackendState, active map
 		}
 	}
 	v.Packets, v.Bytes, v.Flows = d.eng.BackendCounters(b.ID)
-	d.mu.Lock()
-	if d.cfg != nil {
-		for _, s := range d.cfg.Services {
-			for _, db := range s.Backends {
-				if db.ID == b.ID && db.MAC != ([6]byte{}) {
-					v.MAC = netHW(db.MAC).String()
-				}
-			}
-		}
+	if mac := lv.macs[b.ID]; mac != (packet.MAC{}) {
+		v.MAC = netHW(mac).String()
 	}
-	d.mu.Unlock()
 	return v
 }
 
