@@ -53,6 +53,21 @@ func (s *slots) assign(ids []uint32) (fresh []uint32, err error) {
 	return fresh, nil
 }
 
+// sync assigns slots to ids and zeroes the counter of every slot that got
+// a new id, so a reused slot does not show its previous owner's drops.
+func (s *slots) sync(ids []uint32, reset func(slot uint32) error) error {
+	fresh, err := s.assign(ids)
+	if err != nil {
+		return err
+	}
+	for _, slot := range fresh {
+		if err := reset(slot); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // syncFilters pushes firewall rules and DoS policies to the XDP program when
 // they changed. Callers hold d.mu.
 func (d *Daemon) syncFilters() error {
@@ -65,14 +80,8 @@ func (d *Daemon) syncFilters() error {
 	for _, r := range st.FirewallRules {
 		ids = append(ids, r.ID)
 	}
-	fresh, err := d.fwSlots.assign(ids)
-	if err != nil {
+	if err := d.fwSlots.sync(ids, d.prog.ResetFirewallDrops); err != nil {
 		return fmt.Errorf("firewall: %w", err)
-	}
-	for _, slot := range fresh {
-		if err := d.prog.ResetFirewallDrops(slot); err != nil {
-			return err
-		}
 	}
 	var rules []bpf.FirewallRule
 	for _, r := range st.FirewallRules {
@@ -88,13 +97,8 @@ func (d *Daemon) syncFilters() error {
 	for _, p := range st.DosPolicies {
 		ids = append(ids, p.ID)
 	}
-	if fresh, err = d.dosSlots.assign(ids); err != nil {
+	if err := d.dosSlots.sync(ids, d.prog.ResetDosDrops); err != nil {
 		return fmt.Errorf("dos: %w", err)
-	}
-	for _, slot := range fresh {
-		if err := d.prog.ResetDosDrops(slot); err != nil {
-			return err
-		}
 	}
 	var ps []bpf.DosPolicy
 	for _, p := range st.DosPolicies {
