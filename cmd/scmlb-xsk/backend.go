@@ -66,27 +66,29 @@ var backendCommand = &cli.Command{
 			Name:   "drain",
 			Usage:  "stop new flows to a backend; established ones continue",
 			Flags:  []cli.Flag{&cli.StringFlag{Name: "id", Required: true}},
-			Action: idAction("drained", func(cl *api.Client, id uint32) error { return cl.DrainBackend(id) }),
+			Action: idAction("backend", "drained", func(c *cli.Context, id uint32) error { return client(c).DrainBackend(id) }),
 		},
 		{
 			Name:   "delete",
 			Usage:  "delete a drained backend",
 			Flags:  []cli.Flag{&cli.StringFlag{Name: "id", Required: true}},
-			Action: idAction("deleted", func(cl *api.Client, id uint32) error { return cl.DeleteBackend(id) }),
+			Action: idAction("backend", "deleted", func(c *cli.Context, id uint32) error { return client(c).DeleteBackend(id) }),
 		},
 	},
 }
 
-func idAction(done string, fn func(*api.Client, uint32) error) cli.ActionFunc {
+// idAction runs fn on the --id of a noun ("backend", "rule", ...) and
+// reports it done ("backend 3 drained").
+func idAction(noun, done string, fn func(c *cli.Context, id uint32) error) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		id, err := idArg(c, "id")
 		if err != nil {
 			return err
 		}
-		if err := fn(client(c), id); err != nil {
+		if err := fn(c, id); err != nil {
 			return err
 		}
-		fmt.Fprintf(c.App.Writer, "backend %d %s\n", id, done)
+		fmt.Fprintf(c.App.Writer, "%s %d %s\n", noun, id, done)
 		return nil
 	}
 }

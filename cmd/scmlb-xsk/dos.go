@@ -55,17 +55,9 @@ var dosCommand = &cli.Command{
 			Name:  "delete",
 			Usage: "delete a policy and release the sources it blocks",
 			Flags: []cli.Flag{&cli.StringFlag{Name: "id", Aliases: []string{"i"}, Required: true}},
-			Action: func(c *cli.Context) error {
-				id, err := idArg(c, "id")
-				if err != nil {
-					return err
-				}
-				if err := client(c).DeleteDosPolicy(id); err != nil {
-					return err
-				}
-				fmt.Fprintf(c.App.Writer, "policy %d deleted\n", id)
-				return nil
-			},
+			Action: idAction("policy", "deleted", func(c *cli.Context, id uint32) error {
+				return client(c).DeleteDosPolicy(id)
+			}),
 		},
 	},
 }

@@ -49,17 +49,9 @@ var fwCommand = &cli.Command{
 			Name:  "delete",
 			Usage: "delete a rule",
 			Flags: []cli.Flag{&cli.StringFlag{Name: "id", Aliases: []string{"i"}, Required: true}},
-			Action: func(c *cli.Context) error {
-				id, err := idArg(c, "id")
-				if err != nil {
-					return err
-				}
-				if err := client(c).DeleteFirewallRule(id); err != nil {
-					return err
-				}
-				fmt.Fprintf(c.App.Writer, "rule %d deleted\n", id)
-				return nil
-			},
+			Action: idAction("rule", "deleted", func(c *cli.Context, id uint32) error {
+				return client(c).DeleteFirewallRule(id)
+			}),
 		},
 	},
 }

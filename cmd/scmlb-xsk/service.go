@@ -53,17 +53,9 @@ var serviceCommand = &cli.Command{
 				&cli.StringFlag{Name: "id", Required: true},
 				&cli.BoolFlag{Name: "force", Usage: "delete even with active backends, cutting their flows"},
 			},
-			Action: func(c *cli.Context) error {
-				id, err := idArg(c, "id")
-				if err != nil {
-					return err
-				}
-				if err := client(c).DeleteService(id, c.Bool("force")); err != nil {
-					return err
-				}
-				fmt.Fprintf(c.App.Writer, "service %d deleted\n", id)
-				return nil
-			},
+			Action: idAction("service", "deleted", func(c *cli.Context, id uint32) error {
+				return client(c).DeleteService(id, c.Bool("force"))
+			}),
 		},
 	},
 }
