@@ -42,8 +42,13 @@ type Daemon struct {
 // restart with the same dir restores the same state. It is killed on
 // cleanup if still running.
 func StartDaemon(c Cleaner, ns *NS, bin, dir string, runArgs ...string) (*Daemon, error) {
-	d := &Daemon{Bin: bin, Socket: filepath.Join(dir, "api.sock"), State: filepath.Join(dir, "state.json"),
-		out: &syncBuffer{}, done: make(chan struct{})}
+	return StartDaemonAt(c, ns, bin, filepath.Join(dir, "api.sock"), filepath.Join(dir, "state.json"), runArgs...)
+}
+
+// StartDaemonAt is StartDaemon with the socket and state file paths given
+// one by one (two daemons sharing a state file, say).
+func StartDaemonAt(c Cleaner, ns *NS, bin, socket, state string, runArgs ...string) (*Daemon, error) {
+	d := &Daemon{Bin: bin, Socket: socket, State: state, out: &syncBuffer{}, done: make(chan struct{})}
 	args := append([]string{"--socket", d.Socket, "run", "--state-file", d.State}, runArgs...)
 	// `ip netns exec` execs the binary itself, so signals reach the daemon.
 	d.cmd = ns.Command(bin, args...)
@@ -79,6 +84,23 @@ func (d *Daemon) Stop(sig os.Signal, timeout time.Duration) error {
 		d.cmd.Process.Kill()
 		<-d.done
 		return fmt.Errorf("daemon did not exit within %s after %v", timeout, sig)
+	}
+}
+
+// Signal sends sig without waiting.
+func (d *Daemon) Signal(sig os.Signal) error { return d.cmd.Process.Signal(sig) }
+
+// Pid is the daemon's process id.
+func (d *Daemon) Pid() int { return d.cmd.Process.Pid }
+
+// Wait waits up to timeout for the process to end by itself and returns
+// how it ended.
+func (d *Daemon) Wait(timeout time.Duration) error {
+	select {
+	case <-d.done:
+		return d.err
+	case <-time.After(timeout):
+		return fmt.Errorf("still running after %s", timeout)
 	}
 }
 

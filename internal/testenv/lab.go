@@ -47,6 +47,11 @@ type LabConfig struct {
 	Topology Topology
 	Backends int
 	Clients  int
+	// UpQueues and DownQueues give the LB's upstream and backend veths (and
+	// their bridge-side peers) that many RX/TX queues; 0 means one. On veth
+	// the sender's TX queue picks the receiver's RX queue, so both ends get
+	// the same count and flows spread over the queues.
+	UpQueues, DownQueues int
 }
 
 // NewLab builds the topology; everything is removed on cleanup.
@@ -82,10 +87,10 @@ func NewLab(c Cleaner, cfg LabConfig) (*Lab, error) {
 	upBridge := "br1"
 	if cfg.Topology == TwoArm {
 		l.UpstreamIf, l.BackendIf = "up0", "down0"
-		if err := l.portOnBridge(l.LB, "up0", "br1", "plbu"); err != nil {
+		if err := l.portOnBridge(l.LB, "up0", "br1", "plbu", cfg.UpQueues); err != nil {
 			return nil, err
 		}
-		if err := l.portOnBridge(l.LB, "down0", "br0", "plb"); err != nil {
+		if err := l.portOnBridge(l.LB, "down0", "br0", "plb", cfg.DownQueues); err != nil {
 			return nil, err
 		}
 		if err := l.LB.ipAll([][]string{
@@ -95,7 +100,7 @@ func NewLab(c Cleaner, cfg LabConfig) (*Lab, error) {
 		}
 	} else {
 		l.UpstreamIf, l.BackendIf, upBridge = "eth0", "eth0", "br0"
-		if err := l.portOnBridge(l.LB, "eth0", "br0", "plb"); err != nil {
+		if err := l.portOnBridge(l.LB, "eth0", "br0", "plb", cfg.UpQueues); err != nil {
 			return nil, err
 		}
 		if err := l.LB.ipAll([][]string{
@@ -120,7 +125,7 @@ func NewLab(c Cleaner, cfg LabConfig) (*Lab, error) {
 // host wires an end host: eth0 on a bridge port, a /24 address, a default
 // route, and TX checksum offload off.
 func (l *Lab) host(ns *NS, bridge, port string, addr netip.Addr, gw string) error {
-	if err := l.portOnBridge(ns, "eth0", bridge, port); err != nil {
+	if err := l.portOnBridge(ns, "eth0", bridge, port, 0); err != nil {
 		return err
 	}
 	if err := ns.ipAll([][]string{{"addr", "add", addr.String() + "/24", "dev", "eth0"}, {"link", "set", "eth0", "up"},
@@ -130,9 +135,10 @@ func (l *Lab) host(ns *NS, bridge, port string, addr netip.Addr, gw string) erro
 	return TxChecksumOff(ns, "eth0")
 }
 
-// portOnBridge connects ns/ifname to a new port of a switch bridge.
-func (l *Lab) portOnBridge(ns *NS, ifname, bridge, port string) error {
-	if err := Veth(ns, ifname, l.Switch, port); err != nil {
+// portOnBridge connects ns/ifname to a new port of a switch bridge; queues
+// > 0 gives both veth ends that many RX and TX queues.
+func (l *Lab) portOnBridge(ns *NS, ifname, bridge, port string, queues int) error {
+	if err := VethQueues(ns, ifname, l.Switch, port, queues); err != nil {
 		return err
 	}
 	return l.Switch.ipAll([][]string{{"link", "set", port, "master", bridge}, {"link", "set", port, "up"}})
@@ -140,7 +146,21 @@ func (l *Lab) portOnBridge(ns *NS, ifname, bridge, port string) error {
 
 // Veth creates a veth pair with one end in each namespace.
 func Veth(a *NS, aName string, b *NS, bName string) error {
-	_, err := run("ip", "link", "add", aName, "netns", a.Name, "type", "veth", "peer", "name", bName, "netns", b.Name)
+	return VethQueues(a, aName, b, bName, 0)
+}
+
+// VethQueues is Veth with n RX and TX queues on both ends (n <= 0: the
+// kernel's default, one queue in use).
+func VethQueues(a *NS, aName string, b *NS, bName string, n int) error {
+	args := []string{"link", "add", aName, "netns", a.Name}
+	q := func() []string {
+		if n <= 0 {
+			return nil
+		}
+		return []string{"numrxqueues", fmt.Sprint(n), "numtxqueues", fmt.Sprint(n)}
+	}
+	args = append(append(args, q()...), "type", "veth", "peer", "name", bName, "netns", b.Name)
+	_, err := run("ip", append(args, q()...)...)
 	return err
 }
 

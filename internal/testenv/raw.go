@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 
 	"golang.org/x/sys/unix"
@@ -25,4 +26,42 @@ func (n *NS) SendIPv4(dst netip.Addr, packets [][]byte) error {
 		}
 		return nil
 	})
+}
+
+// SendFrames sends ready-made Ethernet frames out of ifname inside the
+// namespace through a packet socket: nothing is routed, so a test can put
+// any source address on the wire towards any MAC (a spoofer's view).
+func (n *NS) SendFrames(ifname string, frames [][]byte) error {
+	return n.Do(func() error {
+		ifc, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("packet socket: %w", err)
+		}
+		defer unix.Close(fd)
+		to := &unix.SockaddrLinklayer{Ifindex: ifc.Index, Halen: 6}
+		for i, f := range frames {
+			copy(to.Addr[:], f[:6])
+			if err := unix.Sendto(fd, f, 0, to); err != nil {
+				return fmt.Errorf("send frame %d of %d: %w", i+1, len(frames), err)
+			}
+		}
+		return nil
+	})
+}
+
+// MAC returns the hardware address of ifname inside the namespace.
+func (n *NS) MAC(ifname string) (net.HardwareAddr, error) {
+	var mac net.HardwareAddr
+	err := n.Do(func() error {
+		ifc, err := net.InterfaceByName(ifname)
+		if err == nil {
+			mac = ifc.HardwareAddr
+		}
+		return err
+	})
+	return mac, err
 }

@@ -7,15 +7,16 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
 
 // Ports the lab backends serve on.
 const (
-	HTTPPort = 80   // GET /who answers the backend name
+	HTTPPort = 80   // GET /who answers the backend name; GET /bytes?n=N[&rate=B] sends Payload(N) at B bytes/s
 	TCPPort  = 3306 // writes the backend name and a newline, then echoes lines
-	UDPPort  = 9090 // answers "name:payload"
+	UDPPort  = 9090 // answers "name:payload"; "blast N" gets N datagrams
 )
 
 // BackendServer is the set of lab servers of one backend.
@@ -69,9 +70,10 @@ func (b *BackendServer) Start() error {
 		return fmt.Errorf("backend %s listen: %w", b.name, err)
 	}
 	name := b.name
-	b.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, name)
-	}), ReadHeaderTimeout: 5 * time.Second}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, name) })
+	mux.HandleFunc("/bytes", serveBytes)
+	b.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	b.tl, b.ul, b.active = tl, ul, true
 	go b.srv.Serve(hl)
 	go acceptLoop(tl, name)
@@ -124,12 +126,22 @@ func Serve(l net.Listener, fn func(net.Conn)) {
 	}
 }
 
+// udpLoop answers "name:payload"; a payload "blast N" (N <= 1000) is
+// answered with N datagrams "name:blast i", so one client packet makes the
+// backend send many (a test of filters against backend replies).
 func udpLoop(c net.PacketConn, name string) {
 	buf := make([]byte, 2048)
 	for {
 		n, from, err := c.ReadFrom(buf)
 		if err != nil {
 			return
+		}
+		var count int
+		if _, err := fmt.Sscanf(string(buf[:n]), "blast %d", &count); err == nil && count > 0 && count <= 1000 {
+			for i := 0; i < count; i++ {
+				c.WriteTo([]byte(fmt.Sprintf("%s:blast %d", name, i)), from)
+			}
+			continue
 		}
 		c.WriteTo(append([]byte(name+":"), buf[:n]...), from)
 	}
@@ -140,6 +152,20 @@ func (n *NS) DialContext(ctx context.Context, network, addr string) (net.Conn, e
 	var conn net.Conn
 	err := n.Do(func() error {
 		var d net.Dialer
+		var err error
+		conn, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	return conn, err
+}
+
+// DialNoKeepAlive dials like DialContext with TCP keepalive off, as curl
+// and most clients have it: a keepalive probe would be a client packet that
+// a test about silent clients must not get for free (Go sends one after 15s).
+func (n *NS) DialNoKeepAlive(ctx context.Context, network, addr string) (net.Conn, error) {
+	var conn net.Conn
+	err := n.Do(func() error {
+		d := net.Dialer{KeepAlive: -1}
 		var err error
 		conn, err = d.DialContext(ctx, network, addr)
 		return err
@@ -187,5 +213,45 @@ func WaitFor(timeout time.Duration, fn func() error) error {
 			return fmt.Errorf("%w after %s: %v", ErrNotReady, timeout, err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Payload is the body of GET /bytes?n=N: n bytes of a fixed pseudo-random
+// sequence, so a download's sha256 tells whether every byte arrived in order.
+func Payload(n int) []byte {
+	out := make([]byte, n)
+	x := uint64(0x9e3779b97f4a7c15)
+	for i := range out {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		out[i] = byte(x)
+	}
+	return out
+}
+
+// serveBytes sends Payload(n), paced at rate bytes/s when given: the pacing
+// is in the server's writes, so the transfer stays on the wire for as long
+// as a test needs it to (kernel buffers cannot absorb it ahead of time).
+func serveBytes(w http.ResponseWriter, r *http.Request) {
+	n, err := strconv.Atoi(r.URL.Query().Get("n"))
+	if err != nil || n < 0 || n > 1<<30 {
+		http.Error(w, "n: want 0 to 1GiB", http.StatusBadRequest)
+		return
+	}
+	rate, _ := strconv.Atoi(r.URL.Query().Get("rate"))
+	body := Payload(n)
+	w.Header().Set("Content-Length", strconv.Itoa(n))
+	const chunk = 16 << 10
+	start := time.Now()
+	for off := 0; off < n; off += chunk {
+		if _, err := w.Write(body[off:min(off+chunk, n)]); err != nil {
+			return
+		}
+		if rate > 0 {
+			if ahead := time.Duration(float64(off+chunk)/float64(rate)*float64(time.Second)) - time.Since(start); ahead > 0 {
+				time.Sleep(ahead)
+			}
+		}
 	}
 }
