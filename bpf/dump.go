@@ -12,13 +12,15 @@ import (
 
 	"github.com/cilium/ebpf/perf"
 	"golang.org/x/sys/unix"
+
+	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
 // DumpFilter selects packets to capture; zero fields match anything.
 type DumpFilter struct {
-	Host    netip.Addr // source or destination
-	Port    uint16     // source or destination
-	Proto   uint8
+	Host    netip.Addr    // source or destination
+	Port    uint16        // source or destination
+	Proto   ipproto.Proto // Any: every protocol
 	Snaplen uint32
 }
 
@@ -27,7 +29,7 @@ type DumpRecord struct {
 	Time    time.Time
 	Ifindex int
 	Queue   int
-	Verdict string
+	Verdict Verdict
 	PktLen  int
 	Data    []byte // the first Snaplen bytes
 }
@@ -52,7 +54,7 @@ func (p *Program) StartDump(f DumpFilter) (*Dumper, error) {
 	var ts unix.Timespec
 	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	d := &Dumper{p: p, rd: rd, epoch: time.Now().Add(-time.Duration(ts.Nano()))}
-	cfg := xdpDumpCfg{Enabled: 1, Port: f.Port, Proto: f.Proto, Snaplen: f.Snaplen}
+	cfg := xdpDumpCfg{Enabled: 1, Port: f.Port, Proto: uint8(f.Proto), Snaplen: f.Snaplen}
 	if f.Host.IsValid() {
 		k, err := Endpoint{Addr: f.Host}.key()
 		if err != nil {
@@ -90,12 +92,8 @@ func (d *Dumper) Read() (DumpRecord, error) {
 		if int(m.CapLen) <= len(data) { // the perf record is padded to 8 bytes
 			data = data[:m.CapLen]
 		}
-		verdict := "unknown"
-		if int(m.Verdict) < len(VerdictNames) {
-			verdict = VerdictNames[m.Verdict]
-		}
 		return DumpRecord{Time: d.epoch.Add(time.Duration(m.Ts)), Ifindex: int(m.Ifindex), Queue: int(m.Queue),
-			Verdict: verdict, PktLen: int(m.PktLen), Data: data}, nil
+			Verdict: Verdict(m.Verdict), PktLen: int(m.PktLen), Data: data}, nil
 	}
 }
 

@@ -8,13 +8,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
-)
 
-// Filter limits compiled into the program (include/consts.h).
-const (
-	MaxFirewallRules  = 1024
-	MaxRulesPerPrefix = 16
-	MaxDosPolicies    = 16
+	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
 // FirewallRule is a deny rule in a slot. Ports are inclusive; 0-65535 is
@@ -22,7 +17,7 @@ const (
 type FirewallRule struct {
 	Slot           uint32
 	Prefix         netip.Prefix
-	Proto          uint8
+	Proto          ipproto.Proto // Any: every protocol
 	SrcFrom, SrcTo uint16
 	DstFrom, DstTo uint16
 }
@@ -36,20 +31,13 @@ func (p *Program) SetFirewall(rules []FirewallRule) error {
 	}
 	active := map[uint32]bool{}
 	for _, r := range rules {
-		v := xdpFwRule{Active: 1, Proto: r.Proto, SportLo: r.SrcFrom, SportHi: r.SrcTo, DportLo: r.DstFrom, DportHi: r.DstTo}
+		v := xdpFwRule{Active: 1, Proto: uint8(r.Proto), SportLo: r.SrcFrom, SportHi: r.SrcTo, DportLo: r.DstFrom, DportHi: r.DstTo}
 		if err := p.objs.FwRules.Put(r.Slot, v); err != nil {
 			return fmt.Errorf("write firewall rule slot %d: %w", r.Slot, err)
 		}
 		active[r.Slot] = true
 	}
-	want := map[xdpLpmV4Key]bool{}
-	for k, v := range sets {
-		if err := p.objs.FwPrefixes.Put(k, v); err != nil {
-			return fmt.Errorf("write firewall prefix: %w", err)
-		}
-		want[k] = true
-	}
-	if err := deleteWhere[xdpLpmV4Key, xdpRuleSet](p.objs.FwPrefixes, func(k xdpLpmV4Key) bool { return !want[k] }); err != nil {
+	if err := p.fwPrefixes.sync(sets); err != nil {
 		return err
 	}
 	for slot := range p.fwActive {
@@ -69,7 +57,7 @@ func (p *Program) SetFirewall(rules []FirewallRule) error {
 func ruleSets(rules []FirewallRule) (map[xdpLpmV4Key]xdpRuleSet, error) {
 	sets := map[xdpLpmV4Key]xdpRuleSet{}
 	for _, r := range rules {
-		if r.Slot >= MaxFirewallRules {
+		if int(r.Slot) >= MaxFirewallRules {
 			return nil, fmt.Errorf("firewall slot %d out of range", r.Slot)
 		}
 		if !r.Prefix.Addr().Is4() {
@@ -83,7 +71,7 @@ func ruleSets(rules []FirewallRule) (map[xdpLpmV4Key]xdpRuleSet, error) {
 		var set xdpRuleSet
 		for _, o := range rules {
 			if o.Prefix.Bits() <= pfx.Bits() && o.Prefix.Masked().Contains(pfx.Addr()) {
-				if set.Count == MaxRulesPerPrefix {
+				if int(set.Count) == MaxRulesPerPrefix {
 					return nil, fmt.Errorf("more than %d rules cover %s", MaxRulesPerPrefix, pfx)
 				}
 				set.Slots[set.Count] = o.Slot
@@ -115,7 +103,7 @@ func (p *Program) ResetFirewallDrops(slot uint32) error {
 // that source's Proto packets for Block.
 type DosPolicy struct {
 	Slot                  uint32
-	Proto                 uint8
+	Proto                 ipproto.Proto
 	FlagsMask, FlagsValue uint8
 	LimitPPS              uint32
 	Block                 time.Duration
@@ -127,10 +115,10 @@ func (p *Program) SetDosPolicies(ps []DosPolicy) error {
 	active := map[uint32]xdpDosPolicy{}
 	var top uint32
 	for _, d := range ps {
-		if d.Slot >= MaxDosPolicies {
+		if int(d.Slot) >= MaxDosPolicies {
 			return fmt.Errorf("dos policy slot %d out of range", d.Slot)
 		}
-		v := xdpDosPolicy{Active: 1, Proto: d.Proto, FlagsMask: d.FlagsMask, FlagsValue: d.FlagsValue,
+		v := xdpDosPolicy{Active: 1, Proto: uint8(d.Proto), FlagsMask: d.FlagsMask, FlagsValue: d.FlagsValue,
 			LimitPps: d.LimitPPS, BlockNs: uint64(d.Block)}
 		if err := p.objs.DosPolicies.Put(d.Slot, v); err != nil {
 			return fmt.Errorf("write dos policy slot %d: %w", d.Slot, err)

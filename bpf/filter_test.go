@@ -8,6 +8,7 @@ import (
 	"github.com/scmlb-xsk/scmlb-xsk/bpf"
 	"github.com/scmlb-xsk/scmlb-xsk/internal/fixture"
 	"github.com/scmlb-xsk/scmlb-xsk/internal/testenv"
+	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
 const xdpDrop = 1
@@ -23,12 +24,12 @@ func load(t *testing.T) *bpf.Program {
 	return prog
 }
 
-func pkt(src string, proto uint8, sport, dport uint16, flags uint8) []byte {
+func pkt(src string, proto ipproto.Proto, sport, dport uint16, flags uint8) []byte {
 	return fixture.Frame{SrcMAC: fixture.ClientMAC, DstMAC: fixture.LBUpMAC, Src: netip.MustParseAddr(src),
 		Dst: fixture.VIP, Proto: proto, SrcPort: sport, DstPort: dport, TCPFlags: flags}.Bytes()
 }
 
-func rule(slot uint32, cidr string, proto uint8, sport, dport [2]uint16) bpf.FirewallRule {
+func rule(slot uint32, cidr string, proto ipproto.Proto, sport, dport [2]uint16) bpf.FirewallRule {
 	return bpf.FirewallRule{Slot: slot, Prefix: netip.MustParsePrefix(cidr), Proto: proto,
 		SrcFrom: sport[0], SrcTo: sport[1], DstFrom: dport[0], DstTo: dport[1]}
 }
@@ -199,7 +200,7 @@ func TestDumpCapturesMatchingPackets(t *testing.T) {
 	}()
 	select {
 	case r := <-got:
-		if r.Verdict != "pass" || r.PktLen != len(syn) || string(r.Data) != string(syn[:40]) {
+		if r.Verdict != bpf.VerdictPass || r.PktLen != len(syn) || string(r.Data) != string(syn[:40]) {
 			t.Fatalf("record %+v", r)
 		}
 		if time.Since(r.Time) > time.Minute || time.Since(r.Time) < 0 {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
 // Mode is how the XDP program is attached to an interface.
@@ -42,7 +44,7 @@ func ParseMode(s string) (Mode, error) {
 type Endpoint struct {
 	Addr  netip.Addr // IPv4
 	Port  uint16
-	Proto uint8 // 6 (TCP) or 17 (UDP)
+	Proto ipproto.Proto // TCP or UDP
 }
 
 func (e Endpoint) key() (xdpEndpoint, error) {
@@ -54,28 +56,48 @@ func (e Endpoint) key() (xdpEndpoint, error) {
 	return xdpEndpoint{
 		Addr:  binary.LittleEndian.Uint32(a[:]),
 		Port:  e.Port<<8 | e.Port>>8,
-		Proto: e.Proto,
+		Proto: uint8(e.Proto),
 	}, nil
 }
 
-// Program is the loaded XDP program and its maps, attached to zero or more interfaces.
+// Program is the loaded XDP program and its maps, attached to zero or more
+// interfaces. It is not safe for concurrent writers: the daemon's apply path
+// is its one writer.
 type Program struct {
-	objs      xdpObjects
-	links     map[int]link.Link // by ifindex
-	fwActive  map[uint32]bool   // firewall slots in use
-	dosActive map[uint32]xdpDosPolicy
+	objs         xdpObjects
+	links        map[int]link.Link // by ifindex
+	fwActive     map[uint32]bool   // firewall slots in use
+	dosActive    map[uint32]xdpDosPolicy
+	services     *mirror[xdpEndpoint, uint32]
+	backends     *mirror[xdpEndpoint, uint32]
+	backendHosts *mirror[uint32, xdpBackendHost]
+	localAddrs   *mirror[uint32, uint8]
+	fwPrefixes   *mirror[xdpLpmV4Key, xdpRuleSet]
 }
 
-// Load loads the program and creates its maps in the kernel.
+// Load checks the object against the limits, loads the program and creates
+// its maps in the kernel.
 func Load() (*Program, error) {
+	spec, err := Spec()
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckSpec(spec); err != nil {
+		return nil, err
+	}
 	p := &Program{links: map[int]link.Link{}}
-	if err := loadXdpObjects(&p.objs, nil); err != nil {
+	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
 		var verr *ebpf.VerifierError
 		if errors.As(err, &verr) {
 			return nil, fmt.Errorf("load xdp program: %+v", verr)
 		}
 		return nil, fmt.Errorf("load xdp program: %w", err)
 	}
+	p.services = newMirror[xdpEndpoint, uint32](p.objs.Services)
+	p.backends = newMirror[xdpEndpoint, uint32](p.objs.Backends)
+	p.backendHosts = newMirror[uint32, xdpBackendHost](p.objs.BackendHosts)
+	p.localAddrs = newMirror[uint32, uint8](p.objs.LocalAddrs)
+	p.fwPrefixes = newMirror[xdpLpmV4Key, xdpRuleSet](p.objs.FwPrefixes)
 	return p, nil
 }
 
@@ -112,12 +134,6 @@ func (p *Program) Detach(ifindex int) error {
 
 // XDP returns the program itself, for BPF_PROG_TEST_RUN.
 func (p *Program) XDP() *ebpf.Program { return p.objs.XdpSteer }
-
-// Limits compiled into the program (include/consts.h).
-const (
-	MaxQueues = 64
-	MaxIfaces = 4
-)
 
 // SetInterfaceSlot gives ifindex its own range of XSKMAP keys. Interfaces
 // without a slot use slot 0.
@@ -163,52 +179,48 @@ func (p *Program) UnregisterSocket(slot, queue int) error {
 	return nil
 }
 
-// SetServices replaces the set of steered service endpoints (value: service id).
+// SetServices replaces the set of steered service endpoints (value: service
+// id), writing only what changed since the last call.
 func (p *Program) SetServices(eps map[Endpoint]uint32) error {
-	return syncEndpoints(p.objs.Services, eps)
+	return syncEndpoints(p.services, eps)
 }
 
 // SetBackends replaces the set of backend endpoints whose replies are steered.
 func (p *Program) SetBackends(eps map[Endpoint]uint32) error {
-	return syncEndpoints(p.objs.Backends, eps)
+	return syncEndpoints(p.backends, eps)
 }
 
-// syncEndpoints writes want into m, then deletes what is no longer wanted, so
-// a reconfiguration never leaves a moment where a kept endpoint is missing.
-func syncEndpoints(m *ebpf.Map, want map[Endpoint]uint32) error {
-	keep := make(map[xdpEndpoint]bool, len(want))
-	for ep, id := range want {
+func syncEndpoints(mr *mirror[xdpEndpoint, uint32], eps map[Endpoint]uint32) error {
+	want := make(map[xdpEndpoint]uint32, len(eps))
+	for ep, id := range eps {
 		k, err := ep.key()
 		if err != nil {
 			return err
 		}
-		if err := m.Put(k, id); err != nil {
-			return fmt.Errorf("put %v in %s: %w", ep, m, err)
-		}
-		keep[k] = true
+		want[k] = id
 	}
-	return deleteWhere[xdpEndpoint, uint32](m, func(k xdpEndpoint) bool { return !keep[k] })
+	return mr.sync(want)
 }
 
-// deleteWhere removes the keys of m for which drop is true. Keys are
-// collected first: deleting while iterating a hash map can restart the walk.
-func deleteWhere[K comparable, V any](m *ebpf.Map, drop func(K) bool) error {
-	var k K
-	var v V
-	var doomed []K
-	it := m.Iterate()
-	for it.Next(&k, &v) {
-		if drop(k) {
-			doomed = append(doomed, k)
+// SetBackendHosts replaces the backend addresses and their next-hop MACs
+// whose packets on the backend interface skip the filters.
+func (p *Program) SetBackendHosts(hosts map[netip.Addr][6]byte) error {
+	want := make(map[uint32]xdpBackendHost, len(hosts))
+	for a, mac := range hosts {
+		k, err := Endpoint{Addr: a}.key()
+		if err != nil {
+			return err
 		}
+		want[k.Addr] = xdpBackendHost{Mac: mac}
 	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("iterate %s: %w", m, err)
-	}
-	for _, k := range doomed {
-		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("delete from %s: %w", m, err)
-		}
+	return p.backendHosts.sync(want)
+}
+
+// SetBackendInterface tells the program which interface faces the backends
+// (in one-arm mode, the only one).
+func (p *Program) SetBackendInterface(ifindex int) error {
+	if err := p.objs.BackendIfindex.Set(uint32(ifindex)); err != nil {
+		return fmt.Errorf("set backend_ifindex: %w", err)
 	}
 	return nil
 }
@@ -224,20 +236,18 @@ func (p *Program) Close() error {
 }
 
 // SetLocalAddrs replaces the host's own addresses, to which packets are
-// never steered.
+// never steered. IPv6 addresses are not the XDP program's business.
 func (p *Program) SetLocalAddrs(addrs []netip.Addr) error {
-	want := map[uint32]bool{}
+	want := map[uint32]uint8{}
 	for _, a := range addrs {
-		k, err := Endpoint{Addr: a}.key()
-		if err != nil {
-			continue // IPv6 addresses are not the XDP program's business
+		if k, err := (Endpoint{Addr: a}).key(); err == nil {
+			want[k.Addr] = 1
 		}
-		if err := p.objs.LocalAddrs.Put(k.Addr, uint8(1)); err != nil {
-			return fmt.Errorf("put local address %s: %w", a, err)
-		}
-		want[k.Addr] = true
 	}
-	return deleteWhere[uint32, uint8](p.objs.LocalAddrs, func(k uint32) bool { return !want[k] })
+	if len(want) > MaxLocalAddrs {
+		return fmt.Errorf("the host has %d IPv4 addresses; the XDP program holds at most %d (MAX_LOCAL_ADDRS)", len(want), MaxLocalAddrs)
+	}
+	return p.localAddrs.sync(want)
 }
 
 // ProgramName is the kernel name of the XDP program, by which a stale

@@ -12,20 +12,14 @@ type Counter struct {
 	Bytes   uint64 `json:"bytes"`
 }
 
-// ProtoNames names the proto_stats slots, in index order.
-var ProtoNames = []string{"non_ipv4", "ipv4_other", "icmp", "tcp", "udp"}
-
-// VerdictNames names the verdict_stats slots, in index order.
-var VerdictNames = []string{"pass", "steer_service", "steer_reply", "no_socket", "malformed", "fragment", "fw_drop", "dos_drop"}
-
 // ProtoStats returns the per-protocol counters of the XDP program.
 func (p *Program) ProtoStats() (map[string]Counter, error) {
-	return readCounters(p.objs.ProtoStats, ProtoNames)
+	return readCounters(p.objs.ProtoStats, ProtoNames())
 }
 
 // VerdictStats returns how many packets got each XDP verdict.
 func (p *Program) VerdictStats() (map[string]Counter, error) {
-	return readCounters(p.objs.VerdictStats, VerdictNames)
+	return readCounters(p.objs.VerdictStats, VerdictNames())
 }
 
 func readCounters(m *ebpf.Map, names []string) (map[string]Counter, error) {

@@ -17,6 +17,26 @@ char __license[] SEC("license") = "GPL";
 /* Force BTF for the enums so bpf2go can emit them as Go types. */
 const enum proto_idx unused_proto_idx __attribute__((unused));
 const enum verdict unused_verdict __attribute__((unused));
+const enum limits unused_limits __attribute__((unused));
+const struct backend_host unused_backend_host __attribute__((unused));
+
+/* The backend-facing interface (the upstream one in one-arm mode), written
+ * by the daemon; 0 until then, which exempts nothing. */
+__u32 backend_ifindex;
+
+/* from_backend: the packet comes from a backend host through its next hop
+ * on the backend interface (a reply, or an answer to the host's health
+ * probe), so it is not client traffic and the filters leave it alone. */
+static __always_inline int from_backend(struct xdp_md *ctx, const struct ethhdr *eth, __u32 saddr)
+{
+	if (!backend_ifindex || ctx->ingress_ifindex != backend_ifindex)
+		return 0;
+	struct backend_host *h = bpf_map_lookup_elem(&backend_hosts, &saddr);
+	if (!h)
+		return 0;
+	const __u8 *a = h->mac, *b = eth->h_source;
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4] && a[5] == b[5];
+}
 const struct dump_meta unused_dump_meta __attribute__((unused));
 
 static __always_inline void count(void *map, __u32 idx, __u64 bytes)
@@ -114,17 +134,20 @@ int xdp_steer(struct xdp_md *ctx)
 			goto out;
 		}
 	}
-	/* Filters run on every IPv4 packet, steered or not: they protect the
-	 * host as well as the services. */
-	if (firewall(&m)) {
-		verdict = VERDICT_FW_DROP;
-		action = XDP_DROP;
-		goto out;
-	}
-	if (dos_check(&m)) {
-		verdict = VERDICT_DOS_DROP;
-		action = XDP_DROP;
-		goto out;
+	/* Filters run on every IPv4 packet from clients, steered or not: they
+	 * protect the host as well as the services. Backends' own packets are
+	 * not theirs to judge (a policy must never stall a reply stream). */
+	if (!from_backend(ctx, eth, m.saddr)) {
+		if (firewall(&m)) {
+			verdict = VERDICT_FW_DROP;
+			action = XDP_DROP;
+			goto out;
+		}
+		if (dos_check(&m)) {
+			verdict = VERDICT_DOS_DROP;
+			action = XDP_DROP;
+			goto out;
+		}
 	}
 	if (!ports) {
 		if (fragment)
@@ -147,7 +170,14 @@ int xdp_steer(struct xdp_md *ctx)
 	}
 	__u32 ifindex = ctx->ingress_ifindex;
 	__u32 *slot = bpf_map_lookup_elem(&if_slots, &ifindex);
-	__u32 key = (slot ? *slot : 0) * MAX_QUEUES + ctx->rx_queue_index;
+	__u32 s = slot ? *slot : 0;
+	/* Each interface owns MAX_QUEUES keys: queue MAX_QUEUES of one NIC must
+	 * not land on the next NIC's queue 0. */
+	if (ctx->rx_queue_index >= MAX_QUEUES || s >= MAX_IFACES) {
+		verdict = VERDICT_NO_SOCKET;
+		goto out;
+	}
+	__u32 key = s * MAX_QUEUES + ctx->rx_queue_index;
 	/* The low bits of flags are the action when the slot is empty. */
 	action = bpf_redirect_map(&xsks, key, XDP_PASS);
 	if (action != XDP_REDIRECT)

@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type xdpBackendHost struct {
+	_   structs.HostLayout
+	Mac [6]uint8
+	Pad uint16
+}
+
 type xdpCounter struct {
 	_       structs.HostLayout
 	Packets uint64
@@ -83,6 +89,21 @@ type xdpFwRule struct {
 	Pad     uint16
 }
 
+type xdpLimits uint32
+
+const (
+	xdpLimitsLIMIT_QUEUES               xdpLimits = 64
+	xdpLimitsLIMIT_IFACES               xdpLimits = 4
+	xdpLimitsLIMIT_SERVICES             xdpLimits = 4096
+	xdpLimitsLIMIT_BACKENDS             xdpLimits = 65536
+	xdpLimitsLIMIT_BACKENDS_PER_SERVICE xdpLimits = 1024
+	xdpLimitsLIMIT_LOCAL_ADDRS          xdpLimits = 256
+	xdpLimitsLIMIT_FW_RULES             xdpLimits = 1024
+	xdpLimitsLIMIT_RULES_PER_PREFIX     xdpLimits = 16
+	xdpLimitsLIMIT_DOS_POLICIES         xdpLimits = 16
+	xdpLimitsLIMIT_DOS_SOURCES          xdpLimits = 65536
+)
+
 type xdpLpmV4Key struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -124,26 +145,30 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	xdpMapBackends       = "backends"
-	xdpMapDosDrops       = "dos_drops"
-	xdpMapDosPolicies    = "dos_policies"
-	xdpMapDosSources     = "dos_sources"
-	xdpMapDumpConfig     = "dump_config"
-	xdpMapDumpEvents     = "dump_events"
-	xdpMapFwDrops        = "fw_drops"
-	xdpMapFwPrefixes     = "fw_prefixes"
-	xdpMapFwRules        = "fw_rules"
-	xdpMapIfSlots        = "if_slots"
-	xdpMapLocalAddrs     = "local_addrs"
-	xdpMapProtoStats     = "proto_stats"
-	xdpMapServices       = "services"
-	xdpMapVerdictStats   = "verdict_stats"
-	xdpMapXsks           = "xsks"
-	xdpProgXdpSteer      = "xdp_steer"
-	xdpVarDosSlots       = "dos_slots"
-	xdpVarUnusedDumpMeta = "unused_dump_meta"
-	xdpVarUnusedProtoIdx = "unused_proto_idx"
-	xdpVarUnusedVerdict  = "unused_verdict"
+	xdpMapBackendHosts      = "backend_hosts"
+	xdpMapBackends          = "backends"
+	xdpMapDosDrops          = "dos_drops"
+	xdpMapDosPolicies       = "dos_policies"
+	xdpMapDosSources        = "dos_sources"
+	xdpMapDumpConfig        = "dump_config"
+	xdpMapDumpEvents        = "dump_events"
+	xdpMapFwDrops           = "fw_drops"
+	xdpMapFwPrefixes        = "fw_prefixes"
+	xdpMapFwRules           = "fw_rules"
+	xdpMapIfSlots           = "if_slots"
+	xdpMapLocalAddrs        = "local_addrs"
+	xdpMapProtoStats        = "proto_stats"
+	xdpMapServices          = "services"
+	xdpMapVerdictStats      = "verdict_stats"
+	xdpMapXsks              = "xsks"
+	xdpProgXdpSteer         = "xdp_steer"
+	xdpVarBackendIfindex    = "backend_ifindex"
+	xdpVarDosSlots          = "dos_slots"
+	xdpVarUnusedBackendHost = "unused_backend_host"
+	xdpVarUnusedDumpMeta    = "unused_dump_meta"
+	xdpVarUnusedLimits      = "unused_limits"
+	xdpVarUnusedProtoIdx    = "unused_proto_idx"
+	xdpVarUnusedVerdict     = "unused_verdict"
 )
 
 // loadXdp returns the embedded CollectionSpec for xdp.
@@ -195,6 +220,7 @@ type xdpProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpMapSpecs struct {
+	BackendHosts *ebpf.MapSpec `ebpf:"backend_hosts"`
 	Backends     *ebpf.MapSpec `ebpf:"backends"`
 	DosDrops     *ebpf.MapSpec `ebpf:"dos_drops"`
 	DosPolicies  *ebpf.MapSpec `ebpf:"dos_policies"`
@@ -216,10 +242,13 @@ type xdpMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpVariableSpecs struct {
-	DosSlots       *ebpf.VariableSpec `ebpf:"dos_slots"`
-	UnusedDumpMeta *ebpf.VariableSpec `ebpf:"unused_dump_meta"`
-	UnusedProtoIdx *ebpf.VariableSpec `ebpf:"unused_proto_idx"`
-	UnusedVerdict  *ebpf.VariableSpec `ebpf:"unused_verdict"`
+	BackendIfindex    *ebpf.VariableSpec `ebpf:"backend_ifindex"`
+	DosSlots          *ebpf.VariableSpec `ebpf:"dos_slots"`
+	UnusedBackendHost *ebpf.VariableSpec `ebpf:"unused_backend_host"`
+	UnusedDumpMeta    *ebpf.VariableSpec `ebpf:"unused_dump_meta"`
+	UnusedLimits      *ebpf.VariableSpec `ebpf:"unused_limits"`
+	UnusedProtoIdx    *ebpf.VariableSpec `ebpf:"unused_proto_idx"`
+	UnusedVerdict     *ebpf.VariableSpec `ebpf:"unused_verdict"`
 }
 
 // xdpObjects contains all objects after they have been loaded into the kernel.
@@ -242,6 +271,7 @@ func (o *xdpObjects) Close() error {
 //
 // It can be passed to loadXdpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpMaps struct {
+	BackendHosts *ebpf.Map `ebpf:"backend_hosts"`
 	Backends     *ebpf.Map `ebpf:"backends"`
 	DosDrops     *ebpf.Map `ebpf:"dos_drops"`
 	DosPolicies  *ebpf.Map `ebpf:"dos_policies"`
@@ -261,6 +291,7 @@ type xdpMaps struct {
 
 func (m *xdpMaps) Close() error {
 	return _XdpClose(
+		m.BackendHosts,
 		m.Backends,
 		m.DosDrops,
 		m.DosPolicies,
@@ -283,10 +314,13 @@ func (m *xdpMaps) Close() error {
 //
 // It can be passed to loadXdpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpVariables struct {
-	DosSlots       *ebpf.Variable `ebpf:"dos_slots"`
-	UnusedDumpMeta *ebpf.Variable `ebpf:"unused_dump_meta"`
-	UnusedProtoIdx *ebpf.Variable `ebpf:"unused_proto_idx"`
-	UnusedVerdict  *ebpf.Variable `ebpf:"unused_verdict"`
+	BackendIfindex    *ebpf.Variable `ebpf:"backend_ifindex"`
+	DosSlots          *ebpf.Variable `ebpf:"dos_slots"`
+	UnusedBackendHost *ebpf.Variable `ebpf:"unused_backend_host"`
+	UnusedDumpMeta    *ebpf.Variable `ebpf:"unused_dump_meta"`
+	UnusedLimits      *ebpf.Variable `ebpf:"unused_limits"`
+	UnusedProtoIdx    *ebpf.Variable `ebpf:"unused_proto_idx"`
+	UnusedVerdict     *ebpf.Variable `ebpf:"unused_verdict"`
 }
 
 // xdpPrograms contains all programs after they have been loaded into the kernel.

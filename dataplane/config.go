@@ -1,11 +1,14 @@
 package dataplane
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/maglev"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
+	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
 // Config is the whole desired state the dataplane needs.
@@ -13,6 +16,9 @@ type Config struct {
 	UpstreamMAC packet.MAC // source MAC of replies sent to clients
 	BackendMAC  packet.MAC // source MAC of requests sent to backends
 	Services    []Service
+	// ClientHops tell a flow rebuilt from a backend's packet (after a
+	// restart) which MAC leads to its client.
+	ClientHops ClientHops
 }
 
 // Service is a VIP:port/protocol and its backends.
@@ -20,7 +26,7 @@ type Service struct {
 	ID       uint32
 	VIP      netip.Addr
 	Port     uint16
-	Proto    uint8
+	Proto    ipproto.Proto
 	Backends []Backend
 }
 
@@ -29,15 +35,24 @@ type Backend struct {
 	ID     uint32 // unique across services, stable while the backend exists
 	Addr   netip.Addr
 	Port   uint16
-	Weight uint32     // 0: no new flows (drained); established flows continue
+	Weight uint32     // 0: no new flows (drained, unhealthy, no next hop); tracked flows continue
 	MAC    packet.MAC // next hop; zero while unresolved
 }
 
-// svcKey packs VIP, port and protocol into one word: a Go map with an
-// integer key skips hashing a struct on every packet.
+// ClientHops is the upstream side's next-hop knowledge: the resolved
+// neighbours of the upstream interface, its on-link prefixes, and the MAC
+// of its default gateway (zero if none).
+type ClientHops struct {
+	Neighbours map[netip.Addr]packet.MAC
+	OnLink     []netip.Prefix
+	Gateway    packet.MAC
+}
+
+// svcKey packs an IPv4 address, port and protocol into one word: a Go map
+// with an integer key skips hashing a struct on every packet.
 type svcKey uint64
 
-func keyOf(addr packet.Addr, port uint16, proto uint8) svcKey {
+func keyOf(addr packet.Addr, port uint16, proto ipproto.Proto) svcKey {
 	return svcKey(uint64(addr[0])<<56 | uint64(addr[1])<<48 | uint64(addr[2])<<40 | uint64(addr[3])<<32 |
 		uint64(port)<<8 | uint64(proto))
 }
@@ -47,12 +62,17 @@ type table struct {
 	upMAC, downMAC packet.MAC
 	services       map[svcKey]*service
 	backends       map[uint32]*backend
+	endpoints      map[svcKey]*endpoint // backend ip:port/proto -> what shares it
+	hops           clientHops
 }
 
 type service struct {
 	id       uint32
-	backends []*backend
+	vip      packet.Addr
+	port     uint16
+	backends []*backend // ordered by address and port, as the Maglev table
 	maglev   *maglev.Table
+	input    []maglev.Backend // what the table was built from, to reuse it
 }
 
 type backend struct {
@@ -64,36 +84,131 @@ type backend struct {
 	stats   *BackendStats
 }
 
-func compile(c Config, stats func(id uint32) *BackendStats) (*table, error) {
-	t := &table{upMAC: c.UpstreamMAC, downMAC: c.BackendMAC,
-		services: map[svcKey]*service{}, backends: map[uint32]*backend{}}
+// endpoint is a backend ip:port/proto, which several services may share:
+// its next-hop MAC (replies must come from it in one-arm mode) and the
+// services a lost flow's reply may belong to.
+type endpoint struct {
+	mac      packet.MAC
+	services []*service
+}
+
+// Compiled is a checked configuration, ready for Engine.Install.
+type Compiled struct{ t *table }
+
+// compile builds a table. Services whose Maglev input is unchanged in prev
+// keep their Maglev table: a change rebuilds only the services it touches.
+func compile(c Config, prev *table, stats func(id uint32) *BackendStats) (*table, error) {
+	t := &table{upMAC: c.UpstreamMAC, downMAC: c.BackendMAC, services: make(map[svcKey]*service, len(c.Services)),
+		backends: map[uint32]*backend{}, endpoints: map[svcKey]*endpoint{}}
+	t.hops = compileHops(c.ClientHops)
+	prevByID := map[uint32]*service{}
+	if prev != nil {
+		for _, s := range prev.services {
+			prevByID[s.id] = s
+		}
+	}
 	for _, s := range c.Services {
-		if !s.VIP.Is4() {
-			return nil, fmt.Errorf("service %d: VIP %s is not IPv4", s.ID, s.VIP)
+		svc, err := t.addService(s, stats)
+		if err != nil {
+			return nil, err
 		}
-		if s.Proto != packet.ProtoTCP && s.Proto != packet.ProtoUDP {
-			return nil, fmt.Errorf("service %d: protocol %d is not tcp or udp", s.ID, s.Proto)
+		if p := prevByID[s.ID]; p != nil && slices.Equal(p.input, svc.input) {
+			svc.maglev = p.maglev
+		} else {
+			svc.maglev = maglev.Build(svc.input, maglev.SizeFor(len(svc.input)))
 		}
-		k := keyOf(packet.AddrFrom(s.VIP), s.Port, s.Proto)
-		if _, dup := t.services[k]; dup {
-			return nil, fmt.Errorf("service %s:%d/%d defined twice", s.VIP, s.Port, s.Proto)
-		}
-		svc := &service{id: s.ID}
-		var mb []maglev.Backend
-		for _, b := range s.Backends {
-			if !b.Addr.Is4() {
-				return nil, fmt.Errorf("backend %d: %s is not IPv4", b.ID, b.Addr)
-			}
-			if _, dup := t.backends[b.ID]; dup {
-				return nil, fmt.Errorf("backend id %d used twice", b.ID)
-			}
-			be := &backend{id: b.ID, service: s.ID, addr: packet.AddrFrom(b.Addr), port: b.Port, mac: b.MAC, stats: stats(b.ID)}
-			t.backends[b.ID] = be
-			svc.backends = append(svc.backends, be)
-			mb = append(mb, maglev.Backend{Key: netip.AddrPortFrom(b.Addr, b.Port).String(), Weight: b.Weight})
-		}
-		svc.maglev = maglev.Build(mb, maglev.SizeFor(len(mb)))
-		t.services[k] = svc
 	}
 	return t, nil
+}
+
+func (t *table) addService(s Service, stats func(id uint32) *BackendStats) (*service, error) {
+	if !s.VIP.Is4() {
+		return nil, fmt.Errorf("service %d: VIP %s is not IPv4", s.ID, s.VIP)
+	}
+	if !s.Proto.IsL4() {
+		return nil, fmt.Errorf("service %d: protocol %s is not tcp or udp", s.ID, s.Proto)
+	}
+	if len(s.Backends) > maglev.MaxBackends {
+		return nil, fmt.Errorf("service %d: %d backends, a Maglev table holds %d", s.ID, len(s.Backends), maglev.MaxBackends)
+	}
+	k := keyOf(packet.AddrFrom(s.VIP), s.Port, s.Proto)
+	if _, dup := t.services[k]; dup {
+		return nil, fmt.Errorf("service %s defined twice", netip.AddrPortFrom(s.VIP, s.Port))
+	}
+	svc := &service{id: s.ID, vip: packet.AddrFrom(s.VIP), port: s.Port}
+	// Ordered by address and port, never by id: instances given the same
+	// backends in any order build the same table.
+	bs := slices.Clone(s.Backends)
+	slices.SortFunc(bs, func(a, b Backend) int {
+		return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(a.Port, b.Port))
+	})
+	for _, b := range bs {
+		if !b.Addr.Is4() {
+			return nil, fmt.Errorf("backend %d: %s is not IPv4", b.ID, b.Addr)
+		}
+		if _, dup := t.backends[b.ID]; dup {
+			return nil, fmt.Errorf("backend id %d used twice", b.ID)
+		}
+		be := &backend{id: b.ID, service: s.ID, addr: packet.AddrFrom(b.Addr), port: b.Port, mac: b.MAC, stats: stats(b.ID)}
+		t.backends[b.ID] = be
+		svc.backends = append(svc.backends, be)
+		svc.input = append(svc.input, maglev.Backend{Key: netip.AddrPortFrom(b.Addr, b.Port).String(), Weight: b.Weight})
+		ek := keyOf(be.addr, be.port, s.Proto)
+		ep := t.endpoints[ek]
+		if ep == nil {
+			ep = &endpoint{mac: b.MAC}
+			t.endpoints[ek] = ep
+		}
+		ep.services = append(ep.services, svc)
+	}
+	t.services[k] = svc
+	return svc, nil
+}
+
+// clientHops is ClientHops compiled for lookups from a worker.
+type clientHops struct {
+	neigh   map[packet.Addr]packet.MAC
+	onLink  []prefix4
+	gateway packet.MAC
+}
+
+type prefix4 struct{ net, mask uint32 }
+
+func compileHops(h ClientHops) clientHops {
+	out := clientHops{neigh: make(map[packet.Addr]packet.MAC, len(h.Neighbours)), gateway: h.Gateway}
+	for a, m := range h.Neighbours {
+		if a.Is4() {
+			out.neigh[packet.AddrFrom(a)] = m
+		}
+	}
+	for _, p := range h.OnLink {
+		if !p.Addr().Is4() {
+			continue
+		}
+		mask := ^uint32(0) << (32 - p.Bits())
+		if p.Bits() == 0 {
+			mask = 0
+		}
+		out.onLink = append(out.onLink, prefix4{net: u32(packet.AddrFrom(p.Masked().Addr())), mask: mask})
+	}
+	return out
+}
+
+func u32(a packet.Addr) uint32 {
+	return uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+}
+
+// mac is the next hop towards a client: its own MAC when it is on-link
+// and resolved, the gateway's when it is not on-link; false when unknown.
+func (h *clientHops) mac(a packet.Addr) (packet.MAC, bool) {
+	if m, ok := h.neigh[a]; ok {
+		return m, true
+	}
+	v := u32(a)
+	for _, p := range h.onLink {
+		if v&p.mask == p.net {
+			return packet.MAC{}, false
+		}
+	}
+	return h.gateway, h.gateway != packet.MAC{}
 }

@@ -7,43 +7,81 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/conntrack"
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
 )
 
 // Engine holds the current table, the shared conntrack and the workers.
 type Engine struct {
 	log     *zap.Logger
 	cfg     atomic.Pointer[table]
-	tap     atomic.Pointer[Tap] // nil unless a dump is running
+	current atomic.Pointer[Compiled] // what Install installed last
+	tap     atomic.Pointer[Tap]      // nil unless a dump is running
 	ct      *conntrack.Table
+	hops    chan packet.Addr // clients whose next hop a worker needed and lacked
 	mu      sync.Mutex
 	workers []*Worker
 	bstats  map[uint32]*BackendStats
 }
 
+// hopRequests bounds the queue of client next-hop requests; a worker never
+// waits for it, a full queue only delays a rebuilt flow to the client's
+// next retransmission.
+const hopRequests = 64
+
 // NewEngine makes an engine with an empty configuration.
 func NewEngine(ct *conntrack.Table, log *zap.Logger) *Engine {
-	e := &Engine{log: log.Named("dataplane"), ct: ct, bstats: map[uint32]*BackendStats{}}
-	t, _ := compile(Config{}, e.backendStats)
+	e := &Engine{log: log.Named("dataplane"), ct: ct, bstats: map[uint32]*BackendStats{},
+		hops: make(chan packet.Addr, hopRequests)}
+	t, _ := compile(Config{}, nil, e.backendStats)
 	e.cfg.Store(t)
 	return e
 }
 
-// Reconfig compiles c and makes every worker use it from its next batch.
-// On error the running configuration is unchanged.
-func (e *Engine) Reconfig(c Config) error {
+// Compile checks and compiles c without touching what the workers use, so
+// a caller can refuse a change before saving it. Services whose backends
+// and weights are unchanged reuse the running Maglev tables.
+func (e *Engine) Compile(c Config) (*Compiled, error) {
+	t, err := compile(c, e.cfg.Load(), e.backendStats)
+	if err != nil {
+		return nil, err
+	}
+	return &Compiled{t: t}, nil
+}
+
+// Install makes every worker use a compiled table from its next batch.
+// Counters of backends no longer in it are dropped.
+func (e *Engine) Install(c *Compiled) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	t, err := compile(c, e.backendStats)
+	e.cfg.Store(c.t)
+	e.current.Store(c)
+	for id := range e.bstats {
+		if _, ok := c.t.backends[id]; !ok {
+			delete(e.bstats, id)
+		}
+	}
+	e.log.Debug("reconfigured", zap.Int("services", len(c.t.services)), zap.Int("backends", len(c.t.backends)))
+}
+
+// Installed is the table the workers use (nil before the first Install).
+func (e *Engine) Installed() *Compiled { return e.current.Load() }
+
+// Reconfig compiles and installs c. On error the running table is unchanged.
+func (e *Engine) Reconfig(c Config) error {
+	t, err := e.Compile(c)
 	if err != nil {
 		return err
 	}
-	e.cfg.Store(t)
-	e.log.Info("reconfigured", zap.Int("services", len(t.services)), zap.Int("backends", len(t.backends)))
+	e.Install(t)
 	return nil
 }
 
-// backendStats keeps counters across reconfigurations (called under mu).
+// backendStats keeps counters across reconfigurations. Compile calls it
+// without holding mu for the whole compile, so readers of counters never
+// wait for Maglev tables to be built.
 func (e *Engine) backendStats(id uint32) *BackendStats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	s, ok := e.bstats[id]
 	if !ok {
 		s = &BackendStats{}
@@ -54,6 +92,18 @@ func (e *Engine) backendStats(id uint32) *BackendStats {
 
 // Conntrack is the shared flow table.
 func (e *Engine) Conntrack() *conntrack.Table { return e.ct }
+
+// HopRequests delivers clients whose next hop a worker needed (to rebuild a
+// flow) and did not know; the daemon asks the kernel to resolve them.
+func (e *Engine) HopRequests() <-chan packet.Addr { return e.hops }
+
+// wantHop queues a request without waiting.
+func (e *Engine) wantHop(a packet.Addr) {
+	select {
+	case e.hops <- a:
+	default:
+	}
+}
 
 // Stats sums the workers' counters.
 func (e *Engine) Stats() Stats {
@@ -66,8 +116,9 @@ func (e *Engine) Stats() Stats {
 		s.Forwarded += c.forwarded.Load()
 		s.Replied += c.replied.Load()
 		s.NewFlows += c.newFlows.Load()
+		s.RebuiltFlows += c.rebuilt.Load()
 		for i := range c.drops {
-			s.Drops[DropNames[i]] += c.drops[i].Load()
+			s.Drops[Drop(i).String()] += c.drops[i].Load()
 		}
 	}
 	return s

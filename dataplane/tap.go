@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
+	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
 // Side is which NIC a captured packet belongs to.
@@ -17,9 +18,9 @@ const (
 // TapFilter selects packets; zero fields match anything. A packet the
 // worker could not decode matches only a filter that is all zero.
 type TapFilter struct {
-	Host  packet.Addr // source or destination
-	Port  uint16      // source or destination
-	Proto uint8
+	Host  packet.Addr   // source or destination
+	Port  uint16        // source or destination
+	Proto ipproto.Proto // Any: every protocol
 }
 
 // Captured is one packet as the worker sent or dropped it.

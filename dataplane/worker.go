@@ -37,7 +37,7 @@ type Worker struct {
 	batch    []unix.XDPDesc
 	pkt      packet.Packet
 	decoded  bool // pkt holds the last frame's headers
-	why      int  // drop reason of the last dropped frame
+	why      Drop // drop reason of the last dropped frame
 	counters counters
 	stop     atomic.Bool
 	done     chan struct{}
@@ -114,7 +114,7 @@ func (w *Worker) pump(in Queue) int {
 		frame := in.Frame(d)
 		var out Queue
 		verdict, side := 0, SideBackend
-		switch w.handle(t, frame, now) {
+		switch w.handle(t, frame, now, in == w.down) {
 		case toBackend:
 			out = w.down
 		case toClient:
@@ -123,7 +123,7 @@ func (w *Worker) pump(in Queue) int {
 			if in == w.up {
 				side = SideUpstream
 			}
-			verdict = 2 + w.why
+			verdict = 2 + int(w.why)
 		}
 		if tap != nil {
 			tap.offer(now, &w.pkt, w.decoded, frame, verdictNames[verdict], side)

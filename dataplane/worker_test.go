@@ -54,7 +54,7 @@ func TestForwardAndReply(t *testing.T) {
 			t.Fatalf("oneArm=%v: %d frames sent to backends", oneArm, len(out))
 		}
 		want := syn
-		want.Dst, want.DstPort = fixture.Backend1, fixture.MySQLPort
+		want.Dst, want.DstPort, want.TTL = fixture.Backend1, fixture.MySQLPort, 63
 		want.SrcMAC, want.DstMAC = fixture.LBDownMAC, fixture.BackendMAC1
 		if !bytes.Equal(out[0], want.Bytes()) {
 			t.Fatalf("forwarded\n%x\nwant\n%x", out[0], want.Bytes())
@@ -69,7 +69,7 @@ func TestForwardAndReply(t *testing.T) {
 			t.Fatalf("%d replies sent to client", len(back))
 		}
 		wantBack := reply
-		wantBack.Src, wantBack.SrcPort = fixture.VIP, fixture.MySQLVPort
+		wantBack.Src, wantBack.SrcPort, wantBack.TTL = fixture.VIP, fixture.MySQLVPort, 63
 		wantBack.SrcMAC, wantBack.DstMAC = fixture.LBUpMAC, fixture.ClientMAC
 		if !bytes.Equal(back[0], wantBack.Bytes()) {
 			t.Fatalf("reply\n%x\nwant\n%x", back[0], wantBack.Bytes())

@@ -144,6 +144,15 @@ func TestDrainAndAddBackend(t *testing.T) {
 	t.Run("adding a third backend moves no established connection", func(t *testing.T) {
 		cli(t, d, "backend", "add", "--service", "1", "--address", lab.BackendAddrs[2].String()+":3306")
 		exchange("after add")
+		// A new backend takes new flows once its next hop is resolved.
+		if err := testenv.WaitFor(5*time.Second, func() error {
+			if b := backendsJSON(t, d)[2]; !b.NewFlows {
+				return fmt.Errorf("backend 3 takes no new flows yet: %s", b.NextHop)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
 		seen := newConnections(t, lab, vip, 30)
 		if seen["backend3"] == 0 {
 			t.Fatalf("new backend got no new connections: %v", seen)

@@ -24,7 +24,7 @@ func stats(t *testing.T, d *testenv.Daemon) api.Stats {
 // TestConntrackFull: far more flows than the table holds are evicted, the
 // daemon keeps running and keeps forwarding.
 func TestConntrackFull(t *testing.T) {
-	lab, d := startLab(t, testenv.TwoArm, "--conntrack-size", "64")
+	lab, d := startLab(t, testenv.TwoArm, "--conntrack-size", "256")
 	capacity := stats(t, d).Conntrack.Capacity
 	const flows = 600
 	for i := 0; i < flows; i++ {

@@ -19,7 +19,15 @@
 #endif
 
 #ifndef MAX_BACKENDS
-#define MAX_BACKENDS 65536
+#define MAX_BACKENDS 65536 /* distinct backend ip:port/proto endpoints, all services */
+#endif
+
+#ifndef MAX_BACKENDS_PER_SERVICE
+#define MAX_BACKENDS_PER_SERVICE 1024 /* bounds a service's Maglev table (100 slots each) */
+#endif
+
+#ifndef MAX_LOCAL_ADDRS
+#define MAX_LOCAL_ADDRS 256 /* the host's own IPv4 addresses */
 #endif
 
 #ifndef MAX_FW_RULES
@@ -38,6 +46,21 @@
 #define MAX_DOS_SOURCES 65536 /* tracked (source, policy) pairs; LRU beyond */
 #endif
 
+/* The limits above as one enum, so that bpf2go hands them to Go as
+ * constants: the daemon enforces exactly what the maps hold. */
+enum limits {
+	LIMIT_QUEUES = MAX_QUEUES,
+	LIMIT_IFACES = MAX_IFACES,
+	LIMIT_SERVICES = MAX_SERVICES,
+	LIMIT_BACKENDS = MAX_BACKENDS,
+	LIMIT_BACKENDS_PER_SERVICE = MAX_BACKENDS_PER_SERVICE,
+	LIMIT_LOCAL_ADDRS = MAX_LOCAL_ADDRS,
+	LIMIT_FW_RULES = MAX_FW_RULES,
+	LIMIT_RULES_PER_PREFIX = MAX_RULES_PER_PREFIX,
+	LIMIT_DOS_POLICIES = MAX_DOS_POLICIES,
+	LIMIT_DOS_SOURCES = MAX_DOS_SOURCES,
+};
+
 /* Index into proto_stats: what the packet was. */
 enum proto_idx {
 	PROTO_NON_IPV4 = 0, /* ARP, IPv6, VLAN-tagged ...: always XDP_PASS */
@@ -53,7 +76,7 @@ enum verdict {
 	VERDICT_PASS = 0,          /* not ours: kernel stack */
 	VERDICT_STEER_SERVICE = 1, /* to VIP:port, sent to the AF_XDP socket */
 	VERDICT_STEER_REPLY = 2,   /* from a backend ip:port, sent to the AF_XDP socket */
-	VERDICT_NO_SOCKET = 3,     /* ours, but no socket on this queue: passed */
+	VERDICT_NO_SOCKET = 3,     /* ours, but no socket on this queue (or queue >= MAX_QUEUES): passed */
 	VERDICT_MALFORMED = 4,     /* truncated or bad IHL: passed, the kernel drops it */
 	VERDICT_FRAGMENT = 5,      /* IPv4 fragment: passed, no reassembly in userspace */
 	VERDICT_FW_DROP = 6,       /* matched a firewall rule: XDP_DROP */

@@ -39,12 +39,22 @@ struct {
 	__type(value, __u32);
 } backends SEC(".maps");
 
+/* Backend IPv4 address (network order) -> its next-hop MAC. Written by the
+ * daemon. Traffic from it (replies, answers to health probes) is not client
+ * traffic: the filters skip it when it arrives on backend_ifindex from that MAC. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct backend_host);
+} backend_hosts SEC(".maps");
+
 /* IPv4 address of this host (network order) -> 1. Written by the daemon.
  * Packets to them are the host's own (health probes, an operator's curl):
  * they are never steered, even when they come from a backend ip:port. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
+	__uint(max_entries, MAX_LOCAL_ADDRS);
 	__type(key, __u32);
 	__type(value, __u8);
 } local_addrs SEC(".maps");

@@ -14,6 +14,13 @@ struct endpoint {
 	__u8 pad;
 };
 
+/* A backend host's next-hop MAC: its packets that arrive on the backend
+ * interface from that MAC are exempt from the firewall and DoS checks. */
+struct backend_host {
+	__u8 mac[6];
+	__u16 pad;
+};
+
 struct counter {
 	__u64 packets;
 	__u64 bytes;

@@ -94,12 +94,25 @@ func idAction(noun, done string, fn func(c *cli.Context, id uint32) error) cli.A
 }
 
 func backendTable(w io.Writer, bs []api.Backend) {
-	row(w, "ID", "SERVICE", "ADDRESS", "WEIGHT", "STATUS", "HEALTH", "MAC", "ACTIVE", "FLOWS", "PACKETS", "BYTES")
+	row(w, "ID", "SERVICE", "ADDRESS", "WEIGHT", "STATUS", "HEALTH", "MAC", "NEW FLOWS", "ACTIVE", "FLOWS", "PACKETS", "BYTES")
 	for _, b := range bs {
 		mac := b.MAC
 		if mac == "" {
 			mac = "unresolved"
 		}
-		row(w, b.ID, b.ServiceID, b.Address, b.Weight, b.Status, b.Health, mac, b.ActiveConns, b.Flows, b.Packets, b.Bytes)
+		row(w, b.ID, b.ServiceID, b.Address, b.Weight, b.Status, b.Health, mac, newFlows(b), b.ActiveConns, b.Flows, b.Packets, b.Bytes)
 	}
+}
+
+// newFlows says whether Maglev gives the backend new flows, and if not why.
+func newFlows(b api.Backend) string {
+	switch {
+	case b.NewFlows:
+		return "yes"
+	case b.Status == "drained":
+		return "no (drained)"
+	case b.Health == "unhealthy":
+		return "no (unhealthy)"
+	}
+	return "no (no next hop)"
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -18,7 +19,19 @@ var socketFlag = &cli.StringFlag{Name: "socket", Value: api.DefaultSocket, EnvVa
 
 var jsonFlag = &cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"}
 
-func client(c *cli.Context) *api.Client { return api.NewClient(c.String("socket")) }
+func client(c *cli.Context) *api.Client { return api.NewClient(socketPath(c)) }
+
+// socketPath is the --socket given closest to the command (after it, or
+// before it), else the global default or $SCMLB_XSK_SOCKET.
+func socketPath(c *cli.Context) string {
+	lineage := c.Lineage()
+	for _, ctx := range lineage {
+		if slices.Contains(ctx.LocalFlagNames(), "socket") {
+			return ctx.String("socket")
+		}
+	}
+	return lineage[len(lineage)-1].String("socket")
+}
 
 // show prints v as JSON with --json, else through the table renderer.
 func show[T any](c *cli.Context, v T, table func(io.Writer, T)) error {

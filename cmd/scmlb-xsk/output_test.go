@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
 	"github.com/scmlb-xsk/scmlb-xsk/control/api"
@@ -24,7 +23,7 @@ var fixtureServices = []api.Service{{
 	Health: &api.HealthCheck{Type: "http", Path: "/", Status: 200, IntervalMs: 1000, TimeoutMs: 500, Rise: 2, Fall: 3},
 	Backends: []api.Backend{
 		{ID: 1, ServiceID: 1, Address: "10.0.2.11:80", Weight: 1, Status: "active", Health: "healthy", MAC: "02:00:00:00:02:0b",
-			Packets: 20, Bytes: 2000, Flows: 4, ActiveConns: 2},
+			NewFlows: true, Packets: 20, Bytes: 2000, Flows: 4, ActiveConns: 2},
 		{ID: 2, ServiceID: 1, Address: "10.0.2.12:8080", Weight: 3, Status: "drained", Health: "unhealthy",
 			HealthError: "connection refused", Packets: 10, Bytes: 1000, Flows: 1},
 	},
@@ -98,9 +97,13 @@ func runCLI(t *testing.T, f *fakeDaemon, args ...string) (string, error) {
 	go func() { api.Serve(ctx, l, api.NewHandler(f, zap.NewNop())); close(done) }()
 	defer func() { cancel(); <-done }()
 	var out bytes.Buffer
-	app := &cli.App{Name: "scmlb-xsk", Flags: []cli.Flag{socketFlag}, Commands: commands, Writer: &out,
-		DisableSliceFlagSeparator: true}
-	err = app.Run(append([]string{"scmlb-xsk", "--socket", path}, args...))
+	app := newApp()
+	app.Writer = &out
+	if len(args) > 0 && args[0] == "--socket-after" { // --socket after the command
+		err = app.Run(append(append([]string{"scmlb-xsk"}, args[1:]...), "--socket", path))
+	} else {
+		err = app.Run(append([]string{"scmlb-xsk", "--socket", path}, args...))
+	}
 	return out.String(), err
 }
 
@@ -114,12 +117,16 @@ ID  VIP            PROTO  HEALTH CHECK  BACKENDS  ACTIVE  PACKETS  BYTES
 1   10.0.100.1:80  tcp    http          2         2       30       3000
 `},
 		{[]string{"backend", "get"}, `
-ID  SERVICE  ADDRESS         WEIGHT  STATUS   HEALTH     MAC                ACTIVE  FLOWS  PACKETS  BYTES
-1   1        10.0.2.11:80    1       active   healthy    02:00:00:00:02:0b  2       4      20       2000
-2   1        10.0.2.12:8080  3       drained  unhealthy  unresolved         0       1      10       1000
+ID  SERVICE  ADDRESS         WEIGHT  STATUS   HEALTH     MAC                NEW FLOWS     ACTIVE  FLOWS  PACKETS  BYTES
+1   1        10.0.2.11:80    1       active   healthy    02:00:00:00:02:0b  yes           2       4      20       2000
+2   1        10.0.2.12:8080  3       drained  unhealthy  unresolved         no (drained)  0       1      10       1000
 `},
 		{[]string{"backend", "get", "--service", "2"}, `
-ID  SERVICE  ADDRESS  WEIGHT  STATUS  HEALTH  MAC  ACTIVE  FLOWS  PACKETS  BYTES
+ID  SERVICE  ADDRESS  WEIGHT  STATUS  HEALTH  MAC  NEW FLOWS  ACTIVE  FLOWS  PACKETS  BYTES
+`},
+		{[]string{"--socket-after", "service", "get"}, `
+ID  VIP            PROTO  HEALTH CHECK  BACKENDS  ACTIVE  PACKETS  BYTES
+1   10.0.100.1:80  tcp    http          2         2       30       3000
 `},
 		{[]string{"conntrack", "get"}, `
 PROTO  CLIENT          VIP            BACKEND           STATE        IDLE  PACKETS  BYTES
@@ -215,5 +222,18 @@ func TestCLIErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: %v, want %q", c.args, err, c.want)
 		}
+	}
+}
+
+// Bug 16 of issue 9: there is a --version.
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	app := newApp()
+	app.Writer = &out
+	if err := app.Run([]string{"scmlb-xsk", "--version"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "scmlb-xsk version ") || !strings.Contains(out.String(), "go1.") {
+		t.Fatalf("--version printed %q", out.String())
 	}
 }

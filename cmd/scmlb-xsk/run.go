@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -68,11 +69,21 @@ func runAction(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP (a closed terminal, a reload by habit) must not kill the
+	// daemon without cleanup, which Go's default would do.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			log.Info("SIGHUP received and ignored: the daemon keeps running; change the configuration through the API")
+		}
+	}()
 	return daemon.Run(ctx, daemon.Options{
 		Upstream: c.String("upstream"), BackendIf: c.String("backend-if"), Mode: mode,
 		Queues: c.Int("queues"), CPUs: cpus, Services: svcs, ConntrackSize: c.Int("conntrack-size"),
 		XSK: xo, StatsInterval: c.Duration("stats-interval"),
-		StatePath: c.String("state-file"), APISocket: c.String("socket"), MetricsAddr: c.String("metrics-addr"),
+		StatePath: c.String("state-file"), APISocket: socketPath(c), MetricsAddr: c.String("metrics-addr"),
 	}, log)
 }
 

@@ -112,11 +112,7 @@ func (c *Client) do(method, path string, in, out any) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		var e Error
-		if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Error != "" {
-			return errors.New(e.Error)
-		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+		return statusError(resp, method, path)
 	}
 	if out == nil {
 		return nil
@@ -125,6 +121,23 @@ func (c *Client) do(method, path string, in, out any) error {
 		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
 	}
 	return nil
+}
+
+// StatusError is the daemon's answer to a request it refused: the HTTP
+// status (400, 404, 409, 500) and its message.
+type StatusError struct {
+	Code    int
+	Message string
+}
+
+func (e *StatusError) Error() string { return e.Message }
+
+func statusError(resp *http.Response, method, path string) error {
+	var e Error
+	if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Error != "" {
+		return &StatusError{Code: resp.StatusCode, Message: e.Error}
+	}
+	return &StatusError{Code: resp.StatusCode, Message: fmt.Sprintf("%s %s: %s", method, path, resp.Status)}
 }
 
 // FirewallRules lists rules with their drop counters.
@@ -172,11 +185,7 @@ func (c *Client) Dump(req DumpRequest, w io.Writer) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		var e Error
-		if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Error != "" {
-			return errors.New(e.Error)
-		}
-		return fmt.Errorf("dump: %s", resp.Status)
+		return statusError(resp, "GET", "/v1/dump")
 	}
 	_, err = io.Copy(w, resp.Body)
 	return err

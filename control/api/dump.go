@@ -98,8 +98,12 @@ func parseDumpRequest(q url.Values) (DumpRequest, error) {
 	return r, nil
 }
 
+// dumpWriteTimeout bounds each write of a dump stream: a client that stops
+// reading loses the session (and its one slot) instead of holding it.
+var dumpWriteTimeout = 10 * time.Second
+
 // serveDump streams a pcapng capture until the session ends or the client
-// goes away.
+// goes away or stops reading.
 func serveDump(c Controller, w http.ResponseWriter, r *http.Request) {
 	req, err := parseDumpRequest(r.URL.Query())
 	if err != nil {
@@ -113,19 +117,21 @@ func serveDump(c Controller, w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.Close()
 	w.Header().Set("Content-Type", "application/x-pcapng")
-	flusher, _ := w.(http.Flusher)
+	rc := http.NewResponseController(w)
+	rc.SetWriteDeadline(time.Now().Add(dumpWriteTimeout))
 	pw, err := NewPcapngWriter(w, req.Snaplen)
 	if err != nil {
 		return
 	}
 	for {
-		if flusher != nil {
-			flusher.Flush()
+		if rc.Flush() != nil {
+			return
 		}
 		p, err := s.Next(r.Context())
 		if err != nil {
 			return // EOF at the bounds, or the client left
 		}
+		rc.SetWriteDeadline(time.Now().Add(dumpWriteTimeout))
 		if pw.Write(p) != nil {
 			return
 		}

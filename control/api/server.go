@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -130,16 +131,25 @@ type statusRecorder struct {
 	code int
 }
 
+// Unwrap lets http.ResponseController reach the connection (flushes and
+// write deadlines of dump streams).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
 func (s *statusRecorder) WriteHeader(code int) {
 	s.code = code
 	s.ResponseWriter.WriteHeader(code)
 }
 
+// decode reads exactly one JSON value: unknown fields, and anything but
+// white space after the value, are refused rather than ignored.
 func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: request body: %v", config.ErrInvalid, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: request body: data after the JSON value", config.ErrInvalid)
 	}
 	return nil
 }
@@ -184,9 +194,32 @@ func backendsOf(svcs []Service) []Backend {
 	return out
 }
 
+// CheckSocketPath refuses a socket path at which something other than a
+// socket exists: Listen replaces a stale socket file, never a regular file
+// or a directory someone else put there.
+func CheckSocketPath(path string) error {
+	if path == "" {
+		return nil
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("api socket %s: %w", path, err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("api socket %s: exists and is not a socket (%s); choose another --socket", path, fi.Mode().Type())
+	}
+	return nil
+}
+
 // Listen opens the Unix socket at path, readable and writable by root only.
 // A leftover socket file from a dead daemon is replaced; a live one is an error.
 func Listen(path string) (net.Listener, error) {
+	if err := CheckSocketPath(path); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("api socket dir: %w", err)
 	}

@@ -35,7 +35,9 @@ type Backend struct {
 	Status      string `json:"status"` // "active" or "drained"
 	Health      string `json:"health"` // "healthy", "unhealthy" or "unchecked"
 	HealthError string `json:"health_error,omitempty"`
-	MAC         string `json:"mac"` // next hop, "" while unresolved
+	MAC         string `json:"mac"`       // next hop, "" while unresolved
+	NextHop     string `json:"next_hop"`  // "resolved", "pending", or "unresolved[: why]"
+	NewFlows    bool   `json:"new_flows"` // false while drained, unhealthy or without a next hop
 	Packets     uint64 `json:"packets"`
 	Bytes       uint64 `json:"bytes"`
 	Flows       uint64 `json:"flows"` // flows ever assigned
@@ -92,6 +94,9 @@ type DataplaneStats struct {
 	Forwarded uint64 `json:"forwarded"`
 	Replied   uint64 `json:"replied"`
 	NewFlows  uint64 `json:"new_flows"`
+	// RebuiltFlows are the new flows rebuilt from a backend's packet, after
+	// a restart emptied conntrack.
+	RebuiltFlows uint64 `json:"rebuilt_flows"`
 }
 
 // ConntrackStats are the flow table's size and events.
@@ -102,6 +107,8 @@ type ConntrackStats struct {
 	Evictions  uint64 `json:"evictions"`
 	Expired    uint64 `json:"expired"`
 	Collisions uint64 `json:"collisions"`
+	// IgnoredRSTs are RSTs outside the window: forwarded, flow kept.
+	IgnoredRSTs uint64 `json:"ignored_rsts"`
 }
 
 // SocketStats are one AF_XDP socket's ring counters.

@@ -5,23 +5,17 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-)
 
-// Limits of the XDP program (bpf/include/consts.h); a state beyond them is
-// refused before it is saved.
-const (
-	MaxFirewallRules  = 1024
-	MaxRulesPerPrefix = 16
-	MaxDosPolicies    = 16
+	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
 // FirewallRule denies packets from Network matching the protocol and ports.
 type FirewallRule struct {
-	ID       uint32       `json:"id"`
-	Network  netip.Prefix `json:"network"`
-	Proto    string       `json:"proto"` // any, tcp, udp or icmp
-	SrcPorts PortRange    `json:"src_ports"`
-	DstPorts PortRange    `json:"dst_ports"`
+	ID       uint32        `json:"id"`
+	Network  netip.Prefix  `json:"network"`
+	Proto    ipproto.Proto `json:"proto"` // any, tcp, udp or icmp
+	SrcPorts PortRange     `json:"src_ports"`
+	DstPorts PortRange     `json:"dst_ports"`
 }
 
 // PortRange is an inclusive range; 0-65535 is any port.
@@ -36,7 +30,7 @@ var AnyPort = PortRange{0, 65535}
 // ParsePortRange reads "", "any" or "0" (any port, as scmlb's default), "22" or "1000-2000".
 func ParsePortRange(s string) (PortRange, error) {
 	s = strings.TrimSpace(s)
-	if s == "" || s == "any" || s == "0" {
+	if s == "" || strings.EqualFold(s, "any") || s == "0" {
 		return AnyPort, nil
 	}
 	lo, hi, isRange := strings.Cut(s, "-")
@@ -61,17 +55,15 @@ func (p PortRange) String() string {
 	return fmt.Sprintf("%d-%d", p.From, p.To)
 }
 
-// FirewallProtoNumber is 0 for "any".
-func FirewallProtoNumber(proto string) (uint8, error) {
-	switch proto {
-	case "any":
-		return 0, nil
-	case "icmp":
-		return 1, nil
+// ParseFilterProto reads a filter's protocol: any, tcp, udp or icmp, in any
+// letter case; "" is any.
+func ParseFilterProto(s string) (ipproto.Proto, error) {
+	if s == "" {
+		return ipproto.Any, nil
 	}
-	p, err := ParseProto(proto)
+	p, err := ipproto.Parse(s)
 	if err != nil {
-		return 0, fmt.Errorf("protocol %q: want any, tcp, udp or icmp", proto)
+		return 0, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return p, nil
 }
@@ -83,16 +75,17 @@ func (r FirewallRule) validate() error {
 	if r.Network.Masked() != r.Network {
 		return fmt.Errorf("%w: network %s has host bits set; did you mean %s?", ErrInvalid, r.Network, r.Network.Masked())
 	}
-	p, err := FirewallProtoNumber(r.Proto)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	switch r.Proto {
+	case ipproto.Any, ipproto.TCP, ipproto.UDP, ipproto.ICMP:
+	default:
+		return fmt.Errorf("%w: protocol %s: want any, tcp, udp or icmp", ErrInvalid, r.Proto)
 	}
 	for _, pr := range []PortRange{r.SrcPorts, r.DstPorts} {
 		if pr.From > pr.To {
 			return fmt.Errorf("%w: port range %d-%d is empty", ErrInvalid, pr.From, pr.To)
 		}
 	}
-	if (p == 1) && (r.SrcPorts != AnyPort || r.DstPorts != AnyPort) {
+	if r.Proto == ipproto.ICMP && (r.SrcPorts != AnyPort || r.DstPorts != AnyPort) {
 		return fmt.Errorf("%w: icmp has no ports", ErrInvalid)
 	}
 	return nil
@@ -105,11 +98,11 @@ func (r FirewallRule) sameMatch(o FirewallRule) bool {
 // DosPolicy limits packets per second per source for a protocol (and TCP
 // flag type); a source over the limit is dropped for BlockSeconds.
 type DosPolicy struct {
-	ID           uint32 `json:"id"`
-	Proto        string `json:"proto"` // tcp, udp or icmp
-	Type         string `json:"type"`  // tcp: syn, ack, fin, rst or any; others: any
-	LimitPPS     uint32 `json:"limit_pps"`
-	BlockSeconds uint32 `json:"block_seconds"`
+	ID           uint32        `json:"id"`
+	Proto        ipproto.Proto `json:"proto"` // tcp, udp or icmp
+	Type         string        `json:"type"`  // tcp: syn, ack, fin, rst or any; others: any
+	LimitPPS     uint32        `json:"limit_pps"`
+	BlockSeconds uint32        `json:"block_seconds"`
 }
 
 var tcpTypes = map[string][2]uint8{ // type -> flags mask, value
@@ -120,6 +113,14 @@ var tcpTypes = map[string][2]uint8{ // type -> flags mask, value
 	"rst": {0x04, 0x04},
 }
 
+// ParseDosType reads a packet type in any letter case; "" is any.
+func ParseDosType(s string) string {
+	if s == "" {
+		return "any"
+	}
+	return strings.ToLower(s)
+}
+
 // TCPFlags returns the flag mask and value a packet must match to count.
 func (d DosPolicy) TCPFlags() (mask, value uint8) {
 	f := tcpTypes[d.Type]
@@ -128,16 +129,16 @@ func (d DosPolicy) TCPFlags() (mask, value uint8) {
 
 func (d DosPolicy) validate() error {
 	switch d.Proto {
-	case "tcp":
+	case ipproto.TCP:
 		if _, ok := tcpTypes[d.Type]; !ok {
 			return fmt.Errorf("%w: tcp packet type %q: want syn, ack, fin, rst or any", ErrInvalid, d.Type)
 		}
-	case "udp", "icmp":
+	case ipproto.UDP, ipproto.ICMP:
 		if d.Type != "any" {
 			return fmt.Errorf("%w: %s packets have no type %q: use any", ErrInvalid, d.Proto, d.Type)
 		}
 	default:
-		return fmt.Errorf("%w: protocol %q: want tcp, udp or icmp", ErrInvalid, d.Proto)
+		return fmt.Errorf("%w: protocol %s: want tcp, udp or icmp", ErrInvalid, d.Proto)
 	}
 	if d.LimitPPS == 0 {
 		return fmt.Errorf("%w: limit must be >= 1 packet/s", ErrInvalid)
@@ -150,10 +151,7 @@ func (d DosPolicy) validate() error {
 
 // validateFilters checks rules and policies against each other and the
 // program's limits.
-func (s *State) validateFilters() error {
-	if len(s.FirewallRules) > MaxFirewallRules {
-		return fmt.Errorf("%w: at most %d firewall rules", ErrConflict, MaxFirewallRules)
-	}
+func (s *State) validateFilters(l Limits) error {
 	ids := map[uint32]bool{}
 	for i, r := range s.FirewallRules {
 		if err := r.validate(); err != nil {
@@ -172,12 +170,10 @@ func (s *State) validateFilters() error {
 				covering++
 			}
 		}
-		if covering > MaxRulesPerPrefix {
-			return fmt.Errorf("%w: %d rules would cover %s; at most %d may overlap", ErrConflict, covering, r.Network, MaxRulesPerPrefix)
+		if l.RulesPerPrefix > 0 && covering > l.RulesPerPrefix {
+			return fmt.Errorf("%w: limit reached: %d rules would cover %s; at most %d may overlap (MAX_RULES_PER_PREFIX)",
+				ErrConflict, covering, r.Network, l.RulesPerPrefix)
 		}
-	}
-	if len(s.DosPolicies) > MaxDosPolicies {
-		return fmt.Errorf("%w: at most %d DoS policies", ErrConflict, MaxDosPolicies)
 	}
 	pids := map[uint32]bool{}
 	for i, d := range s.DosPolicies {
@@ -195,58 +191,4 @@ func (s *State) validateFilters() error {
 		}
 	}
 	return nil
-}
-
-// AddFirewallRule adds a deny rule.
-func (s *Store) AddFirewallRule(r FirewallRule) (FirewallRule, error) {
-	if err := r.validate(); err != nil {
-		return FirewallRule{}, err
-	}
-	err := s.update(func(st *State) error {
-		r.ID = st.NextRuleID
-		st.NextRuleID++
-		st.FirewallRules = append(st.FirewallRules, r)
-		return nil
-	})
-	return r, err
-}
-
-// DeleteFirewallRule removes a rule.
-func (s *Store) DeleteFirewallRule(id uint32) error {
-	return s.update(func(st *State) error {
-		for i, r := range st.FirewallRules {
-			if r.ID == id {
-				st.FirewallRules = append(st.FirewallRules[:i], st.FirewallRules[i+1:]...)
-				return nil
-			}
-		}
-		return fmt.Errorf("%w: firewall rule %d", ErrNotFound, id)
-	})
-}
-
-// AddDosPolicy adds a DoS protection policy.
-func (s *Store) AddDosPolicy(d DosPolicy) (DosPolicy, error) {
-	if err := d.validate(); err != nil {
-		return DosPolicy{}, err
-	}
-	err := s.update(func(st *State) error {
-		d.ID = st.NextPolicyID
-		st.NextPolicyID++
-		st.DosPolicies = append(st.DosPolicies, d)
-		return nil
-	})
-	return d, err
-}
-
-// DeleteDosPolicy removes a policy; the sources it blocked are released.
-func (s *Store) DeleteDosPolicy(id uint32) error {
-	return s.update(func(st *State) error {
-		for i, d := range st.DosPolicies {
-			if d.ID == id {
-				st.DosPolicies = append(st.DosPolicies[:i], st.DosPolicies[i+1:]...)
-				return nil
-			}
-		}
-		return fmt.Errorf("%w: dos policy %d", ErrNotFound, id)
-	})
 }

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
 func TestParsePortRange(t *testing.T) {
@@ -28,89 +30,94 @@ func TestParsePortRange(t *testing.T) {
 }
 
 func fw(cidr, proto string, dst PortRange) FirewallRule {
-	return FirewallRule{Network: netip.MustParsePrefix(cidr), Proto: proto, SrcPorts: AnyPort, DstPorts: dst}
+	p, err := ParseFilterProto(proto)
+	if err != nil {
+		p = 47 // a protocol the rules do not know
+	}
+	return FirewallRule{Network: netip.MustParsePrefix(cidr), Proto: p, SrcPorts: AnyPort, DstPorts: dst}
 }
 
 func TestFirewallRulesAndPolicies(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
-	s, _ := Open(path)
-	r, err := s.AddFirewallRule(fw("10.0.0.0/8", "tcp", PortRange{22, 22}))
-	if err != nil || r.ID != 1 {
-		t.Fatalf("%+v %v", r, err)
-	}
-	d, err := s.AddDosPolicy(DosPolicy{Proto: "tcp", Type: "syn", LimitPPS: 100, BlockSeconds: 10})
-	if err != nil || d.ID != 1 {
-		t.Fatalf("%+v %v", d, err)
+	s := open(t, path)
+	var r FirewallRule
+	var d DosPolicy
+	err := change(s, func(st *State) (err error) {
+		if r, err = st.AddFirewallRule(fw("10.0.0.0/8", "tcp", PortRange{22, 22})); err != nil {
+			return err
+		}
+		d, err = st.AddDosPolicy(DosPolicy{Proto: ipproto.TCP, Type: "syn", LimitPPS: 100, BlockSeconds: 10})
+		return err
+	})
+	if err != nil || r.ID != 1 || d.ID != 1 {
+		t.Fatalf("%+v %+v %v", r, d, err)
 	}
 	if m, v := d.TCPFlags(); m != 0x12 || v != 0x02 {
 		t.Fatalf("syn flags %#x/%#x", m, v)
 	}
-	before := s.Snapshot()
+	before := s.State()
+	addRule := func(r FirewallRule) func(*State) error {
+		return func(st *State) error { _, err := st.AddFirewallRule(r); return err }
+	}
+	addPolicy := func(d DosPolicy) func(*State) error {
+		return func(st *State) error { _, err := st.AddDosPolicy(d); return err }
+	}
 	for _, c := range []struct {
 		name string
-		do   func() error
+		do   func(*State) error
 		want string
 	}{
-		{"host bits", func() error { _, err := s.AddFirewallRule(fw("10.0.0.1/8", "any", AnyPort)); return err }, "did you mean 10.0.0.0/8"},
-		{"ipv6", func() error { _, err := s.AddFirewallRule(fw("::/0", "any", AnyPort)); return err }, "IPv4 CIDR"},
-		{"proto", func() error { _, err := s.AddFirewallRule(fw("10.0.0.0/8", "gre", AnyPort)); return err }, "any, tcp, udp or icmp"},
-		{"icmp ports", func() error { _, err := s.AddFirewallRule(fw("10.0.0.0/8", "icmp", PortRange{1, 1})); return err }, "icmp has no ports"},
-		{"duplicate rule", func() error { _, err := s.AddFirewallRule(fw("10.0.0.0/8", "tcp", PortRange{22, 22})); return err }, "rule 1 matches the same packets"},
-		{"unknown rule", func() error { return s.DeleteFirewallRule(9) }, "firewall rule 9"},
-		{"dos proto", func() error {
-			_, err := s.AddDosPolicy(DosPolicy{Proto: "sctp", Type: "any", LimitPPS: 1, BlockSeconds: 1})
-			return err
-		}, "tcp, udp or icmp"},
-		{"dos type", func() error {
-			_, err := s.AddDosPolicy(DosPolicy{Proto: "udp", Type: "syn", LimitPPS: 1, BlockSeconds: 1})
-			return err
-		}, "use any"},
-		{"dos tcp type", func() error {
-			_, err := s.AddDosPolicy(DosPolicy{Proto: "tcp", Type: "urg", LimitPPS: 1, BlockSeconds: 1})
-			return err
-		}, "syn, ack, fin, rst or any"},
-		{"dos limit", func() error {
-			_, err := s.AddDosPolicy(DosPolicy{Proto: "tcp", Type: "ack", BlockSeconds: 1})
-			return err
-		}, "limit"},
-		{"dos block", func() error { _, err := s.AddDosPolicy(DosPolicy{Proto: "tcp", Type: "ack", LimitPPS: 1}); return err }, "block time"},
-		{"dos duplicate", func() error {
-			_, err := s.AddDosPolicy(DosPolicy{Proto: "tcp", Type: "syn", LimitPPS: 5, BlockSeconds: 5})
-			return err
-		}, "policy 1 already limits tcp syn"},
-		{"unknown policy", func() error { return s.DeleteDosPolicy(4) }, "dos policy 4"},
+		{"host bits", addRule(fw("10.0.0.1/8", "any", AnyPort)), "did you mean 10.0.0.0/8"},
+		{"ipv6", addRule(fw("::/0", "any", AnyPort)), "IPv4 CIDR"},
+		{"proto", addRule(fw("10.0.0.0/8", "gre", AnyPort)), "any, tcp, udp or icmp"},
+		{"icmp ports", addRule(fw("10.0.0.0/8", "icmp", PortRange{1, 1})), "icmp has no ports"},
+		{"duplicate rule", addRule(fw("10.0.0.0/8", "TCP", PortRange{22, 22})), "rule 1 matches the same packets"},
+		{"unknown rule", func(st *State) error { return st.DeleteFirewallRule(9) }, "firewall rule 9"},
+		{"dos proto", addPolicy(DosPolicy{Proto: ipproto.Any, Type: "any", LimitPPS: 1, BlockSeconds: 1}), "tcp, udp or icmp"},
+		{"dos type", addPolicy(DosPolicy{Proto: ipproto.UDP, Type: "syn", LimitPPS: 1, BlockSeconds: 1}), "use any"},
+		{"dos tcp type", addPolicy(DosPolicy{Proto: ipproto.TCP, Type: "urg", LimitPPS: 1, BlockSeconds: 1}), "syn, ack, fin, rst or any"},
+		{"dos limit", addPolicy(DosPolicy{Proto: ipproto.TCP, Type: "ack", BlockSeconds: 1}), "limit"},
+		{"dos block", addPolicy(DosPolicy{Proto: ipproto.TCP, Type: "ack", LimitPPS: 1}), "block time"},
+		{"dos duplicate", addPolicy(DosPolicy{Proto: ipproto.TCP, Type: ParseDosType("SYN"), LimitPPS: 5, BlockSeconds: 5}), "policy 1 already limits tcp syn"},
+		{"unknown policy", func(st *State) error { return st.DeleteDosPolicy(4) }, "dos policy 4"},
 	} {
-		if err := c.do(); err == nil || !strings.Contains(err.Error(), c.want) {
+		if err := change(s, c.do); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.name, err, c.want)
 		}
-		if !reflect.DeepEqual(s.Snapshot(), before) {
+		if s.State() != before {
 			t.Fatalf("%s changed the state", c.name)
 		}
 	}
-	again, err := Open(path)
-	if err != nil || !reflect.DeepEqual(again.Snapshot(), before) {
-		t.Fatalf("reload: %v\n%+v\nwant %+v", err, again.Snapshot(), before)
+	s.Close()
+	again := open(t, path)
+	if !reflect.DeepEqual(again.State(), before) {
+		t.Fatalf("reload:\n%+v\nwant %+v", again.State(), before)
 	}
-	if err := s.DeleteFirewallRule(1); err != nil {
+	if err := change(again, func(st *State) error { return st.DeleteFirewallRule(1) }); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteDosPolicy(1); err != nil {
+	if err := change(again, func(st *State) error { return st.DeleteDosPolicy(1) }); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestOverlapLimit(t *testing.T) {
-	s, _ := Open("")
-	for i := 0; i < MaxRulesPerPrefix; i++ {
-		if _, err := s.AddFirewallRule(fw("10.0.0.0/8", "tcp", PortRange{uint16(i + 1), uint16(i + 1)})); err != nil {
+	s := open(t, "")
+	for i := 0; i < testLimits.RulesPerPrefix; i++ {
+		if err := change(s, addRuleFn(fw("10.0.0.0/8", "tcp", PortRange{uint16(i + 1), uint16(i + 1)}))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// A /24 inside would be covered by 16 rules plus itself.
-	if _, err := s.AddFirewallRule(fw("10.1.2.0/24", "udp", AnyPort)); !errors.Is(err, ErrConflict) {
-		t.Fatalf("17 overlapping rules: %v", err)
+	// A /24 inside would be covered by the /8's rules plus itself.
+	if err := change(s, addRuleFn(fw("10.1.2.0/24", "udp", AnyPort))); !errors.Is(err, ErrConflict) ||
+		!strings.Contains(err.Error(), "MAX_RULES_PER_PREFIX") {
+		t.Fatalf("overlapping rules beyond the limit: %v", err)
 	}
-	if _, err := s.AddFirewallRule(fw("192.168.0.0/16", "udp", AnyPort)); err != nil {
+	if err := change(s, addRuleFn(fw("192.168.0.0/16", "udp", AnyPort))); err != nil {
 		t.Fatalf("disjoint rule refused: %v", err)
 	}
+}
+
+func addRuleFn(r FirewallRule) func(*State) error {
+	return func(st *State) error { _, err := st.AddFirewallRule(r); return err }
 }

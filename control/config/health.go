@@ -37,18 +37,3 @@ func (h *HealthCheck) validate() error {
 	}
 	return nil
 }
-
-// SetServiceHealth sets or (with nil) removes a service's health check.
-func (s *Store) SetServiceHealth(id uint32, h *HealthCheck) error {
-	if err := h.validate(); err != nil {
-		return err
-	}
-	return s.update(func(st *State) error {
-		svc, err := st.service(id)
-		if err != nil {
-			return err
-		}
-		svc.Health = h
-		return nil
-	})
-}

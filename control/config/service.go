@@ -5,20 +5,16 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
-// Protocol numbers.
-const (
-	TCP = 6
-	UDP = 17
-)
-
-// Service is a VIP:port/protocol and its backends.
+// Service is a VIP:port/protocol and its backends, as given on the command line.
 type Service struct {
-	VIP      netip.Addr `json:"vip"`
-	Port     uint16     `json:"port"`
-	Proto    uint8      `json:"proto"`
-	Backends []Backend  `json:"backends"`
+	VIP      netip.Addr    `json:"vip"`
+	Port     uint16        `json:"port"`
+	Proto    ipproto.Proto `json:"proto"`
+	Backends []Backend     `json:"backends"`
 }
 
 // Backend is a real server; Port 0 in a spec means "the service's port".
@@ -29,26 +25,7 @@ type Backend struct {
 }
 
 func (s Service) String() string {
-	return fmt.Sprintf("%s/%s", netip.AddrPortFrom(s.VIP, s.Port), ProtoName(s.Proto))
-}
-
-// ProtoName is "tcp" or "udp".
-func ProtoName(p uint8) string {
-	if p == UDP {
-		return "udp"
-	}
-	return "tcp"
-}
-
-// ParseProto reads "tcp" or "udp".
-func ParseProto(s string) (uint8, error) {
-	switch strings.ToLower(s) {
-	case "tcp":
-		return TCP, nil
-	case "udp":
-		return UDP, nil
-	}
-	return 0, fmt.Errorf("protocol %q: want tcp or udp", s)
+	return fmt.Sprintf("%s/%s", netip.AddrPortFrom(s.VIP, s.Port), s.Proto)
 }
 
 // ParseVIP reads "IP:PORT/PROTO", e.g. "10.0.100.1:80/tcp"; "/tcp" may be omitted.
@@ -57,7 +34,7 @@ func ParseVIP(s string) (Service, error) {
 	if proto == "" {
 		proto = "tcp"
 	}
-	p, err := ParseProto(proto)
+	p, err := ipproto.ParseL4(proto)
 	if err != nil {
 		return Service{}, fmt.Errorf("vip %q: %w", s, err)
 	}
@@ -67,6 +44,9 @@ func ParseVIP(s string) (Service, error) {
 	}
 	if !ap.Addr().Is4() || ap.Port() == 0 {
 		return Service{}, fmt.Errorf("vip %q: want an IPv4 address and a port 1-65535", s)
+	}
+	if err := CheckUnicast(ap.Addr(), "VIP"); err != nil {
+		return Service{}, fmt.Errorf("vip %q: %w", s, err)
 	}
 	return Service{VIP: ap.Addr(), Port: ap.Port(), Proto: p}, nil
 }
@@ -94,6 +74,12 @@ func ParseBackend(s string) (Backend, error) {
 	}
 	if !b.Addr.Is4() {
 		return Backend{}, fmt.Errorf("backend %q: only IPv4 is supported", s)
+	}
+	if err := CheckUnicast(b.Addr, "backend"); err != nil {
+		return Backend{}, err
+	}
+	if err := checkWeight(b.Weight); err != nil {
+		return Backend{}, fmt.Errorf("backend %q: %w", s, err)
 	}
 	return b, nil
 }

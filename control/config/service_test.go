@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
 func TestParseService(t *testing.T) {
@@ -11,7 +13,7 @@ func TestParseService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.VIP != netip.MustParseAddr("10.0.100.1") || s.Port != 3307 || s.Proto != TCP || len(s.Backends) != 2 {
+	if s.VIP != netip.MustParseAddr("10.0.100.1") || s.Port != 3307 || s.Proto != ipproto.TCP || len(s.Backends) != 2 {
 		t.Fatalf("%+v", s)
 	}
 	r, err := Resolve([]Service{s})
@@ -30,6 +32,7 @@ func TestParseErrors(t *testing.T) {
 		{"[::1]:80/tcp", "IPv4"},
 		{"10.0.100.1:0/udp", "port 1-65535"},
 		{"10.0.100.300:80/tcp", "want IPv4:PORT/PROTO"},
+		{"127.0.0.1:80/tcp", "loopback"},
 	} {
 		if _, err := ParseVIP(c.in); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("ParseVIP(%q) = %v, want error with %q", c.in, err, c.want)
@@ -40,10 +43,15 @@ func TestParseErrors(t *testing.T) {
 		{"10.0.2.11:0", "port 0"},
 		{"backend1", "want IPv4"},
 		{"::1", "only IPv4"},
+		{"255.255.255.255", "broadcast"},
+		{"10.0.2.11@70000", "weight"},
 	} {
 		if _, err := ParseBackend(c.in); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("ParseBackend(%q) = %v, want error with %q", c.in, err, c.want)
 		}
+	}
+	if s, err := ParseVIP("10.0.100.1:80/TCP"); err != nil || s.Proto != ipproto.TCP {
+		t.Errorf("upper-case protocol: %+v %v", s, err)
 	}
 	if _, err := ParseService("10.0.100.1:80"); err == nil {
 		t.Error("service without backends accepted")

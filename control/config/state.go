@@ -3,11 +3,14 @@ package config
 import (
 	"fmt"
 	"net/netip"
+
+	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
 // State is the whole desired state: what the operator asked for, persisted
 // across restarts. IDs are never reused, so a stale id in a script fails
-// instead of hitting a new object.
+// instead of hitting a new object. A State held by the Store is never
+// modified; changes are made to a Clone.
 type State struct {
 	Version       int            `json:"version"`
 	NextServiceID uint32         `json:"next_service_id"`
@@ -24,7 +27,7 @@ type ServiceState struct {
 	ID       uint32         `json:"id"`
 	VIP      netip.Addr     `json:"vip"`
 	Port     uint16         `json:"port"`
-	Proto    string         `json:"proto"` // "tcp" or "udp"
+	Proto    ipproto.Proto  `json:"proto"` // TCP or UDP; "tcp"/"udp" in the file
 	Health   *HealthCheck   `json:"health,omitempty"`
 	Backends []BackendState `json:"backends"`
 }
@@ -40,19 +43,22 @@ type BackendState struct {
 
 const stateVersion = 1
 
+// MaxWeight is the largest backend weight, as in IPVS.
+const MaxWeight = 65535
+
+// NewState is an empty state whose ids start at 1.
+func NewState() *State {
+	return &State{Version: stateVersion, NextServiceID: 1, NextBackendID: 1, NextRuleID: 1, NextPolicyID: 1}
+}
+
 // Name is "VIP:PORT/PROTO".
 func (s ServiceState) Name() string {
 	return fmt.Sprintf("%s/%s", netip.AddrPortFrom(s.VIP, s.Port), s.Proto)
 }
 
-// ProtoNumber is the IP protocol number of the service.
-func (s ServiceState) ProtoNumber() uint8 {
-	p, _ := ParseProto(s.Proto)
-	return p
-}
-
-func (s State) clone() State {
-	c := s
+// Clone returns a deep copy to change.
+func (s *State) Clone() *State {
+	c := *s
 	c.Services = make([]ServiceState, len(s.Services))
 	for i, svc := range s.Services {
 		svc.Backends = append([]BackendState(nil), svc.Backends...)
@@ -64,10 +70,11 @@ func (s State) clone() State {
 	}
 	c.FirewallRules = append([]FirewallRule(nil), s.FirewallRules...)
 	c.DosPolicies = append([]DosPolicy(nil), s.DosPolicies...)
-	return c
+	return &c
 }
 
-func (s *State) service(id uint32) (*ServiceState, error) {
+// Service returns the service with an id.
+func (s *State) Service(id uint32) (*ServiceState, error) {
 	for i := range s.Services {
 		if s.Services[i].ID == id {
 			return &s.Services[i], nil
@@ -76,7 +83,8 @@ func (s *State) service(id uint32) (*ServiceState, error) {
 	return nil, fmt.Errorf("%w: service %d", ErrNotFound, id)
 }
 
-func (s *State) backend(id uint32) (*ServiceState, int, error) {
+// Backend returns the service holding a backend id and the backend's index.
+func (s *State) Backend(id uint32) (*ServiceState, int, error) {
 	for i := range s.Services {
 		for j := range s.Services[i].Backends {
 			if s.Services[i].Backends[j].ID == id {
@@ -87,22 +95,17 @@ func (s *State) backend(id uint32) (*ServiceState, int, error) {
 	return nil, 0, fmt.Errorf("%w: backend %d", ErrNotFound, id)
 }
 
-// validate checks the invariants a loaded or edited state must keep.
-func (s *State) validate() error {
-	if err := s.validateFilters(); err != nil {
+// Validate checks the invariants a loaded or changed state must keep,
+// including the limits.
+func (s *State) Validate(l Limits) error {
+	if err := s.validateFilters(l); err != nil {
 		return err
 	}
 	names := map[string]bool{}
 	ids := map[uint32]bool{}
 	for _, svc := range s.Services {
-		if !svc.VIP.Is4() || svc.Port == 0 {
-			return fmt.Errorf("service %d: VIP %s port %d: want IPv4 and port 1-65535", svc.ID, svc.VIP, svc.Port)
-		}
-		if _, err := ParseProto(svc.Proto); err != nil {
-			return fmt.Errorf("service %d: %w", svc.ID, err)
-		}
-		if err := svc.Health.validate(); err != nil {
-			return fmt.Errorf("service %d: %w", svc.ID, err)
+		if err := svc.validate(); err != nil {
+			return err
 		}
 		if names[svc.Name()] {
 			return fmt.Errorf("%w: service %s", ErrExists, svc.Name())
@@ -114,8 +117,8 @@ func (s *State) validate() error {
 		eps := map[netip.AddrPort]bool{}
 		for _, b := range svc.Backends {
 			ap := netip.AddrPortFrom(b.Addr, b.Port)
-			if !b.Addr.Is4() || b.Port == 0 || b.Weight == 0 {
-				return fmt.Errorf("backend %d %s weight %d: want IPv4, port 1-65535, weight >= 1", b.ID, ap, b.Weight)
+			if err := b.validate(); err != nil {
+				return fmt.Errorf("service %s: %w", svc.Name(), err)
 			}
 			if eps[ap] {
 				return fmt.Errorf("%w: backend %s in service %s", ErrExists, ap, svc.Name())
@@ -126,6 +129,39 @@ func (s *State) validate() error {
 			}
 			ids[b.ID] = true
 		}
+	}
+	return s.checkLimits(l)
+}
+
+func (svc ServiceState) validate() error {
+	if err := CheckUnicast(svc.VIP, "VIP"); err != nil {
+		return err
+	}
+	if svc.Port == 0 {
+		return fmt.Errorf("%w: service %s: port 0: want 1-65535", ErrInvalid, svc.Name())
+	}
+	if !svc.Proto.IsL4() {
+		return fmt.Errorf("%w: service %d: protocol %s: want tcp or udp", ErrInvalid, svc.ID, svc.Proto)
+	}
+	if err := svc.Health.validate(); err != nil {
+		return fmt.Errorf("service %s: %w", svc.Name(), err)
+	}
+	return nil
+}
+
+func (b BackendState) validate() error {
+	if err := CheckUnicast(b.Addr, "backend"); err != nil {
+		return err
+	}
+	if b.Port == 0 {
+		return fmt.Errorf("%w: backend %s: port 0: want 1-65535", ErrInvalid, b.Addr)
+	}
+	return checkWeight(b.Weight)
+}
+
+func checkWeight(w uint32) error {
+	if w == 0 || w > MaxWeight {
+		return fmt.Errorf("%w: weight %d: want 1 to %d (drain a backend to stop new flows)", ErrInvalid, w, MaxWeight)
 	}
 	return nil
 }

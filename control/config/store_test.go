@@ -2,12 +2,15 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
 var (
@@ -16,40 +19,61 @@ var (
 	b2  = netip.MustParseAddr("10.0.2.12")
 )
 
+// testLimits are small, so tests can reach them.
+var testLimits = Limits{Services: 4, Backends: 6, BackendsPerService: 3, FirewallRules: 8, RulesPerPrefix: 3, DosPolicies: 2}
+
+func open(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(path, testLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// change prepares and commits, as the daemon does when the dataplane agrees.
+func change(s *Store, fn func(*State) error) error {
+	next, err := s.Prepare(fn)
+	if err != nil {
+		return err
+	}
+	return s.Commit(next)
+}
+
 func TestStoreLifecycleAndPersistence(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
+	s := open(t, path)
+	var svc ServiceState
+	var be BackendState
+	err := change(s, func(st *State) (err error) {
+		if svc, err = st.AddService(vip, 80, ipproto.TCP, nil); err != nil {
+			return err
+		}
+		be, err = st.AddBackend(svc.ID, b1, 0, 2)
+		return err
+	})
+	if err != nil || svc.ID != 1 || be.ID != 1 || be.Port != 80 || be.Weight != 2 {
+		t.Fatalf("%+v %+v %v", svc, be, err)
 	}
-	svc, err := s.AddService(vip, 80, "tcp", nil)
-	if err != nil || svc.ID != 1 {
-		t.Fatalf("AddService: %+v %v", svc, err)
+	for _, fn := range []func(*State) error{
+		func(st *State) error { _, err := st.AddBackend(svc.ID, b2, 8080, 1); return err },
+		func(st *State) error { return st.DrainBackend(1) },
+		func(st *State) error { return st.DeleteBackend(1) },
+	} {
+		if err := change(s, fn); err != nil {
+			t.Fatal(err)
+		}
 	}
-	be, err := s.AddBackend(svc.ID, b1, 0, 2)
-	if err != nil || be.ID != 1 || be.Port != 80 || be.Weight != 2 {
-		t.Fatalf("AddBackend: %+v %v", be, err)
-	}
-	if _, err := s.AddBackend(svc.ID, b2, 8080, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.DrainBackend(1); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.DeleteBackend(1); err != nil {
-		t.Fatal(err)
-	}
+	s.Close()
 	// A new store on the same file sees the same state, and ids continue.
-	again, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
+	again := open(t, path)
+	if !again.Existed() || !reflect.DeepEqual(again.State(), s.State()) {
+		t.Fatalf("reloaded %+v\nwant %+v", again.State(), s.State())
 	}
-	if !reflect.DeepEqual(again.Snapshot(), s.Snapshot()) {
-		t.Fatalf("reloaded %+v\nwant %+v", again.Snapshot(), s.Snapshot())
-	}
-	be3, _ := again.AddBackend(svc.ID, b1, 80, 1)
-	if be3.ID != 3 {
-		t.Fatalf("backend id reused: %d", be3.ID)
+	change(again, func(st *State) (err error) { be, err = st.AddBackend(svc.ID, b1, 80, 1); return err })
+	if be.ID != 3 {
+		t.Fatalf("backend id reused: %d", be.ID)
 	}
 }
 
@@ -57,59 +81,174 @@ func TestStoreLifecycleAndPersistence(t *testing.T) {
 // and neither the state nor the file changes.
 func TestBadInputLeavesStateUnchanged(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
-	s, _ := Open(path)
-	s.AddService(vip, 80, "tcp", nil)
-	s.AddBackend(1, b1, 80, 1)
-	before := s.Snapshot()
+	s := open(t, path)
+	change(s, func(st *State) error {
+		st.AddService(vip, 80, ipproto.TCP, nil)
+		_, err := st.AddBackend(1, b1, 80, 1)
+		return err
+	})
+	before := s.State()
 	file, _ := os.ReadFile(path)
+	addSvc := func(a string, port uint16, p ipproto.Proto) func(*State) error {
+		return func(st *State) error { _, err := st.AddService(netip.MustParseAddr(a), port, p, nil); return err }
+	}
+	addBe := func(svc uint32, a string, w uint32) func(*State) error {
+		return func(st *State) error { _, err := st.AddBackend(svc, netip.MustParseAddr(a), 80, w); return err }
+	}
 	for _, c := range []struct {
 		name string
-		do   func() error
+		do   func(*State) error
 		is   error
 		want string
 	}{
-		{"duplicate service", func() error { _, err := s.AddService(vip, 80, "tcp", nil); return err }, ErrExists, "10.0.100.1:80/tcp is service 1"},
-		{"bad proto", func() error { _, err := s.AddService(vip, 81, "sctp", nil); return err }, ErrInvalid, "want tcp or udp"},
-		{"port 0", func() error { _, err := s.AddService(vip, 0, "udp", nil); return err }, ErrInvalid, "port 1-65535"},
-		{"ipv6 vip", func() error { _, err := s.AddService(netip.MustParseAddr("::1"), 80, "tcp", nil); return err }, ErrInvalid, "IPv4"},
-		{"unknown service", func() error { _, err := s.AddBackend(9, b2, 80, 1); return err }, ErrNotFound, "service 9"},
-		{"duplicate backend", func() error { _, err := s.AddBackend(1, b1, 80, 1); return err }, ErrExists, "backend 10.0.2.11:80 is backend 1"},
-		{"weight 0", func() error { _, err := s.AddBackend(1, b2, 80, 0); return err }, ErrInvalid, "weight"},
-		{"unknown backend drain", func() error { return s.DrainBackend(42) }, ErrNotFound, "backend 42"},
-		{"delete not drained", func() error { return s.DeleteBackend(1) }, ErrConflict, "not drained"},
-		{"delete service with live backend", func() error { return s.DeleteService(1, false) }, ErrConflict, "drain its backends"},
-		{"unknown service delete", func() error { return s.DeleteService(7, false) }, ErrNotFound, "service 7"},
+		{"duplicate service", addSvc("10.0.100.1", 80, ipproto.TCP), ErrExists, "10.0.100.1:80/tcp is service 1"},
+		{"icmp service", addSvc("10.0.100.1", 81, ipproto.ICMP), ErrInvalid, "want tcp or udp"},
+		{"port 0", addSvc("10.0.100.1", 0, ipproto.UDP), ErrInvalid, "port 0"},
+		{"ipv6 vip", addSvc("::1", 80, ipproto.TCP), ErrInvalid, "IPv4"},
+		{"vip 0.0.0.0", addSvc("0.0.0.0", 80, ipproto.TCP), ErrInvalid, "unspecified"},
+		{"vip multicast", addSvc("224.0.0.1", 80, ipproto.TCP), ErrInvalid, "multicast"},
+		{"vip loopback", addSvc("127.0.0.1", 80, ipproto.TCP), ErrInvalid, "loopback"},
+		{"vip broadcast", addSvc("255.255.255.255", 80, ipproto.TCP), ErrInvalid, "broadcast"},
+		{"vip link-local", addSvc("169.254.1.1", 80, ipproto.TCP), ErrInvalid, "link-local"},
+		{"vip class e", addSvc("240.0.0.9", 80, ipproto.TCP), ErrInvalid, "reserved"},
+		{"unknown service", addBe(9, "10.0.2.12", 1), ErrNotFound, "service 9"},
+		{"duplicate backend", addBe(1, "10.0.2.11", 1), ErrExists, "backend 10.0.2.11:80 is backend 1"},
+		{"weight 0", addBe(1, "10.0.2.12", 0), ErrInvalid, "weight"},
+		{"weight too big", addBe(1, "10.0.2.12", MaxWeight+1), ErrInvalid, "weight"},
+		{"backend broadcast", addBe(1, "255.255.255.255", 1), ErrInvalid, "broadcast"},
+		{"backend multicast", addBe(1, "224.0.0.1", 1), ErrInvalid, "multicast"},
+		{"backend loopback", addBe(1, "127.0.0.1", 1), ErrInvalid, "loopback"},
+		{"backend 0.0.0.0", addBe(1, "0.0.0.0", 1), ErrInvalid, "unspecified"},
+		{"unknown backend drain", func(st *State) error { return st.DrainBackend(42) }, ErrNotFound, "backend 42"},
+		{"delete not drained", func(st *State) error { return st.DeleteBackend(1) }, ErrConflict, "not drained"},
+		{"delete service with live backend", func(st *State) error { return st.DeleteService(1, false) }, ErrConflict, "drain its backends"},
+		{"unknown service delete", func(st *State) error { return st.DeleteService(7, false) }, ErrNotFound, "service 7"},
 	} {
-		err := c.do()
+		err := change(s, c.do)
 		if !errors.Is(err, c.is) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %v with %q", c.name, err, c.is, c.want)
 		}
-		if !reflect.DeepEqual(s.Snapshot(), before) {
+		if s.State() != before {
 			t.Fatalf("%s changed the state", c.name)
 		}
 		if now, _ := os.ReadFile(path); string(now) != string(file) {
 			t.Fatalf("%s changed the state file", c.name)
 		}
 	}
-	if err := s.DeleteService(1, true); err != nil {
+	if err := change(s, func(st *State) error { return st.DeleteService(1, true) }); err != nil {
 		t.Fatalf("forced delete: %v", err)
+	}
+}
+
+// Prepare saves nothing: a change the caller then refuses (the dataplane
+// would not take it) leaves the state and the file as they were.
+func TestPrepareSavesNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	s := open(t, path)
+	next, err := s.Prepare(func(st *State) error { _, err := st.AddService(vip, 80, ipproto.TCP, nil); return err })
+	if err != nil || len(next.Services) != 1 {
+		t.Fatal(err)
+	}
+	if len(s.State().Services) != 0 {
+		t.Fatal("Prepare changed the current state")
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatal("Prepare wrote the file")
+	}
+}
+
+// Bug 1 of issue 9: the protocol is one typed value; "TCP" in a request or
+// in a file is tcp, so it cannot make a second service.
+func TestProtocolIsCanonical(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	s := open(t, path)
+	change(s, func(st *State) error { _, err := st.AddService(vip, 80, ipproto.TCP, nil); return err })
+	p, err := ipproto.ParseL4("TCP")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = change(s, func(st *State) error { _, err := st.AddService(vip, 80, p, nil); return err })
+	if !errors.Is(err, ErrExists) {
+		t.Fatalf("TCP next to tcp: %v", err)
+	}
+	if b, _ := os.ReadFile(path); !strings.Contains(string(b), `"proto": "tcp"`) {
+		t.Fatalf("protocol not stored canonically:\n%s", b)
+	}
+	// A file an old build wrote with both spellings is refused at start,
+	// naming the file, never half-loaded.
+	s.Close()
+	os.WriteFile(path, []byte(`{"version":1,"next_service_id":3,"next_backend_id":1,"services":[
+		{"id":1,"vip":"10.0.100.1","port":80,"proto":"tcp"},{"id":2,"vip":"10.0.100.1","port":80,"proto":"TCP"}]}`), 0o600)
+	if _, err := Open(path, testLimits); err == nil || !strings.Contains(err.Error(), path) || !errors.Is(err, ErrExists) {
+		t.Fatalf("file with tcp and TCP: %v", err)
+	}
+}
+
+// Bug 2 of issue 9: every limit is enforced with ErrConflict naming it.
+func TestLimitsEnforced(t *testing.T) {
+	s := open(t, "")
+	for i := 0; i < testLimits.Services; i++ {
+		if err := change(s, func(st *State) error {
+			_, err := st.AddService(vip, uint16(100+i), ipproto.TCP, nil)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := change(s, func(st *State) error { _, err := st.AddService(vip, 99, ipproto.TCP, nil); return err })
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "MAX_SERVICES") {
+		t.Fatalf("service beyond the limit: %v", err)
+	}
+	add := func(svc uint32, host byte) error {
+		return change(s, func(st *State) error {
+			_, err := st.AddBackend(svc, netip.AddrFrom4([4]byte{10, 0, 2, host}), 0, 1)
+			return err
+		})
+	}
+	for h := byte(1); h <= 3; h++ {
+		if err := add(1, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := add(1, 4); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "MAX_BACKENDS_PER_SERVICE") {
+		t.Fatalf("backend beyond the per-service limit: %v", err)
+	}
+	for h := byte(1); h <= 3; h++ {
+		if err := add(2, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := add(3, 9); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "MAX_BACKENDS") {
+		t.Fatalf("backend beyond the total limit: %v", err)
+	}
+	for i := 0; i < testLimits.DosPolicies; i++ {
+		if err := change(s, func(st *State) error {
+			_, err := st.AddDosPolicy(DosPolicy{Proto: []ipproto.Proto{ipproto.UDP, ipproto.ICMP}[i], Type: "any", LimitPPS: 1, BlockSeconds: 1})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = change(s, func(st *State) error {
+		_, err := st.AddDosPolicy(DosPolicy{Proto: ipproto.TCP, Type: "syn", LimitPPS: 1, BlockSeconds: 1})
+		return err
+	})
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "MAX_DOS_POLICIES") {
+		t.Fatalf("policy beyond the limit: %v", err)
 	}
 }
 
 func TestUnwritableFileKeepsState(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
-	s, err := Open(filepath.Join(dir, "state.json"))
-	if err != nil {
+	s := open(t, filepath.Join(dir, "state.json"))
+	// The state file's path turns into a directory: nothing can replace it.
+	if err := os.Mkdir(filepath.Join(dir, "state.json"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	// The state directory turns into a file: nothing can be written (even as root).
-	if err := os.WriteFile(dir, nil, 0o600); err != nil {
-		t.Fatal(err)
+	if err := change(s, func(st *State) error { _, err := st.AddService(vip, 80, ipproto.TCP, nil); return err }); err == nil {
+		t.Fatal("write over a directory succeeded")
 	}
-	if _, err := s.AddService(vip, 80, "tcp", nil); err == nil {
-		t.Fatal("write into a file's path succeeded")
-	}
-	if len(s.Snapshot().Services) != 0 {
+	if len(s.State().Services) != 0 {
 		t.Fatal("failed write still changed the state")
 	}
 }
@@ -117,53 +256,92 @@ func TestUnwritableFileKeepsState(t *testing.T) {
 func TestCorruptFileRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
 	os.WriteFile(path, []byte("{not json"), 0o600)
-	if _, err := Open(path); err == nil || !strings.Contains(err.Error(), path) {
+	if _, err := Open(path, testLimits); err == nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("corrupt file: %v", err)
 	}
 	os.WriteFile(path, []byte(`{"version":1,"next_service_id":1,"next_backend_id":1,"services":[{"id":5,"vip":"10.0.0.1","port":80,"proto":"tcp"}]}`), 0o600)
-	if _, err := Open(path); err == nil || !strings.Contains(err.Error(), "out of range") {
+	if _, err := Open(path, testLimits); err == nil || !strings.Contains(err.Error(), "out of range") {
 		t.Fatalf("inconsistent file: %v", err)
 	}
 }
 
-func TestEnsureIsIdempotent(t *testing.T) {
-	s, _ := Open("")
+// Bug 6 of issue 9: the state file is locked; a second store (daemon) on it
+// is refused, naming the holder's pid.
+func TestStateFileLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	s := open(t, path)
+	_, err := Open(path, testLimits)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("second open: %v", err)
+	}
+	s.Close()
+	again, err := Open(path, testLimits)
+	if err != nil {
+		t.Fatalf("open after the first closed: %v", err)
+	}
+	again.Close()
+}
+
+// Bug 5 of issue 9: flags seed a new state only; with an existing state
+// file they are reported, not applied.
+func TestSeed(t *testing.T) {
 	svc, _ := ParseService("tcp/10.0.100.1:3307=10.0.2.11:3306,10.0.2.12:3306@2")
-	r, _ := Resolve([]Service{svc})
-	for i := 0; i < 2; i++ {
-		if err := s.Ensure(r[0]); err != nil {
-			t.Fatal(err)
+	flags, _ := Resolve([]Service{svc})
+	st := NewState()
+	for i := 0; i < 2; i++ { // idempotent
+		ignored, err := Seed(st, flags, false)
+		if err != nil || len(ignored) != 0 {
+			t.Fatal(ignored, err)
 		}
 	}
-	st := s.Snapshot()
 	if len(st.Services) != 1 || len(st.Services[0].Backends) != 2 || st.Services[0].Backends[1].Weight != 2 {
 		t.Fatalf("%+v", st)
+	}
+	// The operator deletes backend 1 and reweights backend 2 through the API.
+	st.DrainBackend(1)
+	st.DeleteBackend(1)
+	st.Services[0].Backends[0].Weight = 5
+	before := st.Clone()
+	extra, _ := ParseService("udp/10.0.100.1:53=10.0.2.11")
+	flags2, _ := Resolve([]Service{svc, extra})
+	ignored, err := Seed(st, flags2, true)
+	if err != nil || !reflect.DeepEqual(st, before) {
+		t.Fatalf("seeding an existing state changed it: %v", err)
+	}
+	want := []string{
+		"backend 10.0.2.11:3306 of service 10.0.100.1:3307/tcp is not in the state file",
+		"backend 10.0.2.12:3306 of service 10.0.100.1:3307/tcp has weight 5 in the state file, not 2",
+		"service 10.0.100.1:53/udp is not in the state file",
+	}
+	if !reflect.DeepEqual(ignored, want) {
+		t.Fatalf("ignored %q\nwant %q", ignored, want)
 	}
 }
 
 func TestServiceHealth(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
-	s, _ := Open(path)
+	s := open(t, path)
 	bad := &HealthCheck{Type: "http", Path: "/", Status: 200, IntervalMs: 100, TimeoutMs: 500, Rise: 1, Fall: 1}
-	if _, err := s.AddService(vip, 80, "tcp", bad); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "timeout") {
+	err := change(s, func(st *State) error { _, err := st.AddService(vip, 80, ipproto.TCP, bad); return err })
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "timeout") {
 		t.Fatalf("timeout > interval accepted: %v", err)
 	}
 	good := &HealthCheck{Type: "tcp", IntervalMs: 1000, TimeoutMs: 500, Rise: 2, Fall: 3}
-	svc, err := s.AddService(vip, 80, "tcp", good)
-	if err != nil {
+	if err := change(s, func(st *State) error { _, err := st.AddService(vip, 80, ipproto.TCP, good); return err }); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetServiceHealth(svc.ID, bad); !errors.Is(err, ErrInvalid) {
+	if err := change(s, func(st *State) error { return st.SetServiceHealth(1, bad) }); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("bad health set: %v", err)
 	}
-	again, _ := Open(path)
-	if h := again.Snapshot().Services[0].Health; h == nil || *h != *good {
+	s.Close()
+	again := open(t, path)
+	if h := again.State().Services[0].Health; h == nil || *h != *good {
 		t.Fatalf("health not persisted: %+v", h)
 	}
-	if err := s.SetServiceHealth(svc.ID, nil); err != nil || s.Snapshot().Services[0].Health != nil {
+	if err := change(again, func(st *State) error { return st.SetServiceHealth(1, nil) }); err != nil || again.State().Services[0].Health != nil {
 		t.Fatalf("remove health: %v", err)
 	}
-	if err := s.SetServiceHealth(99, good); !errors.Is(err, ErrNotFound) {
+	if err := change(again, func(st *State) error { return st.SetServiceHealth(99, good) }); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown service: %v", err)
 	}
 }

@@ -6,78 +6,51 @@ import (
 
 	"github.com/scmlb-xsk/scmlb-xsk/control/api"
 	"github.com/scmlb-xsk/scmlb-xsk/control/config"
-	"github.com/scmlb-xsk/scmlb-xsk/control/health"
+	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
-// The daemon is the API's Controller: every change goes to the store (which
-// validates and persists it) and then to the dataplane in one Reconfig.
+// The core is the API's Controller. Requests are parsed here, once, into
+// typed values; the state only ever holds those.
 
-var _ api.Controller = (*Daemon)(nil)
-
-// change applies a store change and pushes the new state. If the push
-// fails, the state is already persisted and the next refresh retries it.
-func (d *Daemon) change(fn func() error) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := fn(); err != nil {
-		return err
-	}
-	d.syncHealth()
-	if err := d.reconfig(); err != nil {
-		return fmt.Errorf("saved, but not yet applied to the dataplane: %w", err)
-	}
-	return nil
-}
+var _ api.Controller = (*core)(nil)
 
 // AddService creates a service from "IPv4:PORT" and a protocol.
-func (d *Daemon) AddService(r api.AddServiceRequest) (api.Service, error) {
+func (c *core) AddService(r api.AddServiceRequest) (api.Service, error) {
 	ap, err := netip.ParseAddrPort(r.VIP)
 	if err != nil {
 		return api.Service{}, fmt.Errorf("%w: vip %q: want IPv4:PORT", config.ErrInvalid, r.VIP)
 	}
+	proto := ipproto.TCP
+	if r.Proto != "" {
+		if proto, err = ipproto.ParseL4(r.Proto); err != nil {
+			return api.Service{}, fmt.Errorf("%w: %v", config.ErrInvalid, err)
+		}
+	}
 	var svc config.ServiceState
-	err = d.change(func() (err error) {
-		svc, err = d.store.AddService(ap.Addr(), ap.Port(), r.Proto, r.Health)
+	_, err = c.change(func(st *config.State) (err error) {
+		svc, err = st.AddService(ap.Addr(), ap.Port(), proto, r.Health)
 		return err
 	})
 	if err != nil {
 		return api.Service{}, err
 	}
-	return d.serviceView(svc, liveState{}), nil
+	return c.serviceView(svc, c.current(), liveState{}), nil
 }
 
 // SetServiceHealth sets or removes a service's backend health check.
-func (d *Daemon) SetServiceHealth(id uint32, h *api.HealthCheck) error {
-	return d.change(func() error { return d.store.SetServiceHealth(id, h) })
+func (c *core) SetServiceHealth(id uint32, h *api.HealthCheck) error {
+	_, err := c.change(func(st *config.State) error { return st.SetServiceHealth(id, h) })
+	return err
 }
 
-// syncHealth makes the probes match the services' health checks. Callers
-// hold d.mu.
-func (d *Daemon) syncHealth() {
-	var targets []health.Target
-	for _, s := range d.store.Snapshot().Services {
-		if s.Health == nil {
-			continue
-		}
-		chk := s.Health.Check()
-		for _, b := range s.Backends {
-			port := b.Port
-			if chk.Port != 0 {
-				port = chk.Port
-			}
-			targets = append(targets, health.Target{ID: b.ID, Addr: netip.AddrPortFrom(b.Addr, port), Check: chk})
-		}
-	}
-	d.health.Sync(targets)
-}
-
-// DeleteService removes a service; see config.Store.DeleteService.
-func (d *Daemon) DeleteService(id uint32, force bool) error {
-	return d.change(func() error { return d.store.DeleteService(id, force) })
+// DeleteService removes a service; see config.State.DeleteService.
+func (c *core) DeleteService(id uint32, force bool) error {
+	_, err := c.change(func(st *config.State) error { return st.DeleteService(id, force) })
+	return err
 }
 
 // AddBackend adds "IPv4[:PORT]" to a service.
-func (d *Daemon) AddBackend(r api.AddBackendRequest) (api.Backend, error) {
+func (c *core) AddBackend(r api.AddBackendRequest) (api.Backend, error) {
 	b, err := config.ParseBackend(r.Address)
 	if err != nil {
 		return api.Backend{}, fmt.Errorf("%w: %v", config.ErrInvalid, err)
@@ -86,22 +59,24 @@ func (d *Daemon) AddBackend(r api.AddBackendRequest) (api.Backend, error) {
 		r.Weight = b.Weight
 	}
 	var be config.BackendState
-	err = d.change(func() (err error) {
-		be, err = d.store.AddBackend(r.ServiceID, b.Addr, b.Port, r.Weight)
+	_, err = c.change(func(st *config.State) (err error) {
+		be, err = st.AddBackend(r.ServiceID, b.Addr, b.Port, r.Weight)
 		return err
 	})
 	if err != nil {
 		return api.Backend{}, err
 	}
-	return d.backendView(r.ServiceID, be, liveState{}), nil
+	return c.backendView(r.ServiceID, be, c.current(), liveState{}), nil
 }
 
 // DrainBackend stops new flows to a backend; tracked flows continue.
-func (d *Daemon) DrainBackend(id uint32) error {
-	return d.change(func() error { return d.store.DrainBackend(id) })
+func (c *core) DrainBackend(id uint32) error {
+	_, err := c.change(func(st *config.State) error { return st.DrainBackend(id) })
+	return err
 }
 
 // DeleteBackend removes a drained backend.
-func (d *Daemon) DeleteBackend(id uint32) error {
-	return d.change(func() error { return d.store.DeleteBackend(id) })
+func (c *core) DeleteBackend(id uint32) error {
+	_, err := c.change(func(st *config.State) error { return st.DeleteBackend(id) })
+	return err
 }

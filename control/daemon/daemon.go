@@ -5,22 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/scmlb-xsk/scmlb-xsk/bpf"
+	"github.com/scmlb-xsk/scmlb-xsk/control/api"
 	"github.com/scmlb-xsk/scmlb-xsk/control/config"
 	"github.com/scmlb-xsk/scmlb-xsk/control/health"
 	"github.com/scmlb-xsk/scmlb-xsk/control/netlink"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/conntrack"
-	"github.com/scmlb-xsk/scmlb-xsk/xsk"
 )
 
-// Daemon is a running load balancer.
+// Daemon is a running load balancer: the core plus the machine (XDP
+// program, sockets, workers, servers, next-hop resolver).
 type Daemon struct {
 	log      *zap.Logger
 	opts     Options
@@ -29,32 +28,27 @@ type Daemon struct {
 	prog     *bpf.Program
 	eng      *dataplane.Engine
 	neigh    *netlink.Neighbours
+	hops     *resolver
 	sockets  []queueSocket
 	workers  []*dataplane.Worker
 	werr     chan error
 	store    *config.Store
-	servers  []*httpServer // API, metrics
-	// mu serialises reconfig between the refresh loop and API changes.
-	mu  sync.Mutex
-	cfg *dataplane.Config // last pushed
-	// unresolved counts backends whose next-hop MAC is unknown; problems
-	// holds the last reported reason per backend address.
-	unresolved int
-	problems   map[netip.Addr]string
-	// filters is the state whose firewall rules and DoS policies were last
-	// pushed; fwSlots and dosSlots map their ids to map slots.
-	filters  *config.State
-	fwSlots  *slots
-	dosSlots *slots
+	core     *core
 	health   *health.Checker
-	dumping  atomic.Bool // one dump session at a time
+	servers  []*httpServer // API, metrics
+	kick     chan struct{} // resolve next hops now
 }
+
+// Limits are the XDP program's compiled limits, as the store enforces them.
+var Limits = config.Limits{Services: bpf.MaxServices, Backends: bpf.MaxBackends,
+	BackendsPerService: bpf.MaxBackendsPerService, FirewallRules: bpf.MaxFirewallRules,
+	RulesPerPrefix: bpf.MaxRulesPerPrefix, DosPolicies: bpf.MaxDosPolicies}
 
 // Run starts the load balancer and serves until ctx is cancelled, then
 // detaches and releases everything. A start-up failure also releases
 // whatever was set up.
 func Run(ctx context.Context, o Options, log *zap.Logger) (err error) {
-	d := &Daemon{log: log.Named("daemon"), opts: o, werr: make(chan error, 1), problems: map[netip.Addr]string{}}
+	d := &Daemon{log: log.Named("daemon"), opts: o, werr: make(chan error, 1), kick: make(chan struct{}, 1)}
 	defer func() { err = errors.Join(err, d.shutdown()) }()
 	if err := d.start(); err != nil {
 		return err
@@ -63,53 +57,49 @@ func Run(ctx context.Context, o Options, log *zap.Logger) (err error) {
 }
 
 func (d *Daemon) start() error {
-	svcs, err := config.Resolve(d.opts.Services)
+	if err := d.opts.validate(); err != nil {
+		return err
+	}
+	if err := api.CheckSocketPath(d.opts.APISocket); err != nil {
+		return err
+	}
+	flags, err := config.Resolve(d.opts.Services)
 	if err != nil {
 		return err
 	}
-	// Check the machine before touching the state file: a start that fails
-	// must not have changed the persisted state.
+	// Lock and read the state file first: a second daemon on it stops here,
+	// naming the first. Nothing is written until the machine checks pass.
+	if d.store, err = config.Open(d.opts.StatePath, Limits); err != nil {
+		return err
+	}
 	if err := d.findInterfaces(); err != nil {
 		return err
 	}
-	queues, err := d.queueCount()
+	queues, err := planQueues(d.nic(d.up), d.nic(d.down), d.oneArm, d.opts.Queues)
 	if err != nil {
 		return err
-	}
-	if d.store, err = config.Open(d.opts.StatePath); err != nil {
-		return err
-	}
-	// Services given on the command line are added to the restored state
-	// if missing; what the API changed since is kept.
-	for _, s := range svcs {
-		if err := d.store.Ensure(s); err != nil {
-			return fmt.Errorf("service %s from the command line: %w", s, err)
-		}
 	}
 	if d.prog, err = bpf.Load(); err != nil {
 		return err
 	}
 	d.neigh = netlink.NewNeighbours(d.log)
+	d.hops = newResolver(d.log, d.neigh, d.up, d.down)
 	d.eng = dataplane.NewEngine(conntrack.New(d.opts.ConntrackSize, conntrack.DefaultTimeouts), d.log)
 	if err := d.setLocalAddrs(); err != nil {
 		return err
 	}
-	d.fwSlots, d.dosSlots = newSlots(bpf.MaxFirewallRules), newSlots(bpf.MaxDosPolicies)
+	if err := d.prog.SetBackendInterface(d.down.Index); err != nil {
+		return err
+	}
 	d.health = health.NewChecker(d.log, func(uint32, bool) {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		if err := d.reconfig(); err != nil {
+		if err := d.core.refresh(); err != nil {
 			d.log.Warn("apply health change", zap.Error(err))
 		}
 	})
-	d.mu.Lock()
-	d.syncHealth()
-	err = d.syncFilters()
-	if err == nil {
-		err = d.reconfig()
-	}
-	d.mu.Unlock()
-	if err != nil {
+	d.core = &core{log: d.log, store: d.store, eng: d.eng, kern: d.prog, probes: d.health, hops: d.hops,
+		env: env{upMAC: macOf(d.up.MAC), downMAC: macOf(d.down.MAC), localAddrs: d.localAddrs, sockets: d.socketViews,
+			ifName: d.ifName, upName: d.up.Name, downName: d.down.Name, wakeRefresh: d.wake}}
+	if err := d.seed(flags); err != nil {
 		return err
 	}
 	if err := d.startWorkers(queues); err != nil {
@@ -130,151 +120,69 @@ func (d *Daemon) start() error {
 		return err
 	}
 	d.log.Info("load balancer running", zap.String("upstream", d.up.Name), zap.String("backend_if", d.down.Name),
-		zap.Bool("one_arm", d.oneArm), zap.Int("queues", queues), zap.Int("services", len(d.store.Snapshot().Services)),
+		zap.Bool("one_arm", d.oneArm), zap.Int("queues", queues), zap.Int("services", len(d.store.State().Services)),
 		zap.String("api", d.opts.APISocket), zap.String("state", d.opts.StatePath))
 	return nil
 }
 
-// setLocalAddrs tells the XDP program the host's own addresses, so the
-// daemon's health probes (and anything else the host sends to a backend)
-// get their replies through the kernel.
-func (d *Daemon) setLocalAddrs() error {
-	var all []netip.Addr
-	for _, ifc := range d.interfaces() {
-		a, err := netlink.Addrs(ifc.Index)
-		if err != nil {
-			return err
-		}
-		all = append(all, a...)
-	}
-	return d.prog.SetLocalAddrs(all)
-}
-
-// findInterfaces looks up the NICs and refuses ones that already carry an
-// XDP program: replacing someone else's program silently is not ours to do.
-func (d *Daemon) findInterfaces() error {
-	var err error
-	if d.up, err = netlink.InterfaceByName(d.opts.Upstream); err != nil {
+// seed applies the flag services by the one rule (config.Seed), installs
+// the first plan, then resolves the next hops and installs again.
+func (d *Daemon) seed(flags []config.Service) error {
+	var ignored []string
+	st, err := d.core.change(func(st *config.State) (err error) {
+		ignored, err = config.Seed(st, flags, d.store.Existed())
 		return err
-	}
-	d.down, d.oneArm = d.up, d.opts.BackendIf == "" || d.opts.BackendIf == d.opts.Upstream
-	if !d.oneArm {
-		if d.down, err = netlink.InterfaceByName(d.opts.BackendIf); err != nil {
-			return err
-		}
-	}
-	for _, ifc := range d.interfaces() {
-		if err := d.replaceStaleXDP(ifc); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// replaceStaleXDP removes our own program left attached by an earlier run
-// (attached through netlink, or by a version that did); a running daemon's
-// bpf_link cannot be removed, and someone else's program is refused.
-func (d *Daemon) replaceStaleXDP(ifc netlink.Interface) error {
-	if ifc.XDPProgID == 0 {
-		return nil
-	}
-	ours, err := bpf.IsOwnProgram(ifc.XDPProgID)
-	if err != nil || !ours {
-		return fmt.Errorf("interface %s already has XDP program %d attached; remove it first (ip link set dev %s xdp off)",
-			ifc.Name, ifc.XDPProgID, ifc.Name)
-	}
-	d.log.Warn("replacing a stale scmlb-xsk XDP program", zap.String("if", ifc.Name), zap.Uint32("prog_id", ifc.XDPProgID))
-	if err := netlink.DetachXDP(ifc.Index); err != nil {
-		return fmt.Errorf("%s has scmlb-xsk's XDP program %d, probably held by a running daemon: %w", ifc.Name, ifc.XDPProgID, err)
-	}
-	return nil
-}
-
-// startWorkers opens and registers one socket per queue and interface and
-// starts a worker per queue index.
-func (d *Daemon) startWorkers(queues int) error {
-	for slot, ifc := range d.interfaces() {
-		if err := d.prog.SetInterfaceSlot(ifc.Index, slot); err != nil {
-			return err
-		}
-	}
-	xo := d.opts.XSK
-	xo.Copy = xo.Copy || d.opts.Mode == bpf.Generic
-	for q := 0; q < queues; q++ {
-		up, err := d.openSocket(0, d.up, q, xo)
-		if err != nil {
-			return err
-		}
-		down := up
-		if !d.oneArm {
-			if down, err = d.openSocket(1, d.down, q, xo); err != nil {
-				return err
-			}
-		}
-		cpu := -1
-		if cpus := d.opts.CPUs; len(cpus) > 0 {
-			cpu = cpus[q%len(cpus)]
-		}
-		w := d.eng.NewWorker(q, up, down, cpu)
-		d.workers = append(d.workers, w)
-		go func() {
-			if err := w.Run(); err != nil {
-				select {
-				case d.werr <- err:
-				default:
-				}
-			}
-		}()
-	}
-	return nil
-}
-
-func (d *Daemon) interfaces() []netlink.Interface {
-	if d.oneArm {
-		return []netlink.Interface{d.up}
-	}
-	return []netlink.Interface{d.up, d.down}
-}
-
-func (d *Daemon) queueCount() (int, error) {
-	have := min(d.up.Queues, d.down.Queues, bpf.MaxQueues)
-	q := d.opts.Queues
-	if q == 0 {
-		return have, nil
-	}
-	if q < 0 || q > have {
-		return 0, fmt.Errorf("--queues %d: %s and %s have %d RX queues in common (max %d)",
-			q, d.up.Name, d.down.Name, have, bpf.MaxQueues)
-	}
-	return q, nil
-}
-
-func (d *Daemon) openSocket(slot int, ifc netlink.Interface, q int, o xsk.Options) (*xsk.Socket, error) {
-	s, err := xsk.Open(ifc.Index, q, o)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("%s queue %d: %w", ifc.Name, q, err)
+		return fmt.Errorf("state %s: %w", d.opts.StatePath, err)
 	}
-	d.sockets = append(d.sockets, queueSocket{ifname: ifc.Name, Socket: s})
-	if err := d.prog.RegisterSocket(slot, q, s.FD()); err != nil {
-		return nil, err
+	if len(ignored) > 0 {
+		d.log.Warn("flags ignored: the state file wins once it exists (change it through the API, or remove "+
+			"the state file to start over from the flags)", zap.String("state", d.opts.StatePath), zap.Strings("ignored", ignored))
 	}
-	return s, nil
+	for _, s := range st.Services {
+		if d.isLocal(s.VIP) {
+			d.log.Warn("a VIP is an address of this host; its traffic no longer reaches the host's listeners",
+				zap.Stringer("vip", s.VIP))
+		}
+	}
+	if changed, _ := d.hops.Refresh(backendAddrs(st), time.Now()); changed {
+		return d.core.refresh()
+	}
+	return nil
 }
 
-// queueSocket is an AF_XDP socket and the interface it is bound to.
-type queueSocket struct {
-	ifname string
-	*xsk.Socket
+func backendAddrs(st *config.State) []netip.Addr {
+	seen := map[netip.Addr]bool{}
+	var out []netip.Addr
+	for _, s := range st.Services {
+		for _, b := range s.Backends {
+			if !seen[b.Addr] {
+				seen[b.Addr] = true
+				out = append(out, b.Addr)
+			}
+		}
+	}
+	return out
 }
 
-// serve keeps MACs fresh and conntrack trimmed until ctx ends.
+// wake asks the refresh loop to resolve next hops now (a new backend).
+func (d *Daemon) wake() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// serve keeps next hops, local addresses and conntrack fresh until ctx ends.
 func (d *Daemon) serve(ctx context.Context) error {
 	// Next hops are re-read every 200ms while a backend is unresolved, and
-	// every 2s once all are known (a replaced backend's new MAC shows up
-	// within 2s).
+	// every 2s once all are known (a replaced backend's new MAC, or a
+	// deleted neighbour entry, shows up within 2s).
 	fast := time.NewTicker(200 * time.Millisecond)
 	defer fast.Stop()
-	lastRefresh := time.Now()
+	var lastRefresh time.Time
+	unresolved := 0
 	gc := time.NewTicker(5 * time.Second)
 	defer gc.Stop()
 	srvCtx, cancel := context.WithCancel(ctx)
@@ -289,6 +197,17 @@ func (d *Daemon) serve(ctx context.Context) error {
 		defer t.Stop()
 		stats = t.C
 	}
+	watch := newNoSocketWatch(d.log)
+	refresh := func(now time.Time) {
+		lastRefresh = now
+		var changed bool
+		changed, unresolved = d.hops.Refresh(backendAddrs(d.store.State()), now)
+		if changed {
+			if err := d.core.refresh(); err != nil {
+				d.log.Warn("apply next hops", zap.Error(err))
+			}
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -297,15 +216,18 @@ func (d *Daemon) serve(ctx context.Context) error {
 			return err
 		case err := <-srvErr:
 			return err
+		case <-d.kick:
+			refresh(time.Now())
 		case now := <-fast.C:
-			d.mu.Lock()
-			if d.unresolved > 0 || now.Sub(lastRefresh) >= 2*time.Second {
-				lastRefresh = now
-				if err := d.reconfig(); err != nil {
-					d.log.Warn("refresh next hops", zap.Error(err))
+			if unresolved > 0 || now.Sub(lastRefresh) >= 2*time.Second {
+				refresh(now)
+				if err := d.setLocalAddrs(); err != nil {
+					d.log.Warn("refresh local addresses", zap.Error(err))
 				}
+				watch.check(d.prog)
 			}
-			d.mu.Unlock()
+		case a := <-d.eng.HopRequests():
+			d.hops.RequestClient(netip.AddrFrom4(a))
 		case <-gc.C:
 			if n := d.eng.Conntrack().Expire(time.Now().UnixNano()); n > 0 {
 				d.log.Debug("conntrack expired", zap.Int("flows", n))
@@ -317,7 +239,8 @@ func (d *Daemon) serve(ctx context.Context) error {
 }
 
 // shutdown detaches XDP first, so traffic falls back to the kernel at once,
-// then stops the workers and closes the sockets.
+// then stops the workers and closes the sockets. Every exit path (signal,
+// worker or server error, failed start) comes through here.
 func (d *Daemon) shutdown() error {
 	var errs []error
 	if d.health != nil {
@@ -334,7 +257,7 @@ func (d *Daemon) shutdown() error {
 	for _, w := range d.workers {
 		w.Stop()
 	}
-	if d.cfg != nil {
+	if d.core != nil && d.core.last != nil {
 		d.logStats()
 	}
 	for _, s := range d.sockets {
@@ -345,6 +268,9 @@ func (d *Daemon) shutdown() error {
 	}
 	if d.neigh != nil {
 		errs = append(errs, d.neigh.Close())
+	}
+	if d.store != nil {
+		errs = append(errs, d.store.Close())
 	}
 	err := errors.Join(errs...)
 	if d.prog != nil {

@@ -20,7 +20,7 @@ const tapDepth = 1024
 
 // dumpSession merges captures from the XDP program and from the workers.
 type dumpSession struct {
-	d        *Daemon
+	c        *core
 	xdp      *bpf.Dumper
 	xdpC     chan api.DumpPacket
 	tap      *dataplane.Tap
@@ -31,17 +31,17 @@ type dumpSession struct {
 }
 
 // StartDump begins a capture; one at a time.
-func (d *Daemon) StartDump(req api.DumpRequest) (api.DumpSession, error) {
-	if !d.dumping.CompareAndSwap(false, true) {
+func (c *core) StartDump(req api.DumpRequest) (api.DumpSession, error) {
+	proto, err := config.ParseFilterProto(req.Proto)
+	if err != nil {
+		return nil, err
+	}
+	if !c.env.dumping.CompareAndSwap(false, true) {
 		return nil, fmt.Errorf("%w: a dump is already running", config.ErrConflict)
 	}
-	var proto uint8
-	if req.Proto != "" && req.Proto != "any" {
-		proto, _ = config.FirewallProtoNumber(req.Proto)
-	}
-	s := &dumpSession{d: d, left: req.Count, deadline: time.NewTimer(req.Duration), done: make(chan struct{})}
+	s := &dumpSession{c: c, left: req.Count, deadline: time.NewTimer(req.Duration), done: make(chan struct{})}
 	if req.At != "worker" {
-		x, err := d.prog.StartDump(bpf.DumpFilter{Host: req.Host, Port: req.Port, Proto: proto, Snaplen: uint32(req.Snaplen)})
+		x, err := c.kern.StartDump(bpf.DumpFilter{Host: req.Host, Port: req.Port, Proto: proto, Snaplen: uint32(req.Snaplen)})
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -55,9 +55,9 @@ func (d *Daemon) StartDump(req api.DumpRequest) (api.DumpSession, error) {
 			f.Host = packet.AddrFrom(req.Host)
 		}
 		s.tap = dataplane.NewTap(f, req.Snaplen, tapDepth)
-		d.eng.SetTap(s.tap)
+		c.eng.SetTap(s.tap)
 	}
-	d.log.Info("dump started", zap.String("at", req.At), zap.Stringer("host", req.Host), zap.Uint16("port", req.Port),
+	c.log.Info("dump started", zap.String("at", req.At), zap.Stringer("host", req.Host), zap.Uint16("port", req.Port),
 		zap.String("proto", req.Proto), zap.Int("count", req.Count), zap.Duration("duration", req.Duration))
 	return s, nil
 }
@@ -68,7 +68,7 @@ func (s *dumpSession) readXDP() {
 		if err != nil {
 			return
 		}
-		p := api.DumpPacket{Time: r.Time, Interface: s.d.ifName(r.Ifindex), Stage: "xdp", Verdict: r.Verdict,
+		p := api.DumpPacket{Time: r.Time, Interface: s.c.env.ifName(r.Ifindex), Stage: "xdp", Verdict: r.Verdict.String(),
 			OrigLen: r.PktLen, Data: r.Data}
 		select {
 		case s.xdpC <- p:
@@ -98,9 +98,9 @@ func (s *dumpSession) Next(ctx context.Context) (api.DumpPacket, error) {
 		return p, nil
 	case c := <-tapC:
 		s.left--
-		side := s.d.up.Name
+		side := s.c.env.upName
 		if c.Side == dataplane.SideBackend {
-			side = s.d.down.Name
+			side = s.c.env.downName
 		}
 		p := api.DumpPacket{Time: time.Unix(0, c.Time), Interface: side, Stage: "worker", Verdict: c.Verdict,
 			OrigLen: c.Len, Data: append([]byte(nil), c.Data...)}
@@ -124,19 +124,10 @@ func (s *dumpSession) Close() error {
 		lost = s.xdp.Lost()
 	}
 	if s.tap != nil {
-		s.d.eng.SetTap(nil)
+		s.c.eng.SetTap(nil)
 		missed = s.tap.Missed()
 	}
-	s.d.dumping.Store(false)
-	s.d.log.Info("dump ended", zap.Uint64("xdp_lost", lost), zap.Uint64("worker_missed", missed))
+	s.c.env.dumping.Store(false)
+	s.c.log.Info("dump ended", zap.Uint64("xdp_lost", lost), zap.Uint64("worker_missed", missed))
 	return err
-}
-
-func (d *Daemon) ifName(ifindex int) string {
-	for _, ifc := range d.interfaces() {
-		if ifc.Index == ifindex {
-			return ifc.Name
-		}
-	}
-	return fmt.Sprintf("ifindex%d", ifindex)
 }

@@ -3,156 +3,91 @@ package daemon
 import (
 	"fmt"
 	"net/netip"
-	"reflect"
-	"time"
+	"slices"
 
-	"github.com/scmlb-xsk/scmlb-xsk/bpf"
 	"github.com/scmlb-xsk/scmlb-xsk/control/api"
 	"github.com/scmlb-xsk/scmlb-xsk/control/config"
 )
 
-// slots gives each rule or policy id a map slot for its lifetime, so its
-// per-CPU drop counter is its own; a reused slot starts from zero.
-type slots struct {
-	byID map[uint32]uint32
-	size int
-}
-
-func newSlots(size int) *slots { return &slots{byID: map[uint32]uint32{}, size: size} }
-
-// assign keeps the slots of ids still present, frees the others, and gives
-// new ids the lowest free slots; fresh lists the slots that need a reset.
-func (s *slots) assign(ids []uint32) (fresh []uint32, err error) {
-	keep := map[uint32]bool{}
-	for _, id := range ids {
-		keep[id] = true
-	}
+// assignSlots gives each rule or policy id a map slot for its lifetime, so
+// its per-CPU drop counter is its own. Ids still present keep their slot,
+// new ids take the lowest free ones; fresh lists the slots that got a new
+// owner, whose counters must start from zero. prev is not modified.
+func assignSlots(prev map[uint32]uint32, ids []uint32, size int) (next map[uint32]uint32, fresh []uint32, err error) {
+	next = make(map[uint32]uint32, len(ids))
 	used := map[uint32]bool{}
-	for id, slot := range s.byID {
-		if !keep[id] {
-			delete(s.byID, id)
-			continue
-		}
-		used[slot] = true
-	}
-	next := uint32(0)
 	for _, id := range ids {
-		if _, ok := s.byID[id]; ok {
+		if s, ok := prev[id]; ok {
+			next[id] = s
+			used[s] = true
+		}
+	}
+	free := uint32(0)
+	for _, id := range ids {
+		if _, ok := next[id]; ok {
 			continue
 		}
-		for used[next] {
-			next++
+		for used[free] {
+			free++
 		}
-		if int(next) >= s.size {
-			return nil, fmt.Errorf("no free slot (limit %d)", s.size)
+		if int(free) >= size {
+			return nil, nil, fmt.Errorf("no free slot (limit %d)", size)
 		}
-		s.byID[id] = next
-		used[next] = true
-		fresh = append(fresh, next)
+		next[id] = free
+		used[free] = true
+		fresh = append(fresh, free)
 	}
-	return fresh, nil
+	slices.Sort(fresh)
+	return next, fresh, nil
 }
 
-// sync assigns slots to ids and zeroes the counter of every slot that got
-// a new id, so a reused slot does not show its previous owner's drops.
-func (s *slots) sync(ids []uint32, reset func(slot uint32) error) error {
-	fresh, err := s.assign(ids)
-	if err != nil {
-		return err
-	}
-	for _, slot := range fresh {
-		if err := reset(slot); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// syncFilters pushes firewall rules and DoS policies to the XDP program when
-// they changed. Callers hold d.mu.
-func (d *Daemon) syncFilters() error {
-	st := d.store.Snapshot()
-	if d.filters != nil && reflect.DeepEqual(d.filters.FirewallRules, st.FirewallRules) &&
-		reflect.DeepEqual(d.filters.DosPolicies, st.DosPolicies) {
-		return nil
-	}
-	var ids []uint32
+func ruleIDs(st *config.State) []uint32 {
+	ids := make([]uint32, 0, len(st.FirewallRules))
 	for _, r := range st.FirewallRules {
 		ids = append(ids, r.ID)
 	}
-	if err := d.fwSlots.sync(ids, d.prog.ResetFirewallDrops); err != nil {
-		return fmt.Errorf("firewall: %w", err)
-	}
-	var rules []bpf.FirewallRule
-	for _, r := range st.FirewallRules {
-		proto, _ := config.FirewallProtoNumber(r.Proto)
-		rules = append(rules, bpf.FirewallRule{Slot: d.fwSlots.byID[r.ID], Prefix: r.Network, Proto: proto,
-			SrcFrom: r.SrcPorts.From, SrcTo: r.SrcPorts.To, DstFrom: r.DstPorts.From, DstTo: r.DstPorts.To})
-	}
-	if err := d.prog.SetFirewall(rules); err != nil {
-		return err
-	}
+	return ids
+}
 
-	ids = ids[:0]
+func policyIDs(st *config.State) []uint32 {
+	ids := make([]uint32, 0, len(st.DosPolicies))
 	for _, p := range st.DosPolicies {
 		ids = append(ids, p.ID)
 	}
-	if err := d.dosSlots.sync(ids, d.prog.ResetDosDrops); err != nil {
-		return fmt.Errorf("dos: %w", err)
-	}
-	var ps []bpf.DosPolicy
-	for _, p := range st.DosPolicies {
-		proto, _ := config.FirewallProtoNumber(p.Proto)
-		mask, value := p.TCPFlags()
-		ps = append(ps, bpf.DosPolicy{Slot: d.dosSlots.byID[p.ID], Proto: proto, FlagsMask: mask, FlagsValue: value,
-			LimitPPS: p.LimitPPS, Block: time.Duration(p.BlockSeconds) * time.Second})
-	}
-	if err := d.prog.SetDosPolicies(ps); err != nil {
-		return err
-	}
-	d.filters = &st
-	return nil
-}
-
-// changeFilters applies a store change and pushes the filters.
-func (d *Daemon) changeFilters(fn func() error) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := fn(); err != nil {
-		return err
-	}
-	if err := d.syncFilters(); err != nil {
-		return fmt.Errorf("saved, but not yet applied to the XDP program: %w", err)
-	}
-	return nil
+	return ids
 }
 
 // FirewallRules lists the rules with their drop counters.
-func (d *Daemon) FirewallRules() ([]api.FirewallRule, error) {
-	drops, err := d.prog.FirewallDrops()
+func (c *core) FirewallRules() ([]api.FirewallRule, error) {
+	drops, err := c.kern.FirewallDrops()
 	if err != nil {
 		return nil, err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	p := c.current()
 	out := []api.FirewallRule{}
-	for _, r := range d.store.Snapshot().FirewallRules {
-		c := drops[d.fwSlots.byID[r.ID]]
-		out = append(out, api.FirewallRule{ID: r.ID, Network: r.Network.String(), Proto: r.Proto,
-			SrcPorts: r.SrcPorts.String(), DstPorts: r.DstPorts.String(), DroppedPackets: c.Packets, DroppedBytes: c.Bytes})
+	for _, r := range p.state.FirewallRules {
+		v := ruleView(r)
+		cnt := drops[p.fwSlots[r.ID]]
+		v.DroppedPackets, v.DroppedBytes = cnt.Packets, cnt.Bytes
+		out = append(out, v)
 	}
 	return out, nil
 }
 
+func ruleView(r config.FirewallRule) api.FirewallRule {
+	return api.FirewallRule{ID: r.ID, Network: r.Network.String(), Proto: r.Proto.String(),
+		SrcPorts: r.SrcPorts.String(), DstPorts: r.DstPorts.String()}
+}
+
 // AddFirewallRule parses and adds a deny rule.
-func (d *Daemon) AddFirewallRule(req api.AddFirewallRuleRequest) (api.FirewallRule, error) {
+func (c *core) AddFirewallRule(req api.AddFirewallRuleRequest) (api.FirewallRule, error) {
 	network, err := netip.ParsePrefix(req.Network)
 	if err != nil {
 		return api.FirewallRule{}, fmt.Errorf("%w: network %q: want an IPv4 CIDR such as 10.0.0.0/8", config.ErrInvalid, req.Network)
 	}
-	r := config.FirewallRule{Network: network, Proto: req.Proto}
-	if r.Proto == "" {
-		r.Proto = "any"
+	r := config.FirewallRule{Network: network}
+	if r.Proto, err = config.ParseFilterProto(req.Proto); err != nil {
+		return api.FirewallRule{}, err
 	}
 	if r.SrcPorts, err = config.ParsePortRange(req.SrcPorts); err != nil {
 		return api.FirewallRule{}, err
@@ -160,38 +95,37 @@ func (d *Daemon) AddFirewallRule(req api.AddFirewallRuleRequest) (api.FirewallRu
 	if r.DstPorts, err = config.ParsePortRange(req.DstPorts); err != nil {
 		return api.FirewallRule{}, err
 	}
-	err = d.changeFilters(func() (err error) {
-		r, err = d.store.AddFirewallRule(r)
+	_, err = c.change(func(st *config.State) (err error) {
+		r, err = st.AddFirewallRule(r)
 		return err
 	})
 	if err != nil {
 		return api.FirewallRule{}, err
 	}
-	return api.FirewallRule{ID: r.ID, Network: r.Network.String(), Proto: r.Proto, SrcPorts: r.SrcPorts.String(),
-		DstPorts: r.DstPorts.String()}, nil
+	return ruleView(r), nil
 }
 
 // DeleteFirewallRule removes a rule.
-func (d *Daemon) DeleteFirewallRule(id uint32) error {
-	return d.changeFilters(func() error { return d.store.DeleteFirewallRule(id) })
+func (c *core) DeleteFirewallRule(id uint32) error {
+	_, err := c.change(func(st *config.State) error { return st.DeleteFirewallRule(id) })
+	return err
 }
 
 // DosPolicies lists the policies, their drops and the sources blocked now.
-func (d *Daemon) DosPolicies() ([]api.DosPolicy, error) {
-	drops, err := d.prog.DosDrops()
+func (c *core) DosPolicies() ([]api.DosPolicy, error) {
+	drops, err := c.kern.DosDrops()
 	if err != nil {
 		return nil, err
 	}
-	blocked, err := d.prog.DosBlocked()
+	blocked, err := c.kern.DosBlocked()
 	if err != nil {
 		return nil, err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	p := c.current()
 	out := []api.DosPolicy{}
-	for _, p := range d.store.Snapshot().DosPolicies {
-		slot := d.dosSlots.byID[p.ID]
-		v := dosView(p)
+	for _, d := range p.state.DosPolicies {
+		slot := p.dosSlots[d.ID]
+		v := dosView(d)
 		v.DroppedPackets, v.DroppedBytes = drops[slot].Packets, drops[slot].Bytes
 		for _, b := range blocked {
 			if b.Slot == slot {
@@ -207,18 +141,19 @@ func (d *Daemon) DosPolicies() ([]api.DosPolicy, error) {
 }
 
 func dosView(p config.DosPolicy) api.DosPolicy {
-	return api.DosPolicy{ID: p.ID, Proto: p.Proto, Type: p.Type, LimitPPS: p.LimitPPS, BlockSeconds: p.BlockSeconds,
+	return api.DosPolicy{ID: p.ID, Proto: p.Proto.String(), Type: p.Type, LimitPPS: p.LimitPPS, BlockSeconds: p.BlockSeconds,
 		Status: "not triggered", Blocked: []api.BlockedSource{}}
 }
 
 // AddDosPolicy adds a policy.
-func (d *Daemon) AddDosPolicy(req api.AddDosPolicyRequest) (api.DosPolicy, error) {
-	p := config.DosPolicy{Proto: req.Proto, Type: req.Type, LimitPPS: req.LimitPPS, BlockSeconds: req.BlockSeconds}
-	if p.Type == "" {
-		p.Type = "any"
+func (c *core) AddDosPolicy(req api.AddDosPolicyRequest) (api.DosPolicy, error) {
+	p := config.DosPolicy{Type: config.ParseDosType(req.Type), LimitPPS: req.LimitPPS, BlockSeconds: req.BlockSeconds}
+	var err error
+	if p.Proto, err = config.ParseFilterProto(req.Proto); err != nil {
+		return api.DosPolicy{}, err
 	}
-	err := d.changeFilters(func() (err error) {
-		p, err = d.store.AddDosPolicy(p)
+	_, err = c.change(func(st *config.State) (err error) {
+		p, err = st.AddDosPolicy(p)
 		return err
 	})
 	if err != nil {
@@ -228,6 +163,7 @@ func (d *Daemon) AddDosPolicy(req api.AddDosPolicyRequest) (api.DosPolicy, error
 }
 
 // DeleteDosPolicy removes a policy; its blocked sources are released.
-func (d *Daemon) DeleteDosPolicy(id uint32) error {
-	return d.changeFilters(func() error { return d.store.DeleteDosPolicy(id) })
+func (c *core) DeleteDosPolicy(id uint32) error {
+	_, err := c.change(func(st *config.State) error { return st.DeleteDosPolicy(id) })
+	return err
 }

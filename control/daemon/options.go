@@ -1,10 +1,13 @@
 package daemon
 
 import (
+	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/scmlb-xsk/scmlb-xsk/bpf"
 	"github.com/scmlb-xsk/scmlb-xsk/control/config"
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/conntrack"
 	"github.com/scmlb-xsk/scmlb-xsk/xsk"
 )
 
@@ -27,4 +30,20 @@ type Options struct {
 	MetricsAddr string
 	// StatsInterval logs counters periodically (0: only at exit).
 	StatsInterval time.Duration
+}
+
+// validate checks the options before anything is touched.
+func (o Options) validate() error {
+	if o.ConntrackSize < conntrack.MinCapacity || o.ConntrackSize > conntrack.MaxCapacity {
+		return fmt.Errorf("--conntrack-size %d: want %d to %d flows", o.ConntrackSize, conntrack.MinCapacity, conntrack.MaxCapacity)
+	}
+	if o.Queues < 0 || o.Queues > bpf.MaxQueues {
+		return fmt.Errorf("--queues %d: want 0 (all) to %d", o.Queues, bpf.MaxQueues)
+	}
+	for _, c := range o.CPUs {
+		if c < 0 || c >= runtime.NumCPU() {
+			return fmt.Errorf("--cpus: CPU %d does not exist (this machine has CPUs 0-%d)", c, runtime.NumCPU()-1)
+		}
+	}
+	return nil
 }

@@ -28,14 +28,14 @@ func (d *Daemon) listen() error {
 		if err != nil {
 			return err
 		}
-		d.servers = append(d.servers, &httpServer{name: "api", l: l, h: api.NewHandler(d, d.log.Named("api"))})
+		d.servers = append(d.servers, &httpServer{name: "api", l: l, h: api.NewHandler(d.core, d.log.Named("api"))})
 	}
 	if d.opts.MetricsAddr != "" {
 		l, err := net.Listen("tcp", d.opts.MetricsAddr)
 		if err != nil {
 			return fmt.Errorf("metrics listen on %s: %w", d.opts.MetricsAddr, err)
 		}
-		d.servers = append(d.servers, &httpServer{name: "metrics", l: l, h: metrics.NewHandler(d, d.log.Named("metrics"))})
+		d.servers = append(d.servers, &httpServer{name: "metrics", l: l, h: metrics.NewHandler(d.core, d.log.Named("metrics"))})
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"net"
 	"net/netip"
 	"time"
 
@@ -11,42 +12,33 @@ import (
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
 )
 
-// Services lists the desired state with live counters.
-func (d *Daemon) Services() []api.Service {
-	lv := d.live()
-	out := []api.Service{}
-	for _, s := range d.store.Snapshot().Services {
-		out = append(out, d.serviceView(s, lv))
+// Services lists the desired state with live counters. It reads the last
+// installed plan and never waits for an apply in progress.
+func (c *core) Services() []api.Service {
+	p := c.current()
+	lv := c.live()
+	out := make([]api.Service, 0, len(p.state.Services))
+	for _, s := range p.state.Services {
+		out = append(out, c.serviceView(s, p, lv))
 	}
 	return out
 }
 
-// liveState is what the views read besides the store, gathered once per
-// listing: active flows per backend and the next-hop MACs last pushed.
+// liveState is what the views read besides the plan, gathered once per
+// listing: active flows per backend.
 type liveState struct {
 	active map[uint32]uint64
-	macs   map[uint32]packet.MAC
 }
 
-func (d *Daemon) live() liveState {
-	lv := liveState{active: d.eng.Conntrack().ActiveByBackend(), macs: map[uint32]packet.MAC{}}
-	d.mu.Lock()
-	if d.cfg != nil {
-		for _, s := range d.cfg.Services {
-			for _, b := range s.Backends {
-				lv.macs[b.ID] = b.MAC
-			}
-		}
-	}
-	d.mu.Unlock()
-	return lv
+func (c *core) live() liveState {
+	return liveState{active: c.eng.Conntrack().ActiveByBackend()}
 }
 
-func (d *Daemon) serviceView(s config.ServiceState, lv liveState) api.Service {
-	v := api.Service{ID: s.ID, VIP: netip.AddrPortFrom(s.VIP, s.Port).String(), Port: s.Port, Proto: s.Proto,
+func (c *core) serviceView(s config.ServiceState, p *plan, lv liveState) api.Service {
+	v := api.Service{ID: s.ID, VIP: netip.AddrPortFrom(s.VIP, s.Port).String(), Port: s.Port, Proto: s.Proto.String(),
 		Health: s.Health, Backends: []api.Backend{}}
 	for _, b := range s.Backends {
-		bv := d.backendView(s.ID, b, lv)
+		bv := c.backendView(s.ID, b, p, lv)
 		v.Backends = append(v.Backends, bv)
 		v.Packets += bv.Packets
 		v.Bytes += bv.Bytes
@@ -55,23 +47,33 @@ func (d *Daemon) serviceView(s config.ServiceState, lv liveState) api.Service {
 	return v
 }
 
-func (d *Daemon) backendView(serviceID uint32, b config.BackendState, lv liveState) api.Backend {
+// backendView says whether the backend takes new flows and, if not, why:
+// drained, unhealthy, or without a next hop.
+func (c *core) backendView(serviceID uint32, b config.BackendState, p *plan, lv liveState) api.Backend {
 	v := api.Backend{ID: b.ID, ServiceID: serviceID, Address: netip.AddrPortFrom(b.Addr, b.Port).String(),
-		Weight: b.Weight, Status: "active", ActiveConns: lv.active[b.ID]}
+		Weight: b.Weight, Status: "active", ActiveConns: lv.active[b.ID], Health: "unchecked"}
 	if b.Drained {
 		v.Status = "drained"
 	}
-	v.Health = "unchecked"
-	if st, ok := d.health.Status(b.ID); ok {
+	if st, ok := c.probes.Status(b.ID); ok {
 		v.Health, v.HealthError = "healthy", st.LastError
 		if !st.Healthy {
 			v.Health = "unhealthy"
 		}
 	}
-	v.Packets, v.Bytes, v.Flows = d.eng.BackendCounters(b.ID)
-	if mac := lv.macs[b.ID]; mac != (packet.MAC{}) {
-		v.MAC = netHW(mac).String()
+	v.Packets, v.Bytes, v.Flows = c.eng.BackendCounters(b.ID)
+	hop, known := p.hops[b.Addr]
+	switch {
+	case !known:
+		v.NextHop = "pending"
+	case hop.MAC != (packet.MAC{}):
+		v.MAC, v.NextHop = net.HardwareAddr(hop.MAC[:]).String(), "resolved"
+	case hop.Problem != "":
+		v.NextHop = "unresolved: " + hop.Problem
+	default:
+		v.NextHop = "unresolved"
 	}
+	v.NewFlows = !b.Drained && v.Health != "unhealthy" && v.MAC != ""
 	return v
 }
 
@@ -79,52 +81,49 @@ func (d *Daemon) backendView(serviceID uint32, b config.BackendState, lv liveSta
 const conntrackListLimit = 100000
 
 // Conntrack lists tracked flows.
-func (d *Daemon) Conntrack() []api.Flow {
+func (c *core) Conntrack() []api.Flow {
 	now := time.Now().UnixNano()
 	out := []api.Flow{}
-	for _, e := range d.eng.Conntrack().Entries(conntrackListLimit) {
+	for _, e := range c.eng.Conntrack().Entries(conntrackListLimit) {
 		out = append(out, flowView(e, now))
 	}
 	return out
 }
 
 func flowView(e conntrack.Entry, now int64) api.Flow {
-	proto := "tcp"
-	if e.Fwd.Proto == config.UDP {
-		proto = "udp"
-	}
 	ep := func(a [4]byte, p uint16) string { return netip.AddrPortFrom(netip.AddrFrom4(a), p).String() }
-	return api.Flow{Proto: proto, Client: ep(e.Fwd.Src, e.Fwd.SrcPort), VIP: ep(e.Fwd.Dst, e.Fwd.DstPort),
+	return api.Flow{Proto: e.Fwd.Proto.String(), Client: ep(e.Fwd.Src, e.Fwd.SrcPort), VIP: ep(e.Fwd.Dst, e.Fwd.DstPort),
 		Backend: ep(e.Rev.Src, e.Rev.SrcPort), BackendID: e.Backend, State: e.State.String(),
 		IdleSeconds: float64(now-e.LastSeen) / 1e9, Packets: e.Packets, Bytes: e.Bytes}
 }
 
 // Stats gathers every counter.
-func (d *Daemon) Stats() (api.Stats, error) {
-	protos, err := d.prog.ProtoStats()
+func (c *core) Stats() (api.Stats, error) {
+	protos, err := c.kern.ProtoStats()
 	if err != nil {
 		return api.Stats{}, err
 	}
-	verdicts, err := d.prog.VerdictStats()
+	verdicts, err := c.kern.VerdictStats()
 	if err != nil {
 		return api.Stats{}, err
 	}
-	es := d.eng.Stats()
-	ct := d.eng.Conntrack()
+	es := c.eng.Stats()
+	ct := c.eng.Conntrack()
 	cc := ct.Counters()
 	st := api.Stats{
 		Protocols: counters(protos), XDPVerdicts: counters(verdicts),
-		Dataplane: api.DataplaneStats{RxPackets: es.RxPackets, Forwarded: es.Forwarded, Replied: es.Replied, NewFlows: es.NewFlows},
-		Drops:     es.Drops,
+		Dataplane: api.DataplaneStats{RxPackets: es.RxPackets, Forwarded: es.Forwarded, Replied: es.Replied, NewFlows: es.NewFlows,
+			RebuiltFlows: es.RebuiltFlows},
+		Drops: es.Drops,
 		Conntrack: api.ConntrackStats{Entries: ct.Len(), Capacity: ct.Capacity(), Inserts: cc.Inserts,
-			Evictions: cc.Evictions, Expired: cc.Expired, Collisions: cc.Collisions},
-		Services: d.Services(),
+			Evictions: cc.Evictions, Expired: cc.Expired, Collisions: cc.Collisions, IgnoredRSTs: cc.IgnoredRSTs},
+		Services: c.Services(),
 	}
 	// Drops in the XDP program join the workers' drops by reason.
-	st.Drops["firewall"] = verdicts["fw_drop"].Packets
-	st.Drops["dos"] = verdicts["dos_drop"].Packets
-	for _, s := range d.sockets {
-		st.Sockets = append(st.Sockets, d.socketView(s))
+	st.Drops["firewall"] = verdicts[bpf.VerdictFirewallDrop.String()].Packets
+	st.Drops["dos"] = verdicts[bpf.VerdictDosDrop.String()].Packets
+	if c.env.sockets != nil {
+		st.Sockets = c.env.sockets()
 	}
 	return st, nil
 }
@@ -137,7 +136,7 @@ func counters(m map[string]bpf.Counter) map[string]api.Counter {
 	return out
 }
 
-func (d *Daemon) socketView(s queueSocket) api.SocketStats {
+func socketView(s queueSocket) api.SocketStats {
 	c := s.Counters()
 	v := api.SocketStats{Interface: s.ifname, Queue: s.Queue(), RxPackets: c.RxPackets, TxPackets: c.TxPackets,
 		TxRingFull: c.TxRingFull, NoFreeFrame: c.NoFrame, KickErrors: c.KickErrors}

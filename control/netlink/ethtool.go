@@ -11,9 +11,10 @@ import (
 
 // ethtool commands (linux/ethtool.h).
 const (
-	ethtoolGCHANNELS = 0x3c
-	ethtoolSTXCSUM   = 0x17 // TX checksum offload
-	ethtoolSTSO      = 0x1f // TCP segmentation offload, which needs TX checksums
+	ethtoolGCHANNELS  = 0x3c
+	ethtoolGRXFHINDIR = 0x38 // RSS indirection table
+	ethtoolSTXCSUM    = 0x17 // TX checksum offload
+	ethtoolSTSO       = 0x1f // TCP segmentation offload, which needs TX checksums
 )
 
 type ethtoolChannels struct {
@@ -78,4 +79,23 @@ func DisableTxOffload(ifname string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// RSSQueues reports how many RX queues RSS spreads flows over: the highest
+// queue in the indirection table, plus one. ok is false when the driver has
+// no table (veth), in which case every queue may receive.
+func RSSQueues(name string) (n int, ok bool) {
+	hdr := struct{ cmd, size uint32 }{cmd: ethtoolGRXFHINDIR}
+	if err := ethtool(name, unsafe.Pointer(&hdr)); err != nil || hdr.size == 0 || hdr.size > 1<<16 {
+		return 0, false
+	}
+	buf := make([]uint32, 2+hdr.size)
+	buf[0], buf[1] = ethtoolGRXFHINDIR, hdr.size
+	if err := ethtool(name, unsafe.Pointer(&buf[0])); err != nil {
+		return 0, false
+	}
+	for _, q := range buf[2:] {
+		n = max(n, int(q)+1)
+	}
+	return n, true
 }

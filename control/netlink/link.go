@@ -37,6 +37,17 @@ func InterfaceByName(name string) (Interface, error) {
 
 // Addrs returns the IPv4 addresses of an interface.
 func Addrs(ifindex int) ([]netip.Addr, error) {
+	ps, err := Prefixes(ifindex)
+	out := make([]netip.Addr, len(ps))
+	for i, p := range ps {
+		out[i] = p.Addr()
+	}
+	return out, err
+}
+
+// Prefixes returns the IPv4 addresses of an interface with their prefix
+// lengths (10.0.1.1/24): the on-link networks.
+func Prefixes(ifindex int) ([]netip.Prefix, error) {
 	l, err := vnl.LinkByIndex(ifindex)
 	if err != nil {
 		return nil, fmt.Errorf("interface %d: %w", ifindex, err)
@@ -45,6 +56,24 @@ func Addrs(ifindex int) ([]netip.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("addresses of %s: %w", l.Attrs().Name, err)
 	}
+	var out []netip.Prefix
+	for _, a := range list {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || a.IPNet == nil {
+			continue
+		}
+		bits, _ := a.IPNet.Mask.Size()
+		out = append(out, netip.PrefixFrom(ip.Unmap(), bits))
+	}
+	return out, nil
+}
+
+// AllAddrs returns every IPv4 address of the host (this network namespace).
+func AllAddrs() ([]netip.Addr, error) {
+	list, err := vnl.AddrList(nil, vnl.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("host addresses: %w", err)
+	}
 	var out []netip.Addr
 	for _, a := range list {
 		if ip, ok := netip.AddrFromSlice(a.IP); ok {
@@ -52,6 +81,26 @@ func Addrs(ifindex int) ([]netip.Addr, error) {
 		}
 	}
 	return out, nil
+}
+
+// DefaultGateway is the gateway of the IPv4 default route that leaves by
+// ifindex, if there is one.
+func DefaultGateway(ifindex int) (netip.Addr, bool) {
+	routes, err := vnl.RouteListFiltered(vnl.FAMILY_V4, &vnl.Route{LinkIndex: ifindex}, vnl.RT_FILTER_OIF)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	for _, r := range routes {
+		if r.Dst != nil {
+			if ones, _ := r.Dst.Mask.Size(); ones != 0 {
+				continue
+			}
+		}
+		if gw, ok := netip.AddrFromSlice(r.Gw); ok && gw.IsValid() && !gw.IsUnspecified() {
+			return gw.Unmap(), true
+		}
+	}
+	return netip.Addr{}, false
 }
 
 // DetachXDP removes an XDP program attached through netlink (ip link set

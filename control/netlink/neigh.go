@@ -35,9 +35,10 @@ func errNoRoute(n int) error {
 
 const usable = unix.NUD_REACHABLE | unix.NUD_STALE | unix.NUD_DELAY | unix.NUD_PROBE | unix.NUD_PERMANENT | unix.NUD_NOARP
 
-// Neighbours resolves next-hop MACs. For an address it has not seen it asks
-// the kernel for a managed neighbour entry (Linux 5.16+), which the kernel
-// resolves and keeps fresh by itself, with no traffic from us.
+// Neighbours resolves next-hop MACs. For an address it needs it asks the
+// kernel for a managed neighbour entry (Linux 5.16+), which the kernel
+// resolves and keeps fresh by itself, with no traffic from us; an entry
+// that someone deleted, or that failed, is asked for again.
 type Neighbours struct {
 	log     *zap.Logger
 	mu      sync.Mutex
@@ -54,39 +55,74 @@ func NewNeighbours(log *zap.Logger) *Neighbours {
 	return &Neighbours{log: log.Named("neigh"), managed: map[neighKey]bool{}}
 }
 
-// Table returns the usable (resolved) neighbour entries of ifindex, from
-// one netlink dump.
-func (n *Neighbours) Table(ifindex int) (map[netip.Addr]net.HardwareAddr, error) {
+// Entry is a neighbour entry: its MAC, if any, and whether it can be used.
+type Entry struct {
+	MAC    net.HardwareAddr
+	Usable bool // reachable, stale, delay, probe, permanent or noarp
+	Failed bool // resolution failed
+}
+
+// Entries returns the IPv4 neighbour entries of ifindex, from one netlink dump.
+func (n *Neighbours) Entries(ifindex int) (map[netip.Addr]Entry, error) {
 	list, err := vnl.NeighList(ifindex, unix.AF_INET)
 	if err != nil {
 		return nil, fmt.Errorf("list neighbours on ifindex %d: %w", ifindex, err)
 	}
-	t := make(map[netip.Addr]net.HardwareAddr, len(list))
+	t := make(map[netip.Addr]Entry, len(list))
 	for _, e := range list {
-		if a, ok := netip.AddrFromSlice(e.IP); ok && e.State&usable != 0 && len(e.HardwareAddr) == 6 {
-			t[a.Unmap()] = e.HardwareAddr
+		a, ok := netip.AddrFromSlice(e.IP)
+		if !ok {
+			continue
+		}
+		ent := Entry{Failed: e.State&unix.NUD_FAILED != 0}
+		if e.State&usable != 0 && len(e.HardwareAddr) == 6 {
+			ent.MAC, ent.Usable = e.HardwareAddr, true
+		}
+		t[a.Unmap()] = ent
+	}
+	return t, nil
+}
+
+// Table returns the usable (resolved) neighbour entries of ifindex.
+func (n *Neighbours) Table(ifindex int) (map[netip.Addr]net.HardwareAddr, error) {
+	es, err := n.Entries(ifindex)
+	if err != nil {
+		return nil, err
+	}
+	t := make(map[netip.Addr]net.HardwareAddr, len(es))
+	for a, e := range es {
+		if e.Usable {
+			t[a] = e.MAC
 		}
 	}
 	return t, nil
 }
 
-// Request asks the kernel to resolve ip on ifindex and keep it resolved
-// (once per address; later calls do nothing).
+// Request asks the kernel to resolve ip on ifindex and keep it resolved: it
+// creates a managed entry, or replaces one that is missing or failed. The
+// caller decides when (it sees the table); Close removes what was created.
 func (n *Neighbours) Request(ifindex int, ip netip.Addr) error {
 	k := neighKey{ifindex, ip}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.managed[k] {
-		return nil
-	}
-	err := vnl.NeighAdd(&vnl.Neigh{LinkIndex: ifindex, Family: unix.AF_INET, IP: ip.AsSlice(),
+	err := vnl.NeighSet(&vnl.Neigh{LinkIndex: ifindex, Family: unix.AF_INET, IP: ip.AsSlice(),
 		Flags: vnl.NTF_EXT_LEARNED, FlagsExt: vnl.NTF_EXT_MANAGED})
-	if err != nil && !errors.Is(err, unix.EEXIST) {
+	if err != nil {
 		return fmt.Errorf("request managed neighbour %s on ifindex %d: %w", ip, ifindex, err)
 	}
-	if err == nil {
-		n.managed[k] = true
+	if !n.managed[k] {
 		n.log.Info("resolving neighbour", zap.Stringer("ip", ip), zap.Int("ifindex", ifindex))
+	}
+	n.managed[k] = true
+	return nil
+}
+
+// Probe asks the kernel to resolve ip once (NTF_USE), as if it were about
+// to send to it, without keeping the entry: for clients' next hops.
+func (n *Neighbours) Probe(ifindex int, ip netip.Addr) error {
+	err := vnl.NeighSet(&vnl.Neigh{LinkIndex: ifindex, Family: unix.AF_INET, IP: ip.AsSlice(), Flags: unix.NTF_USE})
+	if err != nil {
+		return fmt.Errorf("probe neighbour %s on ifindex %d: %w", ip, ifindex, err)
 	}
 	return nil
 }

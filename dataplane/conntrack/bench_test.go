@@ -31,7 +31,7 @@ func BenchmarkInsertEvict(b *testing.B) {
 	for b.Loop() {
 		i++
 		fwd, rev := flow(i, uint16(i))
-		tb.Insert(fwd, rev, 1, packet.MAC{}, flagSYN, 60, int64(i))
+		tb.Insert(fwd, rev, 1, packet.MAC{}, sg(flagSYN), 60, int64(i), false)
 	}
 }
 
@@ -40,13 +40,13 @@ func BenchmarkForwardHit(b *testing.B) {
 	const flows = 1 << 19 // half full, beyond the CPU caches
 	for i := uint32(0); i < flows; i++ {
 		fwd, rev := flow(i, uint16(i))
-		tb.Insert(fwd, rev, 1, packet.MAC{}, flagSYN, 60, 0)
+		tb.Insert(fwd, rev, 1, packet.MAC{}, sg(flagSYN), 60, 0, false)
 	}
 	i := uint32(0)
 	for b.Loop() {
 		i = (i + 7919) % flows
 		fwd, _ := flow(i, uint16(i))
-		if _, ok := tb.Forward(fwd, flagACK, 60, 1); !ok {
+		if _, ok := tb.Forward(fwd, sg(flagACK), 60, 1); !ok {
 			b.Fatal("miss")
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
+	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
 // Entry is one tracked flow.
@@ -21,12 +22,16 @@ type Entry struct {
 	Bytes     uint64
 	fwdHash   uint64
 	revHash   uint64
+	tcp       track
 	used      bool
 }
 
 // Counters are cumulative table events.
 type Counters struct {
-	Inserts, Evictions, Expired, Collisions, Full uint64
+	Inserts, Evictions, Expired, Collisions uint64
+	// IgnoredRSTs are RSTs outside the window: forwarded, but they did not
+	// close the flow.
+	IgnoredRSTs uint64
 }
 
 // Table is the flow table. Create it with New.
@@ -36,6 +41,7 @@ type Table struct {
 	timeouts                                [numStates]int64
 	seed                                    uint64
 	inserts, evictions, expired, collisions atomic.Uint64
+	ignoredRSTs                             atomic.Uint64
 }
 
 const (
@@ -64,7 +70,7 @@ func New(capacity int, timeouts Timeouts) *Table {
 
 // shardOf picks the shard from the client endpoint, which both directions
 // share: one multiply, the top bits of which spread well (Fibonacci hashing).
-func (t *Table) shardOf(client packet.Addr, port uint16, proto uint8) *shard {
+func (t *Table) shardOf(client packet.Addr, port uint16, proto ipproto.Proto) *shard {
 	k := (uint64(binary.LittleEndian.Uint32(client[:]))<<24 | uint64(port)<<8 | uint64(proto)) ^ t.seed
 	return &t.shards[(k*0x9e3779b97f4a7c15)>>(64-shardBits)]
 }
@@ -79,16 +85,16 @@ type Hit struct {
 }
 
 // Forward looks up a client->VIP packet, updating state and counters.
-func (t *Table) Forward(fwd packet.Tuple, flags uint8, bytes int, now int64) (Hit, bool) {
-	return t.lookup(fwd.Src, fwd.SrcPort, fwd, flags, bytes, now, false)
+func (t *Table) Forward(fwd packet.Tuple, seg *packet.Segment, bytes int, now int64) (Hit, bool) {
+	return t.lookup(fwd.Src, fwd.SrcPort, fwd, seg, bytes, now, false)
 }
 
 // Reply looks up a backend->client packet.
-func (t *Table) Reply(rev packet.Tuple, flags uint8, bytes int, now int64) (Hit, bool) {
-	return t.lookup(rev.Dst, rev.DstPort, rev, flags, bytes, now, true)
+func (t *Table) Reply(rev packet.Tuple, seg *packet.Segment, bytes int, now int64) (Hit, bool) {
+	return t.lookup(rev.Dst, rev.DstPort, rev, seg, bytes, now, true)
 }
 
-func (t *Table) lookup(client packet.Addr, port uint16, tup packet.Tuple, flags uint8, bytes int, now int64, reply bool) (Hit, bool) {
+func (t *Table) lookup(client packet.Addr, port uint16, tup packet.Tuple, seg *packet.Segment, bytes int, now int64, reply bool) (Hit, bool) {
 	s := t.shardOf(client, port, tup.Proto)
 	idx := &s.fwd
 	if reply {
@@ -102,24 +108,38 @@ func (t *Table) lookup(client packet.Addr, port uint16, tup packet.Tuple, flags 
 		return Hit{}, false
 	}
 	e := &s.entries[i]
-	e.touch(flags, bytes, now, reply)
+	if !e.touch(seg, bytes, now, reply) {
+		t.ignoredRSTs.Add(1)
+	}
 	hit := Hit{Backend: e.Backend, ClientMAC: e.ClientMAC, VIP: e.Fwd.Dst, VIPPort: e.Fwd.DstPort}
 	s.mu.Unlock()
 	return hit, true
 }
 
-func (e *Entry) touch(flags uint8, bytes int, now int64, reply bool) {
-	e.State = next(e.State, flags, reply)
+// touch accounts a packet and moves the state; it returns false for an RST
+// outside the window, which changes nothing but the counters.
+func (e *Entry) touch(seg *packet.Segment, bytes int, now int64, reply bool) bool {
 	e.LastSeen = now
 	e.Packets++
 	e.Bytes += uint64(bytes)
+	if e.State == UDP {
+		return true
+	}
+	if seg.Flags&flagRST != 0 && !e.tcp.rstInWindow(seg, reply) {
+		return false
+	}
+	e.tcp.update(seg, reply)
+	e.State = next(e.State, seg.Flags, reply)
+	return true
 }
 
-// Insert adds a new flow. When the shard is full the least recently seen of
-// a few sampled flows is evicted. It returns false only if the reply tuple
-// already belongs to another flow (the same backend:port serving two VIPs to
-// the same client port), which is counted as a collision.
-func (t *Table) Insert(fwd, rev packet.Tuple, backend uint32, clientMAC packet.MAC, flags uint8, bytes int, now int64) bool {
+// Insert adds a new flow from its first packet: a client's (reply false),
+// or a backend's that rebuilds a flow the table lost (reply true, after a
+// restart). When the shard is full the least recently seen of a few
+// sampled flows is evicted. It returns false only if the other direction's
+// tuple already belongs to another flow (the same backend:port serving two
+// VIPs to the same client port), which is counted as a collision.
+func (t *Table) Insert(fwd, rev packet.Tuple, backend uint32, clientMAC packet.MAC, seg *packet.Segment, bytes int, now int64, reply bool) bool {
 	s := t.shardOf(fwd.Src, fwd.SrcPort, fwd.Proto)
 	fh, rh := fwd.Hash(t.seed), rev.Hash(t.seed)
 	s.mu.Lock()
@@ -127,9 +147,12 @@ func (t *Table) Insert(fwd, rev packet.Tuple, backend uint32, clientMAC packet.M
 	if i := s.fwd.find(s, fh, &fwd, false); i >= 0 {
 		s.remove(i) // a reused client port after a missed close: start over
 	}
-	if s.rev.find(s, rh, &rev, true) >= 0 {
-		t.collisions.Add(1)
-		return false
+	if i := s.rev.find(s, rh, &rev, true); i >= 0 {
+		if !reply {
+			t.collisions.Add(1)
+			return false
+		}
+		s.remove(i)
 	}
 	if len(s.free) == 0 {
 		s.remove(s.victim())
@@ -137,14 +160,13 @@ func (t *Table) Insert(fwd, rev packet.Tuple, backend uint32, clientMAC packet.M
 	}
 	i := s.free[len(s.free)-1]
 	s.free = s.free[:len(s.free)-1]
-	st := SynSent
-	if fwd.Proto == packet.ProtoUDP {
-		st = UDP
-	} else if flags&flagSYN == 0 {
-		st = Established // picked up mid-stream (e.g. after a restart)
+	s.entries[i] = Entry{Fwd: fwd, Rev: rev, ClientMAC: clientMAC, Backend: backend,
+		State: firstState(fwd.Proto, seg.Flags, reply), LastSeen: now, Packets: 1, Bytes: uint64(bytes),
+		fwdHash: fh, revHash: rh, used: true}
+	s.entries[i].tcp = track{{wscale: packet.NoWScale}, {wscale: packet.NoWScale}}
+	if fwd.Proto == packet.ProtoTCP {
+		s.entries[i].tcp.update(seg, reply)
 	}
-	s.entries[i] = Entry{Fwd: fwd, Rev: rev, ClientMAC: clientMAC, Backend: backend, State: st,
-		LastSeen: now, Packets: 1, Bytes: uint64(bytes), fwdHash: fh, revHash: rh, used: true}
 	s.fwd.insert(fh, i)
 	s.rev.insert(rh, i)
 	t.inserts.Add(1)
@@ -226,7 +248,7 @@ func (t *Table) Capacity() int { return len(t.shards) * len(t.shards[0].entries)
 // Counters returns the cumulative table events.
 func (t *Table) Counters() Counters {
 	return Counters{Inserts: t.inserts.Load(), Evictions: t.evictions.Load(),
-		Expired: t.expired.Load(), Collisions: t.collisions.Load()}
+		Expired: t.expired.Load(), Collisions: t.collisions.Load(), IgnoredRSTs: t.ignoredRSTs.Load()}
 }
 
 type shard struct {
@@ -274,3 +296,10 @@ func (s *shard) victim() int32 {
 	}
 	return best
 }
+
+// Bounds of New's capacity: a few entries per shard at least, and at most
+// 64M flows (about 7.5 GiB at ~116 bytes each).
+const (
+	MinCapacity = 4 * numShards
+	MaxCapacity = 1 << 26
+)

@@ -24,18 +24,18 @@ func TestBothDirections(t *testing.T) {
 	tb := New(1024, DefaultTimeouts)
 	fwd, rev := flow(1, 40000)
 	mac := packet.MAC{2, 0, 0, 0, 0, 9}
-	if !tb.Insert(fwd, rev, 7, mac, flagSYN, 60, 1) {
+	if !tb.Insert(fwd, rev, 7, mac, sg(flagSYN), 60, 1, false) {
 		t.Fatal("insert failed")
 	}
-	h, ok := tb.Forward(fwd, flagACK, 60, 2)
+	h, ok := tb.Forward(fwd, sg(flagACK), 60, 2)
 	if !ok || h.Backend != 7 || h.VIP != vip || h.VIPPort != 80 {
 		t.Fatalf("forward hit %+v %v", h, ok)
 	}
-	h, ok = tb.Reply(rev, flagACK, 60, 3)
+	h, ok = tb.Reply(rev, sg(flagACK), 60, 3)
 	if !ok || h.ClientMAC != mac || h.VIP != vip || h.Backend != 7 {
 		t.Fatalf("reply hit %+v %v", h, ok)
 	}
-	if _, ok := tb.Reply(fwd, 0, 0, 3); ok {
+	if _, ok := tb.Reply(fwd, sg(0), 0, 3); ok {
 		t.Fatal("forward tuple must not match as a reply")
 	}
 }
@@ -43,7 +43,7 @@ func TestBothDirections(t *testing.T) {
 func TestTCPStates(t *testing.T) {
 	tb := New(64, DefaultTimeouts)
 	fwd, rev := flow(1, 1)
-	tb.Insert(fwd, rev, 1, packet.MAC{}, flagSYN, 0, 0)
+	tb.Insert(fwd, rev, 1, packet.MAC{}, sg(flagSYN), 0, 0, false)
 	steps := []struct {
 		reply bool
 		flags uint8
@@ -56,9 +56,9 @@ func TestTCPStates(t *testing.T) {
 	}
 	for _, s := range steps {
 		if s.reply {
-			tb.Reply(rev, s.flags, 0, 0)
+			tb.Reply(rev, sg(s.flags), 0, 0)
 		} else {
-			tb.Forward(fwd, s.flags, 0, 0)
+			tb.Forward(fwd, sg(s.flags), 0, 0)
 		}
 		if got := tb.Entries(0)[0].State; got != s.want {
 			t.Fatalf("after flags %#x: %v want %v", s.flags, got, s.want)
@@ -70,14 +70,14 @@ func TestExpireByState(t *testing.T) {
 	tb := New(64, DefaultTimeouts)
 	a, ar := flow(1, 1)
 	b, br := flow(2, 2)
-	tb.Insert(a, ar, 1, packet.MAC{}, flagSYN, 0, 0)
-	tb.Insert(b, br, 1, packet.MAC{}, flagSYN, 0, 0)
-	tb.Reply(br, flagSYN|flagACK, 0, 0)
-	tb.Forward(b, flagACK, 0, 0) // established: 15 min
+	tb.Insert(a, ar, 1, packet.MAC{}, sg(flagSYN), 0, 0, false)
+	tb.Insert(b, br, 1, packet.MAC{}, sg(flagSYN), 0, 0, false)
+	tb.Reply(br, sg(flagSYN|flagACK), 0, 0)
+	tb.Forward(b, sg(flagACK), 0, 0) // established: 15 min
 	if n := tb.Expire(int64(time.Minute)); n != 1 {
 		t.Fatalf("expired %d, want only the SYN_SENT flow", n)
 	}
-	if _, ok := tb.Forward(b, flagACK, 0, int64(time.Minute)); !ok {
+	if _, ok := tb.Forward(b, sg(flagACK), 0, int64(time.Minute)); !ok {
 		t.Fatal("established flow expired")
 	}
 	if tb.Len() != 1 || tb.Counters().Expired != 1 {
@@ -89,7 +89,7 @@ func TestBoundedWithEviction(t *testing.T) {
 	tb := New(numShards*4, DefaultTimeouts)
 	for i := range 10000 {
 		fwd, rev := flow(uint32(i), uint16(i))
-		if !tb.Insert(fwd, rev, 1, packet.MAC{}, flagSYN, 0, int64(i)) {
+		if !tb.Insert(fwd, rev, 1, packet.MAC{}, sg(flagSYN), 0, int64(i), false) {
 			t.Fatal("insert refused")
 		}
 	}
@@ -101,7 +101,7 @@ func TestBoundedWithEviction(t *testing.T) {
 	}
 	// The newest flow must still be there.
 	fwd, _ := flow(9999, 9999)
-	if _, ok := tb.Forward(fwd, 0, 0, 0); !ok {
+	if _, ok := tb.Forward(fwd, sg(0), 0, 0); !ok {
 		t.Fatal("newest flow was evicted")
 	}
 }
@@ -109,10 +109,10 @@ func TestBoundedWithEviction(t *testing.T) {
 func TestCollision(t *testing.T) {
 	tb := New(64, DefaultTimeouts)
 	fwd, rev := flow(1, 1)
-	tb.Insert(fwd, rev, 1, packet.MAC{}, flagSYN, 0, 0)
+	tb.Insert(fwd, rev, 1, packet.MAC{}, sg(flagSYN), 0, 0, false)
 	other := fwd
 	other.Dst = packet.Addr{10, 0, 100, 2} // another VIP, same backend and client port
-	if tb.Insert(other, rev, 1, packet.MAC{}, flagSYN, 0, 0) {
+	if tb.Insert(other, rev, 1, packet.MAC{}, sg(flagSYN), 0, 0, false) {
 		t.Fatal("a second flow with the same reply tuple was accepted")
 	}
 	if tb.Counters().Collisions != 1 {
@@ -131,12 +131,12 @@ func TestIndexAgainstModel(t *testing.T) {
 		switch r.IntN(3) {
 		case 0:
 			if len(model) < numShards*32 { // stay below capacity: no eviction here
-				tb.Insert(fwd, rev, 1, packet.MAC{}, flagSYN, 0, int64(step))
+				tb.Insert(fwd, rev, 1, packet.MAC{}, sg(flagSYN), 0, int64(step), false)
 				model[fwd] = rev
 			}
 		case 1:
-			_, ok := tb.Forward(fwd, 0, 0, int64(step))
-			_, rok := tb.Reply(rev, 0, 0, int64(step))
+			_, ok := tb.Forward(fwd, sg(0), 0, int64(step))
+			_, rok := tb.Reply(rev, sg(0), 0, int64(step))
 			_, want := model[fwd]
 			if ok != want || rok != want {
 				t.Fatalf("step %d: found %v/%v, model %v", step, ok, rok, want)
@@ -156,9 +156,9 @@ func TestNoAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(10000, func() {
 		i++
 		fwd, rev := flow(uint32(i), uint16(i))
-		tb.Insert(fwd, rev, 1, packet.MAC{}, flagSYN, 60, int64(i)) // evicts once full
-		tb.Forward(fwd, flagACK, 60, int64(i))
-		tb.Reply(rev, flagACK, 60, int64(i))
+		tb.Insert(fwd, rev, 1, packet.MAC{}, sg(flagSYN), 60, int64(i), false) // evicts once full
+		tb.Forward(fwd, sg(flagACK), 60, int64(i))
+		tb.Reply(rev, sg(flagACK), 60, int64(i))
 	}); n != 0 {
 		t.Fatalf("%v allocations per packet", n)
 	}
@@ -168,10 +168,10 @@ func TestListingAndActiveCounts(t *testing.T) {
 	tb := New(1024, DefaultTimeouts)
 	for i := range 10 {
 		fwd, rev := flow(uint32(i), uint16(i))
-		tb.Insert(fwd, rev, uint32(1+i%2), packet.MAC{}, flagSYN, 0, 0)
+		tb.Insert(fwd, rev, uint32(1+i%2), packet.MAC{}, sg(flagSYN), 0, 0, false)
 	}
 	fwd, _ := flow(0, 0)
-	tb.Forward(fwd, flagRST, 0, 0) // closed: not active
+	tb.Forward(fwd, sg(flagRST), 0, 0) // closed: not active
 	if n := len(tb.Entries(3)); n != 3 {
 		t.Fatalf("Entries(3) returned %d", n)
 	}
@@ -184,4 +184,9 @@ func TestListingAndActiveCounts(t *testing.T) {
 	if tb.Capacity() != 1024 {
 		t.Fatalf("capacity %d", tb.Capacity())
 	}
+}
+
+// sg is a TCP segment with only flags set (sequence numbers 0).
+func sg(flags uint8) *packet.Segment {
+	return &packet.Segment{Flags: flags, WScale: packet.NoWScale}
 }

@@ -12,17 +12,31 @@ type Backend struct {
 	Weight uint32 // 0: gets no slots (drained)
 }
 
-// DefaultSize is the table size for up to 655 backends.
-const DefaultSize = 65537
+// sizes are the table sizes used: primes near powers of two, as Cilium
+// offers. A table's size depends only on how many backends the service has
+// (drained and unhealthy ones included), so draining never changes it; it
+// steps up rarely, and only then does a new table move more than the share
+// of the backend that changed.
+var sizes = []int{251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071, 262139, 524287}
 
-// SizeFor returns the smallest prime >= max(DefaultSize, 100*n), so each
-// backend has at least 100 slots and weights are resolved finely.
+// SlotsPerBackend is the minimum table size per backend. Balance needs
+// about 100 (Eisenbud et al., Cilium); removing one backend moved up to 5%
+// more flows than its share at 100 and under 2% from about 400
+// (docs/benchmarks.md), so 400 it is.
+const SlotsPerBackend = 400
+
+// MaxBackends is the most backends a table can hold at SlotsPerBackend.
+var MaxBackends = sizes[len(sizes)-1] / SlotsPerBackend
+
+// SizeFor returns the smallest size of the list >= SlotsPerBackend*n; n
+// above MaxBackends gets the largest.
 func SizeFor(n int) int {
-	m := max(DefaultSize, 100*n)
-	for !isPrime(m) {
-		m++
+	for _, m := range sizes {
+		if m >= SlotsPerBackend*n {
+			return m
+		}
 	}
-	return m
+	return sizes[len(sizes)-1]
 }
 
 func isPrime(n int) bool {
@@ -39,16 +53,18 @@ func isPrime(n int) bool {
 
 // Table maps a flow hash to a backend index.
 type Table struct {
-	slots []int32
+	slots []uint16 // backend index, empty when no backend has weight
 }
+
+const empty = 0xffff
 
 // Build fills a table of the given prime size. In each round every backend
 // claims as many preferred slots as its weight divided by the smallest
 // weight (rounded), which keeps the share of slots proportional to weight.
 func Build(backends []Backend, size int) *Table {
-	t := &Table{slots: make([]int32, size)}
+	t := &Table{slots: make([]uint16, size)}
 	for i := range t.slots {
-		t.slots[i] = -1
+		t.slots[i] = empty
 	}
 	var minW uint32
 	for _, b := range backends {
@@ -81,8 +97,8 @@ func Build(backends []Backend, size int) *Table {
 				for {
 					c := (offset[i] + next[i]*skip[i]) % m
 					next[i]++
-					if t.slots[c] < 0 {
-						t.slots[c] = int32(i)
+					if t.slots[c] == empty {
+						t.slots[c] = uint16(i)
 						filled++
 						break
 					}
@@ -96,7 +112,10 @@ func Build(backends []Backend, size int) *Table {
 // Lookup returns the backend index for flow hash h, or -1 if the table has
 // no backend with weight > 0.
 func (t *Table) Lookup(h uint64) int {
-	return int(t.slots[h%uint64(len(t.slots))])
+	if s := t.slots[h%uint64(len(t.slots))]; s != empty {
+		return int(s)
+	}
+	return -1
 }
 
 // Size is the number of slots.

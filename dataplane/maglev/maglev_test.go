@@ -27,11 +27,18 @@ func share(t *Table, n int) []float64 {
 }
 
 func TestSizeIsPrimeAndLarge(t *testing.T) {
-	for _, n := range []int{1, 2, 655, 656, 1000} {
-		m := SizeFor(n)
-		if !isPrime(m) || m < 100*n {
-			t.Errorf("SizeFor(%d) = %d", n, m)
+	for _, m := range sizes {
+		if !isPrime(m) {
+			t.Errorf("size %d is not prime", m)
 		}
+	}
+	for n, want := range map[int]int{0: 251, 1: 509, 2: 1021, 3: 2039, 5: 2039, 10: 4093, 1024: 524287, 5000: 524287} {
+		if m := SizeFor(n); m != want || (n <= MaxBackends && m < SlotsPerBackend*n) {
+			t.Errorf("SizeFor(%d) = %d, want %d", n, m, want)
+		}
+	}
+	if MaxBackends < 1024 {
+		t.Errorf("MaxBackends %d is below MAX_BACKENDS_PER_SERVICE", MaxBackends)
 	}
 }
 
@@ -60,7 +67,7 @@ func TestZeroWeightGetsNothing(t *testing.T) {
 	bs[1].Weight = 0
 	tb := Build(bs, SizeFor(3))
 	for _, s := range tb.slots {
-		if s == 1 || s < 0 {
+		if s == 1 || s == empty {
 			t.Fatalf("slot owned by %d", s)
 		}
 	}

@@ -1,6 +1,10 @@
 package packet
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
+)
 
 // Addr is an IPv4 address in network order.
 type Addr [4]byte
@@ -10,8 +14,8 @@ type MAC [6]byte
 
 // Protocol numbers handled by the dataplane.
 const (
-	ProtoTCP = 6
-	ProtoUDP = 17
+	ProtoTCP = ipproto.TCP
+	ProtoUDP = ipproto.UDP
 )
 
 // TCP flags.
@@ -29,7 +33,7 @@ const (
 	OK Result = iota
 	ErrTruncated
 	ErrNotIPv4   // another EtherType, or IP version != 4
-	ErrBadHeader // IHL < 5, or total length shorter than the header
+	ErrBadHeader // IHL < 5, total length shorter than the header, TCP data offset < 5
 	ErrFragment  // IPv4 fragment: ports unknown or payload incomplete
 	ErrProto     // not TCP or UDP
 	NumResults
@@ -44,22 +48,50 @@ func (r Result) String() string {
 	return "unknown"
 }
 
+// NoWScale is Segment.WScale when a SYN carries no window scale option (or
+// the segment is no SYN).
+const NoWScale = 0xff
+
+// Segment is what conntrack needs of a TCP header to follow the sequence
+// space: enough to tell a plausible RST from a blind one. Zero for UDP.
+type Segment struct {
+	Flags  uint8
+	WScale uint8  // window scale option of a SYN, NoWScale if none
+	Win    uint16 // window field, unscaled
+	Seq    uint32
+	Len    uint32 // sequence space used: payload, +1 for SYN, +1 for FIN
+}
+
 // Packet is a decoded view of a frame. Fields point into Frame; a Packet is
 // reused for every frame a worker sees.
 type Packet struct {
 	Frame    []byte
 	L4       int // offset of the TCP/UDP header in Frame
-	Proto    uint8
-	TCPFlags uint8
+	Proto    ipproto.Proto
+	TTL      uint8
 	Src, Dst Addr
 	SrcPort  uint16
 	DstPort  uint16
+	Seg      Segment
 }
 
+// Offsets in the Ethernet and IPv4 headers.
 const (
-	ethLen  = 14
-	ipv4Min = 20
-	l3      = ethLen
+	ethLen    = 14
+	ipv4Min   = 20
+	l3        = ethLen
+	ipTotal   = l3 + 2
+	ipFrag    = l3 + 6
+	ipTTL     = l3 + 8
+	ipProto   = l3 + 9
+	ipCsum    = l3 + 10
+	ipSrc     = l3 + 12
+	ipDst     = l3 + 16
+	tcpSeq    = 4
+	tcpOff    = 12
+	tcpFlags  = 13
+	tcpWin    = 14
+	tcpMinLen = 20
 )
 
 // Decode parses frame into p. Only untagged IPv4 TCP/UDP is accepted; IP
@@ -77,38 +109,87 @@ func Decode(frame []byte, p *Packet) Result {
 		return ErrNotIPv4
 	}
 	ihl := int(frame[l3]&0x0f) * 4
-	total := int(binary.BigEndian.Uint16(frame[l3+2:]))
+	total := int(binary.BigEndian.Uint16(frame[ipTotal:]))
 	if ihl < ipv4Min || total < ihl {
 		return ErrBadHeader
 	}
 	if l3+total > len(frame) {
 		return ErrTruncated
 	}
-	if binary.BigEndian.Uint16(frame[l3+6:])&0x3fff != 0 { // MF or offset
+	if binary.BigEndian.Uint16(frame[ipFrag:])&0x3fff != 0 { // MF or offset
 		return ErrFragment
 	}
-	p.Proto = frame[l3+9]
-	p.Src = Addr(frame[l3+12 : l3+16])
-	p.Dst = Addr(frame[l3+16 : l3+20])
+	p.Proto = ipproto.Proto(frame[ipProto])
+	p.TTL = frame[ipTTL]
+	p.Src = Addr(frame[ipSrc : ipSrc+4])
+	p.Dst = Addr(frame[ipDst : ipDst+4])
 	p.L4 = l3 + ihl
 	l4len := total - ihl
 	switch p.Proto {
 	case ProtoTCP:
-		if l4len < 20 {
+		if l4len < tcpMinLen {
 			return ErrTruncated
 		}
-		p.TCPFlags = frame[p.L4+13]
+		if r := p.decodeTCP(l4len); r != OK {
+			return r
+		}
 	case ProtoUDP:
 		if l4len < 8 {
 			return ErrTruncated
 		}
-		p.TCPFlags = 0
+		p.Seg = Segment{}
 	default:
 		return ErrProto
 	}
 	p.SrcPort = binary.BigEndian.Uint16(frame[p.L4:])
 	p.DstPort = binary.BigEndian.Uint16(frame[p.L4+2:])
 	return OK
+}
+
+func (p *Packet) decodeTCP(l4len int) Result {
+	t := p.Frame[p.L4:]
+	doff := int(t[tcpOff]>>4) * 4
+	if doff < tcpMinLen {
+		return ErrBadHeader
+	}
+	if doff > l4len {
+		return ErrTruncated
+	}
+	s := &p.Seg
+	s.Flags = t[tcpFlags]
+	s.Win = binary.BigEndian.Uint16(t[tcpWin:])
+	s.Seq = binary.BigEndian.Uint32(t[tcpSeq:])
+	s.Len = uint32(l4len - doff)
+	s.WScale = NoWScale
+	if s.Flags&FlagSYN != 0 {
+		s.Len++
+		s.WScale = windowScale(t[tcpMinLen:doff])
+	}
+	if s.Flags&FlagFIN != 0 {
+		s.Len++
+	}
+	return OK
+}
+
+// windowScale finds the window scale option (kind 3) in TCP options.
+func windowScale(opts []byte) uint8 {
+	for i := 0; i < len(opts); {
+		switch kind := opts[i]; kind {
+		case 0:
+			return NoWScale
+		case 1:
+			i++
+			continue
+		}
+		if i+1 >= len(opts) || opts[i+1] < 2 || i+int(opts[i+1]) > len(opts) {
+			return NoWScale
+		}
+		if opts[i] == 3 && opts[i+1] == 3 {
+			return min(opts[i+2], 14) // RFC 7323: larger values are taken as 14
+		}
+		i += int(opts[i+1])
+	}
+	return NoWScale
 }
 
 // Tuple returns the 5-tuple of a decoded packet.
@@ -118,5 +199,5 @@ func (p *Packet) Tuple() Tuple {
 
 // Len is the length of the IP datagram (header + payload), for byte counters.
 func (p *Packet) Len() int {
-	return int(binary.BigEndian.Uint16(p.Frame[l3+2:]))
+	return int(binary.BigEndian.Uint16(p.Frame[ipTotal:]))
 }

@@ -28,8 +28,8 @@ func TestDecodeFields(t *testing.T) {
 		t.Fatalf("Decode = %v", r)
 	}
 	want := Tuple{Src: AddrFrom(fixture.Client), Dst: AddrFrom(fixture.VIP), SrcPort: 40000, DstPort: 80, Proto: ProtoTCP}
-	if p.Tuple() != want || p.L4 != 14+24 || p.TCPFlags != FlagSYN {
-		t.Fatalf("decoded %+v (L4 %d flags %#x), want %+v", p.Tuple(), p.L4, p.TCPFlags, want)
+	if p.Tuple() != want || p.L4 != 14+24 || p.Seg.Flags != FlagSYN {
+		t.Fatalf("decoded %+v (L4 %d flags %#x), want %+v", p.Tuple(), p.L4, p.Seg.Flags, want)
 	}
 	if p.Tuple().Reverse().Reverse() != want {
 		t.Fatal("Reverse is not an involution")

@@ -12,23 +12,34 @@ func (p *Packet) SetMACs(src, dst MAC) {
 	copy(p.Frame[6:12], src[:])
 }
 
+// DecTTL decrements the TTL, as every hop does, updating the header
+// checksum: TTL is the high byte of the word it shares with the protocol.
+func (p *Packet) DecTTL() {
+	f := p.Frame
+	old := uint16(f[ipTTL])<<8 | uint16(f[ipProto])
+	f[ipTTL]--
+	p.TTL = f[ipTTL]
+	ipc := binary.BigEndian.Uint16(f[ipCsum:])
+	binary.BigEndian.PutUint16(f[ipCsum:], checksum.Update16(ipc, old, old-0x100))
+}
+
 // SetDst rewrites the destination address and port (DNAT), updating the IPv4
 // header checksum and the TCP/UDP checksum (whose pseudo-header covers the
 // address) incrementally.
 func (p *Packet) SetDst(a Addr, port uint16) {
-	p.rewrite(l3+16, p.L4+2, &p.Dst, &p.DstPort, a, port)
+	p.rewrite(ipDst, p.L4+2, &p.Dst, &p.DstPort, a, port)
 }
 
 // SetSrc rewrites the source address and port (reverse SNAT of replies).
 func (p *Packet) SetSrc(a Addr, port uint16) {
-	p.rewrite(l3+12, p.L4, &p.Src, &p.SrcPort, a, port)
+	p.rewrite(ipSrc, p.L4, &p.Src, &p.SrcPort, a, port)
 }
 
 func (p *Packet) rewrite(addrOff, portOff int, addr *Addr, port *uint16, a Addr, newPort uint16) {
 	f := p.Frame
 	old, oldPort := *addr, *port
-	ipc := binary.BigEndian.Uint16(f[l3+10:])
-	binary.BigEndian.PutUint16(f[l3+10:], checksum.Update32(ipc, old, a))
+	ipc := binary.BigEndian.Uint16(f[ipCsum:])
+	binary.BigEndian.PutUint16(f[ipCsum:], checksum.Update32(ipc, old, a))
 	copy(f[addrOff:addrOff+4], a[:])
 	binary.BigEndian.PutUint16(f[portOff:], newPort)
 	*addr, *port = a, newPort

@@ -4,13 +4,15 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+
+	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
 // Tuple is a packed, comparable 5-tuple usable as a map key.
 type Tuple struct {
 	Src, Dst         Addr
 	SrcPort, DstPort uint16
-	Proto            uint8
+	Proto            ipproto.Proto
 }
 
 // Reverse returns the tuple of the other direction.
@@ -36,11 +38,7 @@ func mix(h uint64) uint64 {
 }
 
 func (t Tuple) String() string {
-	p := "tcp"
-	if t.Proto == ProtoUDP {
-		p = "udp"
-	}
-	return fmt.Sprintf("%s %s:%d -> %s:%d", p, netip.AddrFrom4(t.Src), t.SrcPort, netip.AddrFrom4(t.Dst), t.DstPort)
+	return fmt.Sprintf("%s %s:%d -> %s:%d", t.Proto, netip.AddrFrom4(t.Src), t.SrcPort, netip.AddrFrom4(t.Dst), t.DstPort)
 }
 
 // AddrFrom converts a netip.Addr (IPv4) to Addr.

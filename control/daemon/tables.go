@@ -1,0 +1,93 @@
+package daemon
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/scmlb-xsk/scmlb-xsk/bpf"
+	"github.com/scmlb-xsk/scmlb-xsk/control/config"
+	"github.com/scmlb-xsk/scmlb-xsk/control/health"
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane"
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
+)
+
+// inputs is everything the tables are computed from.
+type inputs struct {
+	state          *config.State
+	healthy        func(backendID uint32) bool
+	hop            func(netip.Addr) Hop
+	client         dataplane.ClientHops
+	upMAC, downMAC packet.MAC
+	fwSlots        map[uint32]uint32 // rule id -> map slot
+	dosSlots       map[uint32]uint32 // policy id -> map slot
+}
+
+// tables is what the dataplane and the XDP program get.
+type tables struct {
+	dataplane  dataplane.Config
+	services   map[bpf.Endpoint]uint32 // steered VIP:port/proto -> service id
+	backends   map[bpf.Endpoint]uint32 // steered replies' source -> service id
+	hosts      map[netip.Addr][6]byte  // backend address -> next-hop MAC (filters skip them)
+	firewall   []bpf.FirewallRule      //
+	dos        []bpf.DosPolicy         //
+	probes     []health.Target         //
+	unresolved int                     // backends without a next hop
+}
+
+// buildTables is the whole translation from desired state, health and next
+// hops to tables, with no side effect: a backend takes new flows only when
+// it is not drained, healthy and has a next hop; otherwise its Maglev
+// weight is 0 and its tracked flows continue.
+func buildTables(in inputs) tables {
+	t := tables{
+		dataplane: dataplane.Config{UpstreamMAC: in.upMAC, BackendMAC: in.downMAC, ClientHops: in.client},
+		services:  make(map[bpf.Endpoint]uint32, len(in.state.Services)),
+		backends:  map[bpf.Endpoint]uint32{},
+		hosts:     map[netip.Addr][6]byte{},
+	}
+	for _, s := range in.state.Services {
+		svc := dataplane.Service{ID: s.ID, VIP: s.VIP, Port: s.Port, Proto: s.Proto}
+		t.services[bpf.Endpoint{Addr: s.VIP, Port: s.Port, Proto: s.Proto}] = s.ID
+		for _, b := range s.Backends {
+			be := dataplane.Backend{ID: b.ID, Addr: b.Addr, Port: b.Port, Weight: b.Weight, MAC: in.hop(b.Addr).MAC}
+			if be.MAC == (packet.MAC{}) {
+				t.unresolved++
+			} else {
+				t.hosts[b.Addr] = be.MAC
+			}
+			if b.Drained || !in.healthy(b.ID) || be.MAC == (packet.MAC{}) {
+				be.Weight = 0
+			}
+			svc.Backends = append(svc.Backends, be)
+			t.backends[bpf.Endpoint{Addr: b.Addr, Port: b.Port, Proto: s.Proto}] = s.ID
+		}
+		t.dataplane.Services = append(t.dataplane.Services, svc)
+		t.probes = append(t.probes, probesOf(s)...)
+	}
+	for _, r := range in.state.FirewallRules {
+		t.firewall = append(t.firewall, bpf.FirewallRule{Slot: in.fwSlots[r.ID], Prefix: r.Network, Proto: r.Proto,
+			SrcFrom: r.SrcPorts.From, SrcTo: r.SrcPorts.To, DstFrom: r.DstPorts.From, DstTo: r.DstPorts.To})
+	}
+	for _, p := range in.state.DosPolicies {
+		mask, value := p.TCPFlags()
+		t.dos = append(t.dos, bpf.DosPolicy{Slot: in.dosSlots[p.ID], Proto: p.Proto, FlagsMask: mask, FlagsValue: value,
+			LimitPPS: p.LimitPPS, Block: time.Duration(p.BlockSeconds) * time.Second})
+	}
+	return t
+}
+
+func probesOf(s config.ServiceState) []health.Target {
+	if s.Health == nil {
+		return nil
+	}
+	chk := s.Health.Check()
+	var out []health.Target
+	for _, b := range s.Backends {
+		port := b.Port
+		if chk.Port != 0 {
+			port = chk.Port
+		}
+		out = append(out, health.Target{ID: b.ID, Addr: netip.AddrPortFrom(b.Addr, port), Check: chk})
+	}
+	return out
+}

@@ -1,0 +1,168 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/scmlb-xsk/scmlb-xsk/bpf"
+	"github.com/scmlb-xsk/scmlb-xsk/control/api"
+	"github.com/scmlb-xsk/scmlb-xsk/control/config"
+	"github.com/scmlb-xsk/scmlb-xsk/control/health"
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
+	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
+)
+
+var (
+	tVIP = netip.MustParseAddr("10.0.100.1")
+	tB1  = netip.MustParseAddr("10.0.2.11")
+	tB2  = netip.MustParseAddr("10.0.2.12")
+	tB3  = netip.MustParseAddr("10.0.2.13")
+)
+
+func tablesState() *config.State {
+	st := config.NewState()
+	web, _ := st.AddService(tVIP, 80, ipproto.TCP, &config.HealthCheck{Type: "http", Port: 8080, Path: "/", Status: 200,
+		IntervalMs: 1000, TimeoutMs: 500, Rise: 1, Fall: 1})
+	st.AddBackend(web.ID, tB1, 0, 3)    // 1
+	st.AddBackend(web.ID, tB2, 8000, 1) // 2
+	st.AddBackend(web.ID, tB3, 0, 1)    // 3
+	st.DrainBackend(3)
+	dns, _ := st.AddService(tVIP, 53, ipproto.UDP, nil)
+	st.AddBackend(dns.ID, tB1, 0, 1) // 4
+	st.AddFirewallRule(config.FirewallRule{Network: netip.MustParsePrefix("198.51.100.0/24"), Proto: ipproto.TCP,
+		SrcPorts: config.AnyPort, DstPorts: config.PortRange{From: 22, To: 22}})
+	st.AddDosPolicy(config.DosPolicy{Proto: ipproto.TCP, Type: "syn", LimitPPS: 100, BlockSeconds: 30})
+	return st
+}
+
+// buildTables is the pure translation; every rule of it in one table.
+func TestBuildTables(t *testing.T) {
+	mac := func(a netip.Addr) packet.MAC { b := a.As4(); return packet.MAC{2, 0, b[0], b[1], b[2], b[3]} }
+	in := inputs{
+		state:   tablesState(),
+		healthy: func(id uint32) bool { return id != 2 },
+		hop: func(a netip.Addr) Hop {
+			if a == tB1 {
+				return Hop{Problem: "no route"}
+			}
+			return Hop{MAC: mac(a)}
+		},
+		upMAC: packet.MAC{1}, downMAC: packet.MAC{2},
+		fwSlots: map[uint32]uint32{1: 5}, dosSlots: map[uint32]uint32{1: 2},
+	}
+	tb := buildTables(in)
+	ep := func(a netip.Addr, port uint16, p ipproto.Proto) bpf.Endpoint {
+		return bpf.Endpoint{Addr: a, Port: port, Proto: p}
+	}
+	wantServices := map[bpf.Endpoint]uint32{ep(tVIP, 80, ipproto.TCP): 1, ep(tVIP, 53, ipproto.UDP): 2}
+	wantBackends := map[bpf.Endpoint]uint32{ep(tB1, 80, ipproto.TCP): 1, ep(tB2, 8000, ipproto.TCP): 1,
+		ep(tB3, 80, ipproto.TCP): 1, ep(tB1, 53, ipproto.UDP): 2}
+	if !equalMaps(tb.services, wantServices) || !equalMaps(tb.backends, wantBackends) {
+		t.Fatalf("endpoints %v %v", tb.services, tb.backends)
+	}
+	// Weight: configured, unless unresolved (1, 4), unhealthy (2) or drained (3).
+	for _, c := range []struct {
+		id     uint32
+		weight uint32
+		mac    packet.MAC
+	}{{1, 0, packet.MAC{}}, {2, 0, mac(tB2)}, {3, 0, mac(tB3)}, {4, 0, packet.MAC{}}} {
+		b := findBackend(tb, c.id)
+		if b.Weight != c.weight || b.MAC != c.mac {
+			t.Errorf("backend %d: weight %d mac %v, want %d %v", c.id, b.Weight, b.MAC, c.weight, c.mac)
+		}
+	}
+	if tb.unresolved != 2 {
+		t.Errorf("unresolved %d, want 2 (backend 1 in both services)", tb.unresolved)
+	}
+	if len(tb.hosts) != 2 || tb.hosts[tB2] != mac(tB2) {
+		t.Errorf("filter-exempt hosts %v: only resolved backends", tb.hosts)
+	}
+	if tb.dataplane.UpstreamMAC != in.upMAC || tb.dataplane.BackendMAC != in.downMAC {
+		t.Error("interface MACs")
+	}
+	if len(tb.firewall) != 1 || tb.firewall[0].Slot != 5 || tb.firewall[0].DstFrom != 22 || tb.firewall[0].Proto != ipproto.TCP {
+		t.Errorf("firewall %+v", tb.firewall)
+	}
+	if len(tb.dos) != 1 || tb.dos[0].Slot != 2 || tb.dos[0].FlagsMask != 0x12 || tb.dos[0].Block != 30*time.Second {
+		t.Errorf("dos %+v", tb.dos)
+	}
+	// Probes: the web service's three backends, on the check's port.
+	if len(tb.probes) != 3 || tb.probes[1] != (health.Target{ID: 2, Addr: netip.AddrPortFrom(tB2, 8080), Check: tb.probes[1].Check}) {
+		t.Errorf("probes %+v", tb.probes)
+	}
+
+	// All healthy and resolved: configured weights, the drained one 0.
+	in.healthy = func(uint32) bool { return true }
+	in.hop = func(a netip.Addr) Hop { return Hop{MAC: mac(a)} }
+	tb = buildTables(in)
+	for id, w := range map[uint32]uint32{1: 3, 2: 1, 3: 0, 4: 1} {
+		if b := findBackend(tb, id); b.Weight != w {
+			t.Errorf("backend %d weight %d, want %d", id, b.Weight, w)
+		}
+	}
+}
+
+func findBackend(tb tables, id uint32) (b struct {
+	Weight uint32
+	MAC    packet.MAC
+}) {
+	for _, s := range tb.dataplane.Services {
+		for _, x := range s.Backends {
+			if x.ID == id {
+				b.Weight, b.MAC = x.Weight, x.MAC
+			}
+		}
+	}
+	return b
+}
+
+func equalMaps[K, V comparable](a, b map[K]V) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Bug 2 of issue 9: a limit is enforced at the API with a 409 naming it,
+// and nothing is saved.
+func TestLimitIs409ThroughTheAPI(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	lim := Limits
+	lim.Services = 2
+	c := newTestCore(t, path, lim)
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	l, err := api.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- api.Serve(ctx, l, api.NewHandler(c, zap.NewNop())) }()
+	defer func() { cancel(); <-done }()
+	cl := api.NewClient(sock)
+	for _, vip := range []string{"10.0.100.1:80", "10.0.100.1:81"} {
+		if _, err := cl.AddService(vip, "tcp", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = cl.AddService("10.0.100.1:82", "tcp", nil)
+	var se *api.StatusError
+	if !errors.As(err, &se) || se.Code != 409 || !strings.Contains(se.Message, "at most 2 services (MAX_SERVICES)") {
+		t.Fatalf("third service: %v", err)
+	}
+	if n := len(c.store.State().Services); n != 2 {
+		t.Fatalf("%d services saved", n)
+	}
+}
