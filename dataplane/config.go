@@ -3,6 +3,7 @@ package dataplane
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -98,11 +99,16 @@ type Compiled struct{ t *table }
 // compile builds a table. Services whose Maglev input is unchanged in prev
 // keep their Maglev table: a change rebuilds only the services it touches.
 func compile(c Config, prev *table, stats func(id uint32) *BackendStats) (*table, error) {
+	n := 0
+	for _, s := range c.Services {
+		n += len(s.Backends)
+	}
 	t := &table{upMAC: c.UpstreamMAC, downMAC: c.BackendMAC, services: make(map[svcKey]*service, len(c.Services)),
-		backends: map[uint32]*backend{}, endpoints: map[svcKey]*endpoint{}}
+		backends: make(map[uint32]*backend, n), endpoints: make(map[svcKey]*endpoint, n)}
 	t.hops = compileHops(c.ClientHops)
-	prevByID := map[uint32]*service{}
+	var prevByID map[uint32]*service
 	if prev != nil {
+		prevByID = make(map[uint32]*service, len(prev.services))
 		for _, s := range prev.services {
 			prevByID[s.id] = s
 		}
@@ -211,4 +217,15 @@ func (h *clientHops) mac(a packet.Addr) (packet.MAC, bool) {
 		}
 	}
 	return h.gateway, h.gateway != packet.MAC{}
+}
+
+// Equal reports whether two configurations compile to the same table, so a
+// caller can skip a compile when nothing changed.
+func (c *Config) Equal(o *Config) bool {
+	return c.UpstreamMAC == o.UpstreamMAC && c.BackendMAC == o.BackendMAC &&
+		c.ClientHops.Gateway == o.ClientHops.Gateway && slices.Equal(c.ClientHops.OnLink, o.ClientHops.OnLink) &&
+		maps.Equal(c.ClientHops.Neighbours, o.ClientHops.Neighbours) &&
+		slices.EqualFunc(c.Services, o.Services, func(a, b Service) bool {
+			return a.ID == b.ID && a.VIP == b.VIP && a.Port == b.Port && a.Proto == b.Proto && slices.Equal(a.Backends, b.Backends)
+		})
 }

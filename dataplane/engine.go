@@ -109,7 +109,10 @@ func (e *Engine) wantHop(a packet.Addr) {
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s := Stats{Drops: map[string]uint64{}}
+	s := Stats{Drops: make(map[string]uint64, NumDrops)}
+	for d := Drop(0); d < NumDrops; d++ {
+		s.Drops[d.String()] = 0 // every reason is listed, dropped or not
+	}
 	for _, w := range e.workers {
 		c := &w.counters
 		s.RxPackets += c.rx.Load()

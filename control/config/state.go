@@ -101,16 +101,22 @@ func (s *State) Validate(l Limits) error {
 	if err := s.validateFilters(l); err != nil {
 		return err
 	}
-	names := map[string]bool{}
+	type key struct {
+		vip   netip.Addr
+		port  uint16
+		proto ipproto.Proto
+	}
+	names := make(map[key]bool, len(s.Services))
 	ids := map[uint32]bool{}
 	for _, svc := range s.Services {
 		if err := svc.validate(); err != nil {
 			return err
 		}
-		if names[svc.Name()] {
+		k := key{svc.VIP, svc.Port, svc.Proto}
+		if names[k] {
 			return fmt.Errorf("%w: service %s", ErrExists, svc.Name())
 		}
-		names[svc.Name()] = true
+		names[k] = true
 		if svc.ID == 0 || svc.ID >= s.NextServiceID {
 			return fmt.Errorf("service id %d out of range", svc.ID)
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
-	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -104,7 +103,7 @@ func (c *core) makePlan(st *config.State) (*plan, error) {
 	}
 	p.t = buildTables(inputs{state: st, healthy: c.healthy, hop: hop, client: c.hops.Client(),
 		upMAC: c.env.upMAC, downMAC: c.env.downMAC, fwSlots: p.fwSlots, dosSlots: p.dosSlots})
-	if c.last != nil && reflect.DeepEqual(p.t.dataplane, c.last.t.dataplane) {
+	if c.last != nil && p.t.dataplane.Equal(&c.last.t.dataplane) {
 		p.compiled = c.last.compiled
 	} else if p.compiled, err = c.eng.Compile(p.t.dataplane); err != nil {
 		return nil, err

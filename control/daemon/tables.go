@@ -39,11 +39,16 @@ type tables struct {
 // it is not drained, healthy and has a next hop; otherwise its Maglev
 // weight is 0 and its tracked flows continue.
 func buildTables(in inputs) tables {
+	n := 0
+	for _, s := range in.state.Services {
+		n += len(s.Backends)
+	}
 	t := tables{
-		dataplane: dataplane.Config{UpstreamMAC: in.upMAC, BackendMAC: in.downMAC, ClientHops: in.client},
-		services:  make(map[bpf.Endpoint]uint32, len(in.state.Services)),
-		backends:  map[bpf.Endpoint]uint32{},
-		hosts:     map[netip.Addr][6]byte{},
+		dataplane: dataplane.Config{UpstreamMAC: in.upMAC, BackendMAC: in.downMAC, ClientHops: in.client,
+			Services: make([]dataplane.Service, 0, len(in.state.Services))},
+		services: make(map[bpf.Endpoint]uint32, len(in.state.Services)),
+		backends: make(map[bpf.Endpoint]uint32, n),
+		hosts:    make(map[netip.Addr][6]byte, n),
 	}
 	for _, s := range in.state.Services {
 		svc := dataplane.Service{ID: s.ID, VIP: s.VIP, Port: s.Port, Proto: s.Proto}

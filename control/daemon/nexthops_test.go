@@ -1,0 +1,80 @@
+package daemon
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/scmlb-xsk/scmlb-xsk/control/netlink"
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
+	"github.com/scmlb-xsk/scmlb-xsk/internal/testenv"
+)
+
+// Bug 4 of issue 9, at the resolver: a backend's next hop is requested,
+// resolved, and requested again after its entry is deleted; a route that
+// leaves by another interface is a problem, named.
+func TestResolverRequestsAgain(t *testing.T) {
+	testenv.RequireRoot(t)
+	lb, peer, err := testenv.NewVethPair(t, testenv.Endpoint{If: "down0", CIDR: "10.8.0.1/24"}, testenv.Endpoint{If: "b0", CIDR: "10.8.0.2/24"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.Veth(lb, "up0", peer, "c0"); err != nil {
+		t.Fatal(err)
+	}
+	lb.IP("addr", "add", "10.7.0.1/24", "dev", "up0")
+	lb.IP("link", "set", "up0", "up")
+	peer.IP("link", "set", "c0", "up")
+	backend, elsewhere := netip.MustParseAddr("10.8.0.2"), netip.MustParseAddr("10.7.0.9")
+	err = lb.Do(func() error {
+		down, err := netlink.InterfaceByName("down0")
+		if err != nil {
+			return err
+		}
+		up, _ := netlink.InterfaceByName("up0")
+		n := netlink.NewNeighbours(zap.NewNop())
+		defer n.Close()
+		r := newResolver(zap.NewNop(), n, up, down)
+		addrs := []netip.Addr{backend, elsewhere}
+		resolved := func() Hop {
+			t.Helper()
+			var h Hop
+			deadline := time.Now().Add(5 * time.Second)
+			for now := time.Now(); now.Before(deadline); now = time.Now() {
+				r.Refresh(addrs, now)
+				if h = r.Backend(backend); h.MAC != (packet.MAC{}) {
+					return h
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			t.Fatalf("backend never resolved: %+v", h)
+			return h
+		}
+		first := resolved()
+		if p := r.Backend(elsewhere).Problem; !strings.Contains(p, "not the backend interface down0") {
+			t.Errorf("route by the upstream interface: %q", p)
+		}
+		if _, err := lb.IP("neigh", "del", backend.String(), "dev", "down0"); err != nil {
+			return err
+		}
+		// The next refresh sees it gone; the request is rate-limited to one a second.
+		time.Sleep(requestPeriod)
+		if changed, unresolved := r.Refresh(addrs, time.Now()); !changed || unresolved != 2 {
+			t.Errorf("refresh after the delete: changed %v, unresolved %d", changed, unresolved)
+		}
+		if again := resolved(); again.MAC != first.MAC {
+			t.Errorf("resolved to %v, then %v", first.MAC, again.MAC)
+		}
+		ch := r.Client()
+		if len(ch.OnLink) != 1 || ch.OnLink[0] != netip.MustParsePrefix("10.7.0.1/24") {
+			t.Errorf("upstream on-link prefixes %v", ch.OnLink)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
