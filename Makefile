@@ -38,6 +38,7 @@ demo: build
 BENCHTIME ?= 3s
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/...
+	$(GO) test -run '^$$' -bench BenchmarkChangeAt4096Services -benchtime 30x ./control/daemon/
 	@if [ "$$(id -u)" = 0 ]; then $(GO) run ./internal/bench -bin $(BIN) -duration $(BENCHTIME); \
 	else echo "netns benchmark skipped: needs root"; fi
 

@@ -97,13 +97,19 @@ func cli(t *testing.T, d *testenv.Daemon, args ...string) string {
 	return out
 }
 
-func backendsJSON(t *testing.T, d *testenv.Daemon) []api.Backend {
+// cliJSON runs a get command with --json and decodes its output.
+func cliJSON[T any](t *testing.T, d *testenv.Daemon, args ...string) T {
 	t.Helper()
-	var bs []api.Backend
-	if err := json.Unmarshal([]byte(cli(t, d, "backend", "get", "--json")), &bs); err != nil {
+	var v T
+	if err := json.Unmarshal([]byte(cli(t, d, append(args, "--json")...)), &v); err != nil {
 		t.Fatal(err)
 	}
-	return bs
+	return v
+}
+
+func backendsJSON(t *testing.T, d *testenv.Daemon) []api.Backend {
+	t.Helper()
+	return cliJSON[[]api.Backend](t, d, "backend", "get")
 }
 
 func TestDrainAndAddBackend(t *testing.T) {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -21,11 +20,7 @@ import (
 
 func servicesJSON(t *testing.T, d *testenv.Daemon) []api.Service {
 	t.Helper()
-	var ss []api.Service
-	if err := json.Unmarshal([]byte(cli(t, d, "service", "get", "--json")), &ss); err != nil {
-		t.Fatal(err)
-	}
-	return ss
+	return cliJSON[[]api.Service](t, d, "service", "get")
 }
 
 // Bug 1: "TCP" and "tcp" are one protocol, parsed once; a duplicate is

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -22,11 +21,7 @@ import (
 
 func statsJSON(t *testing.T, d *testenv.Daemon) api.Stats {
 	t.Helper()
-	var st api.Stats
-	if err := json.Unmarshal([]byte(cli(t, d, "stat", "--json")), &st); err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return cliJSON[api.Stats](t, d, "stat")
 }
 
 // httpGets makes n GETs of /who through the VIP, each on a new connection,
@@ -245,13 +240,11 @@ func TestFiltersSpareBackendTraffic(t *testing.T) {
 	if got < 250 {
 		t.Errorf("client received %d of 300 backend replies", got)
 	}
-	var ps []api.DosPolicy
-	json.Unmarshal([]byte(cli(t, d, "dos", "get", "--json")), &ps)
+	ps := cliJSON[[]api.DosPolicy](t, d, "dos", "get")
 	if len(ps) != 1 || ps[0].DroppedPackets != 0 || len(ps[0].Blocked) != 0 {
 		t.Fatalf("policy hit backend replies: %+v", ps)
 	}
-	var rules []api.FirewallRule
-	json.Unmarshal([]byte(cli(t, d, "fw", "get", "--json")), &rules)
+	rules := cliJSON[[]api.FirewallRule](t, d, "fw", "get")
 	if len(rules) != 1 || rules[0].DroppedPackets != 0 {
 		t.Fatalf("rule hit backend replies or probe replies: %+v", rules)
 	}

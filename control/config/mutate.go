@@ -116,21 +116,15 @@ func (s *State) AddFirewallRule(r FirewallRule) (FirewallRule, error) {
 	if err := r.validate(); err != nil {
 		return FirewallRule{}, err
 	}
-	r.ID = s.NextRuleID
-	s.NextRuleID++
+	r.ID = nextID(&s.NextRuleID)
 	s.FirewallRules = append(s.FirewallRules, r)
 	return r, nil
 }
 
 // DeleteFirewallRule removes a rule.
-func (s *State) DeleteFirewallRule(id uint32) error {
-	for i, r := range s.FirewallRules {
-		if r.ID == id {
-			s.FirewallRules = append(s.FirewallRules[:i], s.FirewallRules[i+1:]...)
-			return nil
-		}
-	}
-	return fmt.Errorf("%w: firewall rule %d", ErrNotFound, id)
+func (s *State) DeleteFirewallRule(id uint32) (err error) {
+	s.FirewallRules, err = removeID(s.FirewallRules, id, func(r FirewallRule) uint32 { return r.ID }, "firewall rule")
+	return err
 }
 
 // AddDosPolicy adds a DoS protection policy.
@@ -138,19 +132,30 @@ func (s *State) AddDosPolicy(d DosPolicy) (DosPolicy, error) {
 	if err := d.validate(); err != nil {
 		return DosPolicy{}, err
 	}
-	d.ID = s.NextPolicyID
-	s.NextPolicyID++
+	d.ID = nextID(&s.NextPolicyID)
 	s.DosPolicies = append(s.DosPolicies, d)
 	return d, nil
 }
 
 // DeleteDosPolicy removes a policy; the sources it blocked are released.
-func (s *State) DeleteDosPolicy(id uint32) error {
-	for i, d := range s.DosPolicies {
-		if d.ID == id {
-			s.DosPolicies = append(s.DosPolicies[:i], s.DosPolicies[i+1:]...)
-			return nil
+func (s *State) DeleteDosPolicy(id uint32) (err error) {
+	s.DosPolicies, err = removeID(s.DosPolicies, id, func(d DosPolicy) uint32 { return d.ID }, "dos policy")
+	return err
+}
+
+// nextID hands out the next id of a kind; ids are never reused.
+func nextID(next *uint32) uint32 {
+	id := *next
+	*next++
+	return id
+}
+
+// removeID deletes the element with id from list, or says it is not there.
+func removeID[T any](list []T, id uint32, idOf func(T) uint32, what string) ([]T, error) {
+	for i, v := range list {
+		if idOf(v) == id {
+			return append(list[:i], list[i+1:]...), nil
 		}
 	}
-	return fmt.Errorf("%w: dos policy %d", ErrNotFound, id)
+	return list, fmt.Errorf("%w: %s %d", ErrNotFound, what, id)
 }

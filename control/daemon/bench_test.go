@@ -134,4 +134,3 @@ func rssMB() float64 {
 	}
 	return 0
 }
-

@@ -37,6 +37,7 @@ var (
 	xdpVerdicts  = desc("xdp_verdict_packets_total", "Packets by XDP program verdict.", "verdict")
 	dpPackets    = desc("dataplane_packets_total", "Packets handled by the workers.", "direction")
 	flowsCreated = desc("flows_created_total", "Flows the workers started tracking.")
+	flowsRebuilt = desc("flows_rebuilt_total", "Of the flows created, those rebuilt from a backend's packet (after a restart).")
 	drops        = desc("drops_total", "Packets dropped, by reason (workers and XDP filters).", "reason")
 	ctEntries    = desc("conntrack_entries", "Tracked flows.")
 	ctCapacity   = desc("conntrack_capacity", "Most flows the table holds.")
@@ -50,6 +51,7 @@ var (
 	beActive     = desc("backend_active_connections", "Tracked flows of a backend that are not closed.", "service", "backend")
 	beHealthy    = desc("backend_healthy", "1 unless the backend's health check says it is down (unchecked: 1).", "service", "backend")
 	beDrained    = desc("backend_drained", "1 if the backend is drained.", "service", "backend")
+	beNewFlows   = desc("backend_new_flows", "1 while the backend takes new flows (not drained, not unhealthy, next hop resolved).", "service", "backend")
 	xskPackets   = desc("xsk_packets_total", "Packets through an AF_XDP socket.", "interface", "queue", "direction")
 	xskEvents    = desc("xsk_events_total", "AF_XDP ring events: ring full, no frame, kick errors, kernel drops.", "interface", "queue", "event")
 	fwDropped    = desc("firewall_rule_dropped_packets_total", "Packets dropped by a firewall rule.", "rule", "network")
@@ -57,7 +59,7 @@ var (
 	dosBlocked   = desc("dos_blocked_sources", "Sources a DoS policy blocks now.", "policy")
 	allDescs     = []*prometheus.Desc{xdpPackets, xdpBytes, xdpVerdicts, dpPackets, flowsCreated, drops, ctEntries,
 		ctCapacity, ctEvents, svcPackets, svcBytes, svcActive, bePackets, beBytes, beFlows, beActive, beHealthy,
-		beDrained, xskPackets, xskEvents, fwDropped, dosDropped, dosBlocked}
+		beDrained, beNewFlows, flowsRebuilt, xskPackets, xskEvents, fwDropped, dosDropped, dosBlocked}
 )
 
 type collector struct{ src Source }
@@ -93,6 +95,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dpPackets, st.Dataplane.Forwarded, "forwarded")
 	counter(dpPackets, st.Dataplane.Replied, "replied")
 	counter(flowsCreated, st.Dataplane.NewFlows)
+	counter(flowsRebuilt, st.Dataplane.RebuiltFlows)
 	for reason, v := range st.Drops {
 		counter(drops, v, reason)
 	}
@@ -103,6 +106,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(ctEvents, ct.Evictions, "eviction")
 	counter(ctEvents, ct.Expired, "expiry")
 	counter(ctEvents, ct.Collisions, "collision")
+	counter(ctEvents, ct.IgnoredRSTs, "ignored_rst")
 	for _, s := range st.Services {
 		name := s.VIP + "/" + s.Proto
 		counter(svcPackets, s.Packets, name)
@@ -115,6 +119,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(beActive, float64(b.ActiveConns), name, b.Address)
 			gauge(beHealthy, boolValue(b.Health != "unhealthy"), name, b.Address)
 			gauge(beDrained, boolValue(b.Status == "drained"), name, b.Address)
+			gauge(beNewFlows, boolValue(b.NewFlows), name, b.Address)
 		}
 	}
 	for _, x := range st.Sockets {
