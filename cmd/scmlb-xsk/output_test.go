@@ -53,9 +53,9 @@ func (f *fakeDaemon) Stats() (api.Stats, error) {
 	return api.Stats{
 		Protocols:   map[string]api.Counter{"tcp": {Packets: 40, Bytes: 4000}, "udp": {Packets: 2, Bytes: 100}},
 		XDPVerdicts: map[string]api.Counter{"pass": {Packets: 5, Bytes: 300}, "steer_service": {Packets: 30, Bytes: 3000}},
-		Dataplane:   api.DataplaneStats{RxPackets: 37, Forwarded: 30, Replied: 5, NewFlows: 5},
+		Dataplane:   api.DataplaneStats{RxPackets: 37, Forwarded: 30, Replied: 5, NewFlows: 5, RebuiltFlows: 1},
 		Drops:       map[string]uint64{"no_flow": 2, "truncated": 0},
-		Conntrack:   api.ConntrackStats{Entries: 5, Capacity: 1024, Inserts: 5},
+		Conntrack:   api.ConntrackStats{Entries: 5, Capacity: 1024, Inserts: 5, IgnoredRSTs: 2},
 		Services:    fixtureServices,
 		Sockets:     []api.SocketStats{{Interface: "up0", Queue: 0, RxPackets: 30, TxPackets: 5}},
 	}, nil
@@ -141,15 +141,15 @@ XDP VERDICT    PACKETS  BYTES
 pass           5        300
 steer_service  30       3000
 
-RX  FORWARDED  REPLIED  NEW FLOWS
-37  30         5        5
+RX  FORWARDED  REPLIED  NEW FLOWS  REBUILT
+37  30         5        5          1
 
 DROP REASON  PACKETS
 no_flow      2
 truncated    0
 
-CONNTRACK  CAPACITY  INSERTS  EVICTIONS  EXPIRED  COLLISIONS
-5          1024      5        0          0        0
+CONNTRACK  CAPACITY  INSERTS  EVICTIONS  EXPIRED  COLLISIONS  IGNORED RSTS
+5          1024      5        0          0        0           2
 
 SERVICE            BACKEND         STATUS   ACTIVE  PACKETS  BYTES
 10.0.100.1:80/tcp  *                        2       30       3000

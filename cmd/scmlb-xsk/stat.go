@@ -35,8 +35,8 @@ func statTables(w io.Writer, st api.Stats) {
 	}
 	fmt.Fprintln(w)
 	d := st.Dataplane
-	row(w, "RX", "FORWARDED", "REPLIED", "NEW FLOWS")
-	row(w, d.RxPackets, d.Forwarded, d.Replied, d.NewFlows)
+	row(w, "RX", "FORWARDED", "REPLIED", "NEW FLOWS", "REBUILT")
+	row(w, d.RxPackets, d.Forwarded, d.Replied, d.NewFlows, d.RebuiltFlows)
 	fmt.Fprintln(w)
 	row(w, "DROP REASON", "PACKETS")
 	for _, k := range sortedKeys(st.Drops) {
@@ -44,8 +44,8 @@ func statTables(w io.Writer, st api.Stats) {
 	}
 	fmt.Fprintln(w)
 	ct := st.Conntrack
-	row(w, "CONNTRACK", "CAPACITY", "INSERTS", "EVICTIONS", "EXPIRED", "COLLISIONS")
-	row(w, ct.Entries, ct.Capacity, ct.Inserts, ct.Evictions, ct.Expired, ct.Collisions)
+	row(w, "CONNTRACK", "CAPACITY", "INSERTS", "EVICTIONS", "EXPIRED", "COLLISIONS", "IGNORED RSTS")
+	row(w, ct.Entries, ct.Capacity, ct.Inserts, ct.Evictions, ct.Expired, ct.Collisions, ct.IgnoredRSTs)
 	fmt.Fprintln(w)
 	row(w, "SERVICE", "BACKEND", "STATUS", "ACTIVE", "PACKETS", "BYTES")
 	for _, s := range st.Services {
