@@ -16,6 +16,7 @@ const (
 	MaxBackends            = int(xdpLimitsLIMIT_BACKENDS) // distinct backend ip:port/proto, all services
 	MaxBackendsPerService  = int(xdpLimitsLIMIT_BACKENDS_PER_SERVICE)
 	MaxLocalAddrs          = int(xdpLimitsLIMIT_LOCAL_ADDRS)
+	MaxSNATAddrs           = int(xdpLimitsLIMIT_SNAT_ADDRS)
 	MaxFirewallRules       = int(xdpLimitsLIMIT_FW_RULES)
 	MaxRulesPerPrefix      = int(xdpLimitsLIMIT_RULES_PER_PREFIX)
 	MaxDosPolicies         = int(xdpLimitsLIMIT_DOS_POLICIES)
@@ -27,6 +28,7 @@ const (
 var mapLimits = map[string]int{
 	"services": MaxServices, "backends": MaxBackends, "backend_hosts": MaxBackends,
 	"local_addrs": MaxLocalAddrs, "if_slots": MaxIfaces, "xsks": MaxQueues * MaxIfaces,
+	"vips": MaxServices, "snat_addrs": MaxSNATAddrs,
 	"fw_prefixes": MaxFirewallRules, "fw_rules": MaxFirewallRules, "fw_drops": MaxFirewallRules,
 	"dos_policies": MaxDosPolicies, "dos_drops": MaxDosPolicies, "dos_sources": MaxDosTrackedSources,
 }

@@ -72,6 +72,7 @@ type Program struct {
 	backends     *mirror[xdpEndpoint, uint32]
 	backendHosts *mirror[uint32, xdpBackendHost]
 	localAddrs   *mirror[uint32, uint8]
+	vips         *mirror[uint32, uint8]
 	fwPrefixes   *mirror[xdpLpmV4Key, xdpRuleSet]
 }
 
@@ -97,6 +98,7 @@ func Load() (*Program, error) {
 	p.backends = newMirror[xdpEndpoint, uint32](p.objs.Backends)
 	p.backendHosts = newMirror[uint32, xdpBackendHost](p.objs.BackendHosts)
 	p.localAddrs = newMirror[uint32, uint8](p.objs.LocalAddrs)
+	p.vips = newMirror[uint32, uint8](p.objs.Vips)
 	p.fwPrefixes = newMirror[xdpLpmV4Key, xdpRuleSet](p.objs.FwPrefixes)
 	return p, nil
 }
@@ -214,6 +216,53 @@ func (p *Program) SetBackendHosts(hosts map[netip.Addr][6]byte) error {
 		want[k.Addr] = xdpBackendHost{Mac: mac}
 	}
 	return p.backendHosts.sync(want)
+}
+
+// SetVIPs replaces the VIP addresses: echo requests to them, and ICMP errors
+// about their packets, are steered to the workers.
+func (p *Program) SetVIPs(vips []netip.Addr) error {
+	want, err := addrSet(vips)
+	if err != nil {
+		return err
+	}
+	return p.vips.sync(want)
+}
+
+// SetSNAT sets the full-NAT source addresses and port range (inclusive):
+// backend replies to those addresses and ports are steered even when the
+// address is the host's own. Call it once, before attaching.
+func (p *Program) SetSNAT(addrs []netip.Addr, lo, hi uint16) error {
+	if len(addrs) > MaxSNATAddrs {
+		return fmt.Errorf("%d SNAT addresses: the XDP program holds at most %d (MAX_SNAT_ADDRS)", len(addrs), MaxSNATAddrs)
+	}
+	want, err := addrSet(addrs)
+	if err != nil {
+		return err
+	}
+	for k := range want {
+		if err := p.objs.SnatAddrs.Put(k, uint8(1)); err != nil {
+			return fmt.Errorf("put SNAT address: %w", err)
+		}
+	}
+	if err := p.objs.SnatPortLo.Set(uint32(lo)); err != nil {
+		return fmt.Errorf("set snat_port_lo: %w", err)
+	}
+	if err := p.objs.SnatPortHi.Set(uint32(hi)); err != nil {
+		return fmt.Errorf("set snat_port_hi: %w", err)
+	}
+	return nil
+}
+
+func addrSet(addrs []netip.Addr) (map[uint32]uint8, error) {
+	want := make(map[uint32]uint8, len(addrs))
+	for _, a := range addrs {
+		k, err := Endpoint{Addr: a}.key()
+		if err != nil {
+			return nil, err
+		}
+		want[k.Addr] = 1
+	}
+	return want, nil
 }
 
 // SetBackendInterface tells the program which interface faces the backends

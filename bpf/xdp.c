@@ -61,6 +61,63 @@ static __always_inline __u32 proto_index(__u8 proto)
 	return PROTO_IPV4_OTHER;
 }
 
+/* Full-NAT source ports, host order, written by the daemon. */
+__u32 snat_port_lo;
+__u32 snat_port_hi;
+
+/* to_lb: a backend's packet to daddr:dport belongs to the load balancer
+ * (a reply to steer), not to the host: any address but the host's own,
+ * and the host's full-NAT addresses within the SNAT port range. */
+static __always_inline int to_lb(__u32 daddr, __u16 dport)
+{
+	if (!bpf_map_lookup_elem(&local_addrs, &daddr))
+		return 1;
+	return bpf_map_lookup_elem(&snat_addrs, &daddr) && dport >= snat_port_lo && dport <= snat_port_hi;
+}
+
+/* steer_l4: a TCP/UDP packet to a service, or a backend's reply. */
+static __always_inline __u32 steer_l4(const struct iphdr *ip, const struct l4ports *ports, int proto)
+{
+	struct endpoint ep = { .addr = ip->daddr, .port = ports->dest, .proto = proto };
+	if (bpf_map_lookup_elem(&services, &ep))
+		return VERDICT_STEER_SERVICE;
+	ep.addr = ip->saddr;
+	ep.port = ports->source;
+	if (!bpf_map_lookup_elem(&backends, &ep))
+		return VERDICT_PASS;
+	return to_lb(ip->daddr, bpf_ntohs(ports->dest)) ? VERDICT_STEER_REPLY : VERDICT_PASS;
+}
+
+/* steer_icmp: echo requests to a VIP, and errors about a VIP's packets,
+ * go to the workers like service traffic; errors a backend sends about a
+ * packet the load balancer forwarded (the quoted packet's destination is a
+ * backend) like its replies. The worker looks the quoted flow up. */
+static __always_inline __u32 steer_icmp(struct cursor *c, const struct iphdr *ip)
+{
+	__u8 *h = c->pos;
+	if ((void *)(h + 8) > c->end)
+		return VERDICT_PASS;
+	__u8 type = h[0];
+	int err = type == ICMP_DEST_UNREACH || type == ICMP_TIME_EXCEEDED || type == ICMP_PARAM_PROBLEM;
+	__u32 daddr = ip->daddr;
+	if ((type == ICMP_ECHO || err) && bpf_map_lookup_elem(&vips, &daddr))
+		return VERDICT_STEER_SERVICE;
+	if (!err)
+		return VERDICT_PASS;
+	struct iphdr *in = (void *)(h + 8);
+	if ((void *)(in + 1) > c->end || in->ihl < 5)
+		return VERDICT_PASS;
+	if (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP)
+		return VERDICT_PASS;
+	struct l4ports *p = (void *)in + in->ihl * 4;
+	if ((void *)(p + 1) > c->end)
+		return VERDICT_PASS;
+	struct endpoint ep = { .addr = in->daddr, .port = p->dest, .proto = in->protocol };
+	if (!bpf_map_lookup_elem(&backends, &ep))
+		return VERDICT_PASS;
+	return to_lb(daddr, bpf_ntohs(p->source)) ? VERDICT_STEER_REPLY : VERDICT_PASS;
+}
+
 /* dump copies a packet matching the capture filter to userspace. */
 static __always_inline void dump(struct xdp_md *ctx, const struct pkt_meta *m, __u32 verdict, __u64 bytes)
 {
@@ -149,25 +206,16 @@ int xdp_steer(struct xdp_md *ctx)
 			goto out;
 		}
 	}
-	if (!ports) {
-		if (fragment)
-			verdict = VERDICT_FRAGMENT;
+	if (fragment) {
+		verdict = VERDICT_FRAGMENT;
 		goto out;
 	}
-
-	struct endpoint ep = { .addr = ip->daddr, .port = ports->dest, .proto = proto };
-	if (bpf_map_lookup_elem(&services, &ep)) {
-		verdict = VERDICT_STEER_SERVICE;
-	} else {
-		__u32 daddr = ip->daddr;
-		if (bpf_map_lookup_elem(&local_addrs, &daddr))
-			goto out; /* the host talks to a backend itself */
-		ep.addr = ip->saddr;
-		ep.port = ports->source;
-		if (!bpf_map_lookup_elem(&backends, &ep))
-			goto out;
-		verdict = VERDICT_STEER_REPLY;
-	}
+	if (ports)
+		verdict = steer_l4(ip, ports, proto);
+	else if (proto == IPPROTO_ICMP)
+		verdict = steer_icmp(&c, ip);
+	if (verdict == VERDICT_PASS)
+		goto out;
 	__u32 ifindex = ctx->ingress_ifindex;
 	__u32 *slot = bpf_map_lookup_elem(&if_slots, &ifindex);
 	__u32 s = slot ? *slot : 0;

@@ -98,6 +98,7 @@ const (
 	xdpLimitsLIMIT_BACKENDS             xdpLimits = 65536
 	xdpLimitsLIMIT_BACKENDS_PER_SERVICE xdpLimits = 1024
 	xdpLimitsLIMIT_LOCAL_ADDRS          xdpLimits = 256
+	xdpLimitsLIMIT_SNAT_ADDRS           xdpLimits = 16
 	xdpLimitsLIMIT_FW_RULES             xdpLimits = 1024
 	xdpLimitsLIMIT_RULES_PER_PREFIX     xdpLimits = 16
 	xdpLimitsLIMIT_DOS_POLICIES         xdpLimits = 16
@@ -159,11 +160,15 @@ const (
 	xdpMapLocalAddrs        = "local_addrs"
 	xdpMapProtoStats        = "proto_stats"
 	xdpMapServices          = "services"
+	xdpMapSnatAddrs         = "snat_addrs"
 	xdpMapVerdictStats      = "verdict_stats"
+	xdpMapVips              = "vips"
 	xdpMapXsks              = "xsks"
 	xdpProgXdpSteer         = "xdp_steer"
 	xdpVarBackendIfindex    = "backend_ifindex"
 	xdpVarDosSlots          = "dos_slots"
+	xdpVarSnatPortHi        = "snat_port_hi"
+	xdpVarSnatPortLo        = "snat_port_lo"
 	xdpVarUnusedBackendHost = "unused_backend_host"
 	xdpVarUnusedDumpMeta    = "unused_dump_meta"
 	xdpVarUnusedLimits      = "unused_limits"
@@ -234,7 +239,9 @@ type xdpMapSpecs struct {
 	LocalAddrs   *ebpf.MapSpec `ebpf:"local_addrs"`
 	ProtoStats   *ebpf.MapSpec `ebpf:"proto_stats"`
 	Services     *ebpf.MapSpec `ebpf:"services"`
+	SnatAddrs    *ebpf.MapSpec `ebpf:"snat_addrs"`
 	VerdictStats *ebpf.MapSpec `ebpf:"verdict_stats"`
+	Vips         *ebpf.MapSpec `ebpf:"vips"`
 	Xsks         *ebpf.MapSpec `ebpf:"xsks"`
 }
 
@@ -244,6 +251,8 @@ type xdpMapSpecs struct {
 type xdpVariableSpecs struct {
 	BackendIfindex    *ebpf.VariableSpec `ebpf:"backend_ifindex"`
 	DosSlots          *ebpf.VariableSpec `ebpf:"dos_slots"`
+	SnatPortHi        *ebpf.VariableSpec `ebpf:"snat_port_hi"`
+	SnatPortLo        *ebpf.VariableSpec `ebpf:"snat_port_lo"`
 	UnusedBackendHost *ebpf.VariableSpec `ebpf:"unused_backend_host"`
 	UnusedDumpMeta    *ebpf.VariableSpec `ebpf:"unused_dump_meta"`
 	UnusedLimits      *ebpf.VariableSpec `ebpf:"unused_limits"`
@@ -285,7 +294,9 @@ type xdpMaps struct {
 	LocalAddrs   *ebpf.Map `ebpf:"local_addrs"`
 	ProtoStats   *ebpf.Map `ebpf:"proto_stats"`
 	Services     *ebpf.Map `ebpf:"services"`
+	SnatAddrs    *ebpf.Map `ebpf:"snat_addrs"`
 	VerdictStats *ebpf.Map `ebpf:"verdict_stats"`
+	Vips         *ebpf.Map `ebpf:"vips"`
 	Xsks         *ebpf.Map `ebpf:"xsks"`
 }
 
@@ -305,7 +316,9 @@ func (m *xdpMaps) Close() error {
 		m.LocalAddrs,
 		m.ProtoStats,
 		m.Services,
+		m.SnatAddrs,
 		m.VerdictStats,
+		m.Vips,
 		m.Xsks,
 	)
 }
@@ -316,6 +329,8 @@ func (m *xdpMaps) Close() error {
 type xdpVariables struct {
 	BackendIfindex    *ebpf.Variable `ebpf:"backend_ifindex"`
 	DosSlots          *ebpf.Variable `ebpf:"dos_slots"`
+	SnatPortHi        *ebpf.Variable `ebpf:"snat_port_hi"`
+	SnatPortLo        *ebpf.Variable `ebpf:"snat_port_lo"`
 	UnusedBackendHost *ebpf.Variable `ebpf:"unused_backend_host"`
 	UnusedDumpMeta    *ebpf.Variable `ebpf:"unused_dump_meta"`
 	UnusedLimits      *ebpf.Variable `ebpf:"unused_limits"`

@@ -85,6 +85,9 @@ func TestSteerVerdicts(t *testing.T) {
 	if err := prog.SetBackends(backends); err != nil {
 		t.Fatal(err)
 	}
+	if err := prog.SetVIPs([]netip.Addr{fixture.VIP}); err != nil {
+		t.Fatal(err)
+	}
 	want := map[string]uint64{}
 	for _, c := range fixture.Cases() {
 		ret := run(t, prog, c.Frame)
@@ -121,7 +124,7 @@ func TestSteerVerdicts(t *testing.T) {
 	}
 	// The truncated TCP frame still has a whole IP header, so it counts as
 	// tcp; the bad-IHL frame does not parse and counts as ipv4_other.
-	if protos["tcp"].Packets != 7 || protos["udp"].Packets != 3 || protos["icmp"].Packets != 1 ||
+	if protos["tcp"].Packets != 7 || protos["udp"].Packets != 3 || protos["icmp"].Packets != 6 ||
 		protos["non_ipv4"].Packets != 1 || protos["ipv4_other"].Packets != 1 {
 		t.Errorf("proto counters %v", protos)
 	}

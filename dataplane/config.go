@@ -9,6 +9,7 @@ import (
 
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/maglev"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
+	"github.com/scmlb-xsk/scmlb-xsk/fwdmode"
 	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
@@ -16,7 +17,16 @@ import (
 type Config struct {
 	UpstreamMAC packet.MAC // source MAC of replies sent to clients
 	BackendMAC  packet.MAC // source MAC of requests sent to backends
-	Services    []Service
+	// UpstreamMTU and BackendMTU are the links' MTUs (0: 1500): larger
+	// packets are answered with ICMP fragmentation-needed, and forwarded
+	// SYNs' MSS is clamped so peers do not send more than a link takes.
+	UpstreamMTU, BackendMTU int
+	// BackendAddr is the load balancer's address on the backend side: the
+	// source of the ICMP errors it sends to backends.
+	BackendAddr netip.Addr
+	// MSSClamp lowers the MSS of every forwarded SYN and SYN-ACK (0: off).
+	MSSClamp uint16
+	Services []Service
 	// ClientHops tell a flow rebuilt from a backend's packet (after a
 	// restart) which MAC leads to its client.
 	ClientHops ClientHops
@@ -28,6 +38,7 @@ type Service struct {
 	VIP      netip.Addr
 	Port     uint16
 	Proto    ipproto.Proto
+	Mode     fwdmode.Mode
 	Backends []Backend
 }
 
@@ -61,9 +72,13 @@ func keyOf(addr packet.Addr, port uint16, proto ipproto.Proto) svcKey {
 // table is the immutable, compiled form of a Config.
 type table struct {
 	upMAC, downMAC packet.MAC
+	upMTU, downMTU int
+	downAddr       packet.Addr
+	mssClamp       uint16
 	services       map[svcKey]*service
 	backends       map[uint32]*backend
 	endpoints      map[svcKey]*endpoint // backend ip:port/proto -> what shares it
+	vips           map[packet.Addr]bool // echo requests to them are answered
 	hops           clientHops
 }
 
@@ -71,6 +86,7 @@ type service struct {
 	id       uint32
 	vip      packet.Addr
 	port     uint16
+	mode     fwdmode.Mode
 	backends []*backend // ordered by address and port, as the Maglev table
 	maglev   *maglev.Table
 	input    []maglev.Backend // what the table was built from, to reuse it
@@ -103,8 +119,12 @@ func compile(c Config, prev *table, stats func(id uint32) *BackendStats) (*table
 	for _, s := range c.Services {
 		n += len(s.Backends)
 	}
-	t := &table{upMAC: c.UpstreamMAC, downMAC: c.BackendMAC, services: make(map[svcKey]*service, len(c.Services)),
-		backends: make(map[uint32]*backend, n), endpoints: make(map[svcKey]*endpoint, n)}
+	t := &table{upMAC: c.UpstreamMAC, downMAC: c.BackendMAC, upMTU: mtuOr1500(c.UpstreamMTU), downMTU: mtuOr1500(c.BackendMTU),
+		mssClamp: c.MSSClamp, services: make(map[svcKey]*service, len(c.Services)),
+		backends: make(map[uint32]*backend, n), endpoints: make(map[svcKey]*endpoint, n), vips: map[packet.Addr]bool{}}
+	if c.BackendAddr.Is4() {
+		t.downAddr = packet.AddrFrom(c.BackendAddr)
+	}
 	t.hops = compileHops(c.ClientHops)
 	var prevByID map[uint32]*service
 	if prev != nil {
@@ -141,7 +161,8 @@ func (t *table) addService(s Service, stats func(id uint32) *BackendStats) (*ser
 	if _, dup := t.services[k]; dup {
 		return nil, fmt.Errorf("service %s defined twice", netip.AddrPortFrom(s.VIP, s.Port))
 	}
-	svc := &service{id: s.ID, vip: packet.AddrFrom(s.VIP), port: s.Port}
+	svc := &service{id: s.ID, vip: packet.AddrFrom(s.VIP), port: s.Port, mode: s.Mode}
+	t.vips[svc.vip] = true
 	// Ordered by address and port, never by id: instances given the same
 	// backends in any order build the same table.
 	bs := slices.Clone(s.Backends)
@@ -200,6 +221,13 @@ func compileHops(h ClientHops) clientHops {
 	return out
 }
 
+func mtuOr1500(m int) int {
+	if m <= 0 {
+		return 1500
+	}
+	return m
+}
+
 func u32(a packet.Addr) uint32 {
 	return uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
 }
@@ -222,10 +250,12 @@ func (h *clientHops) mac(a packet.Addr) (packet.MAC, bool) {
 // Equal reports whether two configurations compile to the same table, so a
 // caller can skip a compile when nothing changed.
 func (c *Config) Equal(o *Config) bool {
-	return c.UpstreamMAC == o.UpstreamMAC && c.BackendMAC == o.BackendMAC &&
+	return c.UpstreamMAC == o.UpstreamMAC && c.BackendMAC == o.BackendMAC && c.UpstreamMTU == o.UpstreamMTU &&
+		c.BackendMTU == o.BackendMTU && c.BackendAddr == o.BackendAddr && c.MSSClamp == o.MSSClamp &&
 		c.ClientHops.Gateway == o.ClientHops.Gateway && slices.Equal(c.ClientHops.OnLink, o.ClientHops.OnLink) &&
 		maps.Equal(c.ClientHops.Neighbours, o.ClientHops.Neighbours) &&
 		slices.EqualFunc(c.Services, o.Services, func(a, b Service) bool {
-			return a.ID == b.ID && a.VIP == b.VIP && a.Port == b.Port && a.Proto == b.Proto && slices.Equal(a.Backends, b.Backends)
+			return a.ID == b.ID && a.VIP == b.VIP && a.Port == b.Port && a.Proto == b.Proto && a.Mode == b.Mode &&
+				slices.Equal(a.Backends, b.Backends)
 		})
 }

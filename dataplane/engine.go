@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"net/netip"
 	"sync"
 	"sync/atomic"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/conntrack"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/snat"
 )
 
 // Engine holds the current table, the shared conntrack and the workers.
@@ -18,6 +20,7 @@ type Engine struct {
 	tap     atomic.Pointer[Tap]      // nil unless a dump is running
 	ct      *conntrack.Table
 	hops    chan packet.Addr // clients whose next hop a worker needed and lacked
+	snat    *snat.Allocator  // full-NAT source ports; nil without SNAT addresses
 	mu      sync.Mutex
 	workers []*Worker
 	bstats  map[uint32]*BackendStats
@@ -90,6 +93,23 @@ func (e *Engine) backendStats(id uint32) *BackendStats {
 	return s
 }
 
+// UseSNAT gives full-NAT services their source addresses and port range
+// (inclusive). Call it once, before the workers start: ports are freed as
+// conntrack drops the flows that hold them.
+func (e *Engine) UseSNAT(addrs []netip.Addr, lo, hi uint16) {
+	var as []packet.Addr
+	for _, a := range addrs {
+		as = append(as, packet.AddrFrom(a))
+	}
+	e.snat = snat.New(as, lo, hi)
+	e.ct.OnRemove(func(en *conntrack.Entry) {
+		e.snat.Free(en.Rev.Dst, en.Rev.DstPort, snat.Backend{Addr: en.Rev.Src, Port: en.Rev.SrcPort, Proto: en.Rev.Proto})
+	})
+}
+
+// SNATPortsInUse counts the full-NAT source ports held by tracked flows.
+func (e *Engine) SNATPortsInUse() int { return e.snat.InUse() }
+
 // Conntrack is the shared flow table.
 func (e *Engine) Conntrack() *conntrack.Table { return e.ct }
 
@@ -120,6 +140,9 @@ func (e *Engine) Stats() Stats {
 		s.Replied += c.replied.Load()
 		s.NewFlows += c.newFlows.Load()
 		s.RebuiltFlows += c.rebuilt.Load()
+		s.EchoReplies += c.echoReplies.Load()
+		s.ICMPTranslated += c.icmpTranslated.Load()
+		s.FragNeededSent += c.fragNeeded.Load()
 		for i := range c.drops {
 			s.Drops[Drop(i).String()] += c.drops[i].Load()
 		}

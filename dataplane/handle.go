@@ -3,6 +3,9 @@ package dataplane
 import (
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/conntrack"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/snat"
+	"github.com/scmlb-xsk/scmlb-xsk/fwdmode"
+	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
 // side is where a handled packet goes.
@@ -12,24 +15,28 @@ const (
 	drop side = iota
 	toBackend
 	toClient
+	back // an answer the load balancer made (echo reply, ICMP error): out the way it came
 )
 
 // flowHashSeed is fixed so that every instance picks the same backend for a
 // flow from the same Maglev table.
 const flowHashSeed = 0x5c4d1b
 
+// tcpIPHeaders is what an MSS leaves out of a packet: IPv4 and TCP headers.
+const tcpIPHeaders = 40
+
 var decodeDrop = [packet.NumResults]Drop{
 	packet.ErrTruncated: DropTruncated, packet.ErrNotIPv4: DropNotIPv4, packet.ErrBadHeader: DropBadHeader,
 	packet.ErrFragment: DropFragment, packet.ErrProto: DropUnsupportedProto,
 }
 
-// handle rewrites one frame in place and says where it goes; backendSide is
-// true when it came in on the backend interface's socket. It does not
-// allocate and does not log.
-func (w *Worker) handle(t *table, frame []byte, now int64, backendSide bool) side {
+// handle rewrites the current frame (w.cur) in place and says where it goes;
+// backendSide is true when it came in on the backend interface's socket. It
+// does not allocate and does not log.
+func (w *Worker) handle(t *table, now int64, backendSide bool) side {
 	p := &w.pkt
 	w.decoded = false
-	if r := packet.Decode(frame, p); r != packet.OK {
+	if r := packet.Decode(w.cur.frame(), p); r != packet.OK {
 		w.drop(decodeDrop[r])
 		return drop
 	}
@@ -38,39 +45,98 @@ func (w *Worker) handle(t *table, frame []byte, now int64, backendSide bool) sid
 		w.drop(DropTTLExceeded)
 		return drop
 	}
+	if p.Proto == ipproto.ICMP {
+		return w.icmp(t, now, backendSide)
+	}
 	n := p.Len()
 	tup := p.Tuple()
 	if svc, ok := t.services[keyOf(tup.Dst, tup.DstPort, tup.Proto)]; ok {
-		be := w.forwardBackend(t, svc, tup, frame, n, now)
-		if be == nil {
-			return drop
-		}
-		if be.mac == (packet.MAC{}) {
-			w.drop(DropNoNeighbour)
-			return drop
-		}
-		p.SetDst(be.addr, be.port)
-		p.SetMACs(t.downMAC, be.mac)
-		p.DecTTL()
-		be.stats.Packets.Add(1)
-		be.stats.Bytes.Add(uint64(n))
-		w.counters.forwarded.Add(1)
-		return toBackend
+		return w.forward(t, svc, tup, n, now, backendSide)
 	}
-	return w.reply(t, frame, tup, n, now, backendSide)
+	return w.reply(t, tup, n, now, backendSide)
+}
+
+// forward sends a client's packet to its flow's backend, as the service's
+// mode wants it: NAT rewrites the destination, full-NAT the source too,
+// DSR changes only the MACs, IPIP wraps it in an outer header.
+func (w *Worker) forward(t *table, svc *service, tup packet.Tuple, n int, now int64, backendSide bool) side {
+	p := &w.pkt
+	be, peer, peerPort := w.forwardBackend(t, svc, tup, n, now)
+	if be == nil {
+		return drop
+	}
+	if be.mac == (packet.MAC{}) {
+		w.drop(DropNoNeighbour)
+		return drop
+	}
+	overhead := 0
+	if svc.mode == fwdmode.DSRIPIP {
+		overhead = packet.IPIPOverhead
+	}
+	if n+overhead > t.downMTU {
+		return w.tooBig(t, t.downMTU-overhead, tup.Dst, backendSide)
+	}
+	w.clampMSS(t, t.downMTU-overhead, !svc.mode.DSR())
+	switch svc.mode {
+	case fwdmode.NAT:
+		p.SetDst(be.addr, be.port)
+	case fwdmode.FullNAT:
+		p.SetDst(be.addr, be.port)
+		p.SetSrc(peer, peerPort)
+	}
+	p.DecTTL()
+	if svc.mode == fwdmode.DSRIPIP {
+		w.encap(t, tup, be)
+	} else {
+		p.SetMACs(t.downMAC, be.mac)
+	}
+	be.stats.Packets.Add(1)
+	be.stats.Bytes.Add(uint64(n))
+	w.counters.forwarded.Add(1)
+	return toBackend
+}
+
+// encap wraps the current frame for a dsr-ipip backend. The outer source
+// is a per-flow address (172.16.0.0/16 from the client's address and port,
+// as Katran does), so the backend's RSS still spreads flows over queues.
+func (w *Worker) encap(t *table, fwd packet.Tuple, be *backend) {
+	h := fwd.Hash(flowHashSeed)
+	src := packet.Addr{172, 16, byte(h >> 8), byte(h)}
+	f := w.pkt.EncapIPIP(w.cur.chunk, w.cur.off, src, be.addr, t.downMAC, be.mac)
+	w.cur.off -= packet.IPIPOverhead
+	w.cur.n = len(f)
+}
+
+// clampMSS lowers a SYN's MSS to the operator's clamp and, where the peer's
+// segments will arrive over the load balancer's link (linkBound), to what
+// that link takes: the load balancer cannot answer for frames its own NIC
+// drops as too large.
+func (w *Worker) clampMSS(t *table, mtu int, linkBound bool) {
+	p := &w.pkt
+	if p.Proto != packet.ProtoTCP || p.Seg.Flags&packet.FlagSYN == 0 {
+		return
+	}
+	limit := uint16(0xffff)
+	if t.mssClamp > 0 {
+		limit = t.mssClamp
+	}
+	if linkBound {
+		limit = min(limit, uint16(mtu-tcpIPHeaders))
+	}
+	p.ClampMSS(limit)
 }
 
 // reply reverse-translates a backend's packet to its client. Replies are
 // only taken from where the backend is: the backend interface (two-arm)
 // and the backend's next-hop MAC (one-arm, where the interface is shared).
-func (w *Worker) reply(t *table, frame []byte, tup packet.Tuple, n int, now int64, backendSide bool) side {
+func (w *Worker) reply(t *table, tup packet.Tuple, n int, now int64, backendSide bool) side {
 	p := &w.pkt
 	ep := t.endpoints[keyOf(tup.Src, tup.SrcPort, tup.Proto)]
 	if ep == nil {
 		w.drop(DropNoFlow)
 		return drop
 	}
-	if w.up != w.down && !backendSide || w.up == w.down && packet.MAC(frame[6:12]) != ep.mac {
+	if !w.fromBackend(ep, backendSide) {
 		w.drop(DropSpoofedReply)
 		return drop
 	}
@@ -80,9 +146,16 @@ func (w *Worker) reply(t *table, frame []byte, tup packet.Tuple, n int, now int6
 			return drop
 		}
 	}
+	if n > t.upMTU {
+		return w.tooBig(t, t.upMTU, t.downAddr, backendSide)
+	}
+	w.clampMSS(t, t.upMTU, true)
 	p.SetSrc(hit.VIP, hit.VIPPort)
-	p.SetMACs(t.upMAC, hit.ClientMAC)
+	if hit.Peer != tup.Dst || hit.PeerPort != tup.DstPort { // full-NAT: back to the real client
+		p.SetDst(hit.Peer, hit.PeerPort)
+	}
 	p.DecTTL()
+	p.SetMACs(t.upMAC, hit.ClientMAC)
 	if be := t.backends[hit.Backend]; be != nil {
 		be.stats.Packets.Add(1)
 		be.stats.Bytes.Add(uint64(n))
@@ -91,69 +164,55 @@ func (w *Worker) reply(t *table, frame []byte, tup packet.Tuple, n int, now int6
 	return toClient
 }
 
-// rebuild recreates a flow the table lost (a daemon restart empties it) from
-// a backend's packet: if exactly one service holding this backend would pick
-// it for (client, VIP) with Maglev, the flow is that service's. A client
-// that has acked everything sends nothing, so without this a download
-// stalls until the client times out.
-func (w *Worker) rebuild(t *table, ep *endpoint, rev packet.Tuple, n int, now int64) (conntrack.Hit, bool) {
-	var pick *backend
-	var fwd packet.Tuple
-	for _, s := range ep.services {
-		f := packet.Tuple{Src: rev.Dst, Dst: s.vip, SrcPort: rev.DstPort, DstPort: s.port, Proto: rev.Proto}
-		i := s.maglev.Lookup(f.Hash(flowHashSeed))
-		if i < 0 || s.backends[i].addr != rev.Src || s.backends[i].port != rev.SrcPort {
-			continue
-		}
-		if pick != nil { // two services would claim it: not ours to guess
-			w.drop(DropNoFlow)
-			return conntrack.Hit{}, false
-		}
-		pick, fwd = s.backends[i], f
+// fromBackend checks that a backend's packet came from where the backend
+// is: its interface in two-arm mode, its next hop's MAC in one-arm mode.
+func (w *Worker) fromBackend(ep *endpoint, backendSide bool) bool {
+	if w.up != w.down {
+		return backendSide
 	}
-	if pick == nil {
-		w.drop(DropNoFlow)
-		return conntrack.Hit{}, false
-	}
-	mac, ok := t.hops.mac(rev.Dst)
-	if !ok {
-		w.eng.wantHop(rev.Dst)
-		w.drop(DropNoClientHop)
-		return conntrack.Hit{}, false
-	}
-	if !w.eng.ct.Insert(fwd, rev, pick.id, mac, &w.pkt.Seg, n, now, true) {
-		w.drop(DropCollision)
-		return conntrack.Hit{}, false
-	}
-	pick.stats.Flows.Add(1)
-	w.counters.newFlows.Add(1)
-	w.counters.rebuilt.Add(1)
-	return conntrack.Hit{Backend: pick.id, ClientMAC: mac, VIP: fwd.Dst, VIPPort: fwd.DstPort}, true
+	return packet.MAC(w.cur.frame()[6:12]) == ep.mac
 }
 
 // forwardBackend returns the backend of a tracked flow, or picks one for a
-// new flow and tracks it. A flow whose backend was deleted is re-balanced.
-func (w *Worker) forwardBackend(t *table, svc *service, tup packet.Tuple, frame []byte, n int, now int64) *backend {
+// new flow and tracks it, with the address and port the backend sees as
+// the client (full-NAT: allocated here). A flow whose backend was deleted
+// is re-balanced.
+func (w *Worker) forwardBackend(t *table, svc *service, tup packet.Tuple, n int, now int64) (*backend, packet.Addr, uint16) {
 	ct := w.eng.ct
 	if hit, ok := ct.Forward(tup, &w.pkt.Seg, n, now); ok {
 		if be := t.backends[hit.Backend]; be != nil && be.service == svc.id {
-			return be
+			return be, hit.Peer, hit.PeerPort
 		}
 	}
 	i := svc.maglev.Lookup(tup.Hash(flowHashSeed))
 	if i < 0 {
 		w.drop(DropNoBackend)
-		return nil
+		return nil, packet.Addr{}, 0
 	}
 	be := svc.backends[i]
-	rev := packet.Tuple{Src: be.addr, Dst: tup.Src, SrcPort: be.port, DstPort: tup.SrcPort, Proto: tup.Proto}
-	if !ct.Insert(tup, rev, be.id, packet.MAC(frame[6:12]), &w.pkt.Seg, n, now, false) {
+	peer, peerPort := tup.Src, tup.SrcPort
+	sb := snat.Backend{Addr: be.addr, Port: be.port, Proto: tup.Proto}
+	if svc.mode == fwdmode.FullNAT {
+		shard := ct.Shard(tup.Src, tup.SrcPort, tup.Proto)
+		sameShard := func(a packet.Addr, p uint16) bool { return ct.Shard(a, p, tup.Proto) == shard }
+		var ok bool
+		if peer, peerPort, ok = w.eng.snat.Alloc(sb, sameShard); !ok {
+			w.drop(DropSNATExhausted)
+			return nil, packet.Addr{}, 0
+		}
+	}
+	rev := packet.Tuple{Src: be.addr, Dst: peer, SrcPort: be.port, DstPort: peerPort, Proto: tup.Proto}
+	nf := conntrack.NewFlow{Backend: be.id, ClientMAC: packet.MAC(w.cur.frame()[6:12]), OneWay: svc.mode.DSR()}
+	if !ct.Insert(tup, rev, nf, &w.pkt.Seg, n, now) {
+		if svc.mode == fwdmode.FullNAT {
+			w.eng.snat.Free(peer, peerPort, sb)
+		}
 		w.drop(DropCollision)
-		return nil
+		return nil, packet.Addr{}, 0
 	}
 	be.stats.Flows.Add(1)
 	w.counters.newFlows.Add(1)
-	return be
+	return be, peer, peerPort
 }
 
 // drop counts a drop and remembers its reason for a tap.
@@ -162,11 +221,12 @@ func (w *Worker) drop(reason Drop) {
 	w.why = reason
 }
 
-// verdictNames are what a tap records: forward, reply, then drop reasons.
-var verdictNames = func() (v [2 + NumDrops]string) {
-	v[0], v[1] = "forward", "reply"
+// verdictNames are what a tap records: forward, reply, answer, then drop
+// reasons.
+var verdictNames = func() (v [3 + NumDrops]string) {
+	v[0], v[1], v[2] = "forward", "reply", "answer"
 	for i := Drop(0); i < NumDrops; i++ {
-		v[2+int(i)] = "drop:" + i.String()
+		v[3+int(i)] = "drop:" + i.String()
 	}
 	return
 }()

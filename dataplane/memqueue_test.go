@@ -24,11 +24,15 @@ func newMemQueue(frames int) *memQueue {
 	return q
 }
 
-// inject places a frame in the RX ring.
+// headroom is where the kernel puts received data in a frame
+// (XDP_PACKET_HEADROOM).
+const headroom = 256
+
+// inject places a frame in the RX ring, after the headroom as the kernel does.
 func (q *memQueue) inject(frame []byte) {
 	addr, buf, _ := q.Alloc()
-	copy(buf, frame)
-	q.rx = append(q.rx, unix.XDPDesc{Addr: addr, Len: uint32(len(frame))})
+	copy(buf[headroom:], frame)
+	q.rx = append(q.rx, unix.XDPDesc{Addr: addr + headroom, Len: uint32(len(frame))})
 }
 
 func (q *memQueue) Receive(batch []unix.XDPDesc) int {
@@ -37,7 +41,11 @@ func (q *memQueue) Receive(batch []unix.XDPDesc) int {
 	return n
 }
 func (q *memQueue) Frame(d unix.XDPDesc) []byte { return q.umem[d.Addr : d.Addr+uint64(d.Len)] }
-func (q *memQueue) Release(addr uint64)         { q.free = append(q.free, addr&^(memFrame-1)) }
+func (q *memQueue) Buffer(d unix.XDPDesc) ([]byte, int) {
+	base := d.Addr &^ (memFrame - 1)
+	return q.umem[base : base+memFrame], int(d.Addr - base)
+}
+func (q *memQueue) Release(addr uint64) { q.free = append(q.free, addr&^(memFrame-1)) }
 func (q *memQueue) Alloc() (uint64, []byte, bool) {
 	if len(q.free) == 0 {
 		return 0, nil, false

@@ -15,7 +15,9 @@ import (
 // Queue is one AF_XDP socket as a worker uses it (implemented by xsk.Socket).
 type Queue interface {
 	Receive(batch []unix.XDPDesc) int
-	Frame(d unix.XDPDesc) []byte
+	// Buffer is the whole UMEM frame a descriptor is in, and where its
+	// data starts: the space before it lets a header be prepended.
+	Buffer(d unix.XDPDesc) (chunk []byte, off int)
 	Release(addr uint64)
 	Alloc() (addr uint64, buf []byte, ok bool)
 	Transmit(addr uint64, n int) bool
@@ -36,13 +38,23 @@ type Worker struct {
 	cpu      int // -1: not pinned
 	batch    []unix.XDPDesc
 	pkt      packet.Packet
-	decoded  bool // pkt holds the last frame's headers
-	why      Drop // drop reason of the last dropped frame
+	cur      current // the frame being handled
+	decoded  bool    // pkt holds the last frame's headers
+	why      Drop    // drop reason of the last dropped frame
 	counters counters
 	stop     atomic.Bool
 	done     chan struct{}
 	log      *zap.Logger
 }
+
+// current is the frame a worker handles: chunk[off:off+n]. Handling may
+// move its start (a prepended header) or change its length (an answer).
+type current struct {
+	chunk  []byte
+	off, n int
+}
+
+func (c *current) frame() []byte { return c.chunk[c.off : c.off+c.n] }
 
 // NewWorker registers a worker for the queue pair; cpu < 0 leaves it unpinned.
 func (e *Engine) NewWorker(id int, up, down Queue, cpu int) *Worker {
@@ -111,20 +123,27 @@ func (w *Worker) pump(in Queue) int {
 	now := time.Now().UnixNano()
 	w.counters.rx.Add(uint64(k))
 	for _, d := range w.batch[:k] {
-		frame := in.Frame(d)
+		chunk, off := in.Buffer(d)
+		w.cur = current{chunk: chunk, off: off, n: int(d.Len)}
 		var out Queue
 		verdict, side := 0, SideBackend
-		switch w.handle(t, frame, now, in == w.down) {
+		switch w.handle(t, now, in == w.down) {
 		case toBackend:
 			out = w.down
 		case toClient:
 			out, verdict, side = w.up, 1, SideUpstream
+		case back:
+			out, verdict = in, 2
+			if in == w.up {
+				side = SideUpstream
+			}
 		default:
 			if in == w.up {
 				side = SideUpstream
 			}
-			verdict = 2 + int(w.why)
+			verdict = 3 + int(w.why)
 		}
+		frame := w.cur.frame()
 		if tap != nil {
 			tap.offer(now, &w.pkt, w.decoded, frame, verdictNames[verdict], side)
 		}
@@ -132,29 +151,30 @@ func (w *Worker) pump(in Queue) int {
 			in.Release(d.Addr)
 			continue
 		}
-		w.send(in, out, d, frame)
+		// A prepended header moved the start back within the same chunk.
+		w.send(in, out, d.Addr-uint64(off-w.cur.off), frame)
 	}
 	return k
 }
 
-func (w *Worker) send(in, out Queue, d unix.XDPDesc, frame []byte) {
+func (w *Worker) send(in, out Queue, addr uint64, frame []byte) {
 	if out == in {
-		if !out.Transmit(d.Addr, int(d.Len)) {
+		if !out.Transmit(addr, len(frame)) {
 			w.counters.drops[DropTxRingFull].Add(1)
 		}
 		return
 	}
 	// Each socket has its own UMEM (asavie/xdp has no shared UMEM), so a
 	// frame crossing NICs is copied into a frame of the other socket.
-	addr, buf, ok := out.Alloc()
+	dst, buf, ok := out.Alloc()
 	if !ok {
 		w.counters.drops[DropNoFrame].Add(1)
-		in.Release(d.Addr)
+		in.Release(addr)
 		return
 	}
 	copy(buf, frame)
-	in.Release(d.Addr)
-	if !out.Transmit(addr, len(frame)) {
+	in.Release(addr)
+	if !out.Transmit(dst, len(frame)) {
 		w.counters.drops[DropTxRingFull].Add(1)
 	}
 }

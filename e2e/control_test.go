@@ -115,7 +115,7 @@ func backendsJSON(t *testing.T, d *testenv.Daemon) []api.Backend {
 func TestDrainAndAddBackend(t *testing.T) {
 	lab, d := startControlLab(t, 3, t.TempDir())
 	vip := lab.VIP.String() + ":3307"
-	if out := cli(t, d, "service", "add", "--vip", vip, "--proto", "tcp"); out != "service 1 added: "+vip+"/tcp, health check none\n" {
+	if out := cli(t, d, "service", "add", "--vip", vip, "--proto", "tcp"); out != "service 1 added: "+vip+"/tcp nat, health check none\n" {
 		t.Fatalf("service add printed %q", out)
 	}
 	for i := 0; i < 2; i++ {

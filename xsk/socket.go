@@ -160,6 +160,13 @@ func (s *Socket) Frame(d Desc) []byte {
 	return s.umem[d.Addr : d.Addr+uint64(d.Len)]
 }
 
+// Buffer returns the whole UMEM frame a descriptor is in and the offset of
+// its data (the kernel leaves headroom in front: XDP_PACKET_HEADROOM).
+func (s *Socket) Buffer(d Desc) ([]byte, int) {
+	base := d.Addr &^ (s.frameSize - 1)
+	return s.umem[base : base+s.frameSize], int(d.Addr - base)
+}
+
 // Release gives a received frame back for reuse.
 func (s *Socket) Release(addr uint64) {
 	s.freeStack = append(s.freeStack, addr&^(s.frameSize-1))

@@ -2,6 +2,12 @@
 #ifndef SCMLB_CONSTS_H
 #define SCMLB_CONSTS_H
 
+/* ICMP types (linux/icmp.h pulls in libc headers the BPF target lacks). */
+#define ICMP_ECHO 8
+#define ICMP_DEST_UNREACH 3
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAM_PROBLEM 12
+
 /* IPv4 frag_off bits (host order), from include/net/ip.h which is not UAPI. */
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
@@ -24,6 +30,10 @@
 
 #ifndef MAX_BACKENDS_PER_SERVICE
 #define MAX_BACKENDS_PER_SERVICE 1024 /* bounds a service's Maglev table (100 slots each) */
+#endif
+
+#ifndef MAX_SNAT_ADDRS
+#define MAX_SNAT_ADDRS 16 /* full-NAT source addresses */
 #endif
 
 #ifndef MAX_LOCAL_ADDRS
@@ -55,6 +65,7 @@ enum limits {
 	LIMIT_BACKENDS = MAX_BACKENDS,
 	LIMIT_BACKENDS_PER_SERVICE = MAX_BACKENDS_PER_SERVICE,
 	LIMIT_LOCAL_ADDRS = MAX_LOCAL_ADDRS,
+	LIMIT_SNAT_ADDRS = MAX_SNAT_ADDRS,
 	LIMIT_FW_RULES = MAX_FW_RULES,
 	LIMIT_RULES_PER_PREFIX = MAX_RULES_PER_PREFIX,
 	LIMIT_DOS_POLICIES = MAX_DOS_POLICIES,

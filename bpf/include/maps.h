@@ -39,6 +39,25 @@ struct {
 	__type(value, __u32);
 } backends SEC(".maps");
 
+/* VIP address (network order) -> 1. Written by the daemon. ICMP echo
+ * requests to a VIP, and ICMP errors about a VIP's packets, are steered. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, __u8);
+} vips SEC(".maps");
+
+/* Full-NAT source address (network order) -> 1. Written by the daemon.
+ * Backend replies to it within [snat_port_lo, snat_port_hi] are steered even
+ * though it is the host's own address; the host's other traffic is not. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_SNAT_ADDRS);
+	__type(key, __u32);
+	__type(value, __u8);
+} snat_addrs SEC(".maps");
+
 /* Backend IPv4 address (network order) -> its next-hop MAC. Written by the
  * daemon. Traffic from it (replies, answers to health probes) is not client
  * traffic: the filters skip it when it arrives on backend_ifindex from that MAC. */

@@ -19,7 +19,7 @@ import (
 type fakeDaemon struct{ drained []uint32 }
 
 var fixtureServices = []api.Service{{
-	ID: 1, VIP: "10.0.100.1:80", Port: 80, Proto: "tcp", Packets: 30, Bytes: 3000, ActiveConns: 2,
+	ID: 1, VIP: "10.0.100.1:80", Port: 80, Proto: "tcp", Mode: "nat", Packets: 30, Bytes: 3000, ActiveConns: 2,
 	Health: &api.HealthCheck{Type: "http", Path: "/", Status: 200, IntervalMs: 1000, TimeoutMs: 500, Rise: 2, Fall: 3},
 	Backends: []api.Backend{
 		{ID: 1, ServiceID: 1, Address: "10.0.2.11:80", Weight: 1, Status: "active", Health: "healthy", MAC: "02:00:00:00:02:0b",
@@ -34,7 +34,7 @@ func (f *fakeDaemon) AddService(r api.AddServiceRequest) (api.Service, error) {
 	if r.VIP == "10.0.100.1:80" {
 		return api.Service{}, fmt.Errorf("%w: service 10.0.100.1:80/tcp is service 1", config.ErrExists)
 	}
-	return api.Service{ID: 2, VIP: r.VIP, Proto: r.Proto}, nil
+	return api.Service{ID: 2, VIP: r.VIP, Proto: r.Proto, Mode: r.Mode}, nil
 }
 func (f *fakeDaemon) DeleteService(uint32, bool) error { return nil }
 func (f *fakeDaemon) AddBackend(r api.AddBackendRequest) (api.Backend, error) {
@@ -113,8 +113,8 @@ func TestTables(t *testing.T) {
 		want string
 	}{
 		{[]string{"service", "get"}, `
-ID  VIP            PROTO  HEALTH CHECK  BACKENDS  ACTIVE  PACKETS  BYTES
-1   10.0.100.1:80  tcp    http          2         2       30       3000
+ID  VIP            PROTO  MODE  HEALTH CHECK  BACKENDS  ACTIVE  PACKETS  BYTES
+1   10.0.100.1:80  tcp    nat   http          2         2       30       3000
 `},
 		{[]string{"backend", "get"}, `
 ID  SERVICE  ADDRESS         WEIGHT  STATUS   HEALTH     MAC                NEW FLOWS     ACTIVE  FLOWS  PACKETS  BYTES
@@ -125,8 +125,8 @@ ID  SERVICE  ADDRESS         WEIGHT  STATUS   HEALTH     MAC                NEW 
 ID  SERVICE  ADDRESS  WEIGHT  STATUS  HEALTH  MAC  NEW FLOWS  ACTIVE  FLOWS  PACKETS  BYTES
 `},
 		{[]string{"--socket-after", "service", "get"}, `
-ID  VIP            PROTO  HEALTH CHECK  BACKENDS  ACTIVE  PACKETS  BYTES
-1   10.0.100.1:80  tcp    http          2         2       30       3000
+ID  VIP            PROTO  MODE  HEALTH CHECK  BACKENDS  ACTIVE  PACKETS  BYTES
+1   10.0.100.1:80  tcp    nat   http          2         2       30       3000
 `},
 		{[]string{"conntrack", "get"}, `
 PROTO  CLIENT          VIP            BACKEND           STATE        IDLE  PACKETS  BYTES
@@ -159,7 +159,7 @@ SERVICE            BACKEND         STATUS   ACTIVE  PACKETS  BYTES
 SOCKET  QUEUE  RX  TX  TX RING FULL  NO FRAME  KICK ERRORS  RX DROPPED  FILL EMPTY  INVALID
 up0     0      30  5   0             0         0            0           0           0
 `},
-		{[]string{"service", "add", "--vip", "10.0.100.2:53", "--proto", "udp"}, "\nservice 2 added: 10.0.100.2:53/udp, health check none\n"},
+		{[]string{"service", "add", "--vip", "10.0.100.2:53", "--proto", "udp", "--mode", "fullnat"}, "\nservice 2 added: 10.0.100.2:53/udp fullnat, health check none\n"},
 		{[]string{"service", "health", "--id", "1", "--health", "http", "--health-path", "/healthz", "--health-interval", "500ms",
 			"--health-timeout", "200ms"}, "\nservice 1 health check: http /healthz=200 every 500ms (rise 2, fall 3)\n"},
 		{[]string{"backend", "add", "--service", "1", "--address", "10.0.2.13", "--weight", "2"},

@@ -19,17 +19,19 @@ var serviceCommand = &cli.Command{
 			Flags: append([]cli.Flag{
 				&cli.StringFlag{Name: "vip", Required: true, Usage: "IPv4:PORT"},
 				&cli.StringFlag{Name: "proto", Value: "tcp", Usage: "tcp or udp"},
+				&cli.StringFlag{Name: "mode", Value: "nat", Usage: "forwarding mode: nat, fullnat, dsr-l2 or dsr-ipip (docs/operations.md, choosing a mode)"},
 			}, healthFlags...),
 			Action: func(c *cli.Context) error {
 				h, err := healthFromFlags(c)
 				if err != nil {
 					return err
 				}
-				s, err := client(c).AddService(c.String("vip"), c.String("proto"), h)
+				s, err := client(c).AddService(api.AddServiceRequest{VIP: c.String("vip"), Proto: c.String("proto"),
+					Mode: c.String("mode"), Health: h})
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(c.App.Writer, "service %d added: %s/%s, health check %s\n", s.ID, s.VIP, s.Proto, healthSummary(s.Health))
+				fmt.Fprintf(c.App.Writer, "service %d added: %s/%s %s, health check %s\n", s.ID, s.VIP, s.Proto, s.Mode, healthSummary(s.Health))
 				return nil
 			},
 		},
@@ -61,12 +63,12 @@ var serviceCommand = &cli.Command{
 }
 
 func serviceTable(w io.Writer, svcs []api.Service) {
-	row(w, "ID", "VIP", "PROTO", "HEALTH CHECK", "BACKENDS", "ACTIVE", "PACKETS", "BYTES")
+	row(w, "ID", "VIP", "PROTO", "MODE", "HEALTH CHECK", "BACKENDS", "ACTIVE", "PACKETS", "BYTES")
 	for _, s := range svcs {
 		check := "none"
 		if s.Health != nil {
 			check = s.Health.Type
 		}
-		row(w, s.ID, s.VIP, s.Proto, check, len(s.Backends), s.ActiveConns, s.Packets, s.Bytes)
+		row(w, s.ID, s.VIP, s.Proto, s.Mode, check, len(s.Backends), s.ActiveConns, s.Packets, s.Bytes)
 	}
 }

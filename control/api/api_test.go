@@ -77,7 +77,7 @@ func TestClientServer(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("socket mode %v, %v; want 0600", fi.Mode().Perm(), err)
 	}
-	s, err := c.AddService("10.0.100.1:80", "tcp", nil)
+	s, err := c.AddService(AddServiceRequest{VIP: "10.0.100.1:80", Proto: "tcp"})
 	if err != nil || s.ID != 1 {
 		t.Fatalf("AddService %+v %v", s, err)
 	}
@@ -98,7 +98,7 @@ func TestClientServer(t *testing.T) {
 		err  error
 		want string
 	}{
-		{func() error { _, err := c.AddService("x", "sctp", nil); return err }(), `protocol "sctp"`},
+		{func() error { _, err := c.AddService(AddServiceRequest{VIP: "x", Proto: "sctp"}); return err }(), `protocol "sctp"`},
 		{c.DeleteService(1, false), "not drained"},
 		{func() error { _, err := c.AddBackend(9, "10.0.2.1", 1); return err }(), "service 9"},
 		{c.DeleteBackend(3), "backend 3 is not drained"},

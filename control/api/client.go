@@ -35,10 +35,10 @@ func (c *Client) Services() ([]Service, error) {
 	return out, c.do(http.MethodGet, "/v1/services", nil, &out)
 }
 
-// AddService creates a service; vip is IPv4:PORT, h may be nil.
-func (c *Client) AddService(vip, proto string, h *HealthCheck) (Service, error) {
+// AddService creates a service (VIP is IPv4:PORT; Mode and Health may be empty).
+func (c *Client) AddService(r AddServiceRequest) (Service, error) {
 	var out Service
-	return out, c.do(http.MethodPost, "/v1/services", AddServiceRequest{VIP: vip, Proto: proto, Health: h}, &out)
+	return out, c.do(http.MethodPost, "/v1/services", r, &out)
 }
 
 // SetServiceHealth sets or (nil) removes a service's health check.

@@ -19,6 +19,7 @@ type Service struct {
 	VIP         string       `json:"vip"`
 	Port        uint16       `json:"port"`
 	Proto       string       `json:"proto"`
+	Mode        string       `json:"mode"` // nat, fullnat, dsr-l2 or dsr-ipip
 	Health      *HealthCheck `json:"health,omitempty"`
 	Backends    []Backend    `json:"backends"`
 	Packets     uint64       `json:"packets"`
@@ -48,6 +49,7 @@ type Backend struct {
 type AddServiceRequest struct {
 	VIP    string       `json:"vip"` // IPv4:PORT
 	Proto  string       `json:"proto"`
+	Mode   string       `json:"mode,omitempty"` // "" is nat
 	Health *HealthCheck `json:"health,omitempty"`
 }
 

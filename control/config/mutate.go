@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/scmlb-xsk/scmlb-xsk/fwdmode"
 	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
@@ -12,8 +13,8 @@ import (
 // whole result, limits included, before anything is saved.
 
 // AddService creates a service with no backends; h may be nil (no check).
-func (s *State) AddService(vip netip.Addr, port uint16, proto ipproto.Proto, h *HealthCheck) (ServiceState, error) {
-	svc := ServiceState{ID: s.NextServiceID, VIP: vip, Port: port, Proto: proto, Health: h}
+func (s *State) AddService(vip netip.Addr, port uint16, proto ipproto.Proto, mode fwdmode.Mode, h *HealthCheck) (ServiceState, error) {
+	svc := ServiceState{ID: s.NextServiceID, VIP: vip, Port: port, Proto: proto, Mode: mode, Health: h}
 	if err := svc.validate(); err != nil {
 		return ServiceState{}, err
 	}

@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"net/netip"
+
+	"github.com/scmlb-xsk/scmlb-xsk/fwdmode"
 )
 
 // Seed is the one rule for services given as flags (--vip/--backend/
@@ -19,7 +21,7 @@ func Seed(st *State, flags []Service, existing bool) (ignored []string, err erro
 			continue
 		}
 		if cur == nil {
-			svc, err := st.AddService(f.VIP, f.Port, f.Proto, nil)
+			svc, err := st.AddService(f.VIP, f.Port, f.Proto, fwdmode.NAT, nil)
 			if err != nil {
 				return nil, fmt.Errorf("service %s from the command line: %w", f, err)
 			}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/scmlb-xsk/scmlb-xsk/fwdmode"
 	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
@@ -28,6 +29,7 @@ type ServiceState struct {
 	VIP      netip.Addr     `json:"vip"`
 	Port     uint16         `json:"port"`
 	Proto    ipproto.Proto  `json:"proto"` // TCP or UDP; "tcp"/"udp" in the file
+	Mode     fwdmode.Mode   `json:"mode"`  // absent in files from before modes: nat
 	Health   *HealthCheck   `json:"health,omitempty"`
 	Backends []BackendState `json:"backends"`
 }
@@ -151,6 +153,17 @@ func (svc ServiceState) validate() error {
 	}
 	if err := svc.Health.validate(); err != nil {
 		return fmt.Errorf("service %s: %w", svc.Name(), err)
+	}
+	if svc.Mode.DSR() {
+		for _, b := range svc.Backends {
+			if b.Port != svc.Port {
+				return fmt.Errorf("%w: service %s is %s: backend %s must use the service's port %d (DSR cannot map ports: "+
+					"the backend answers from the VIP:port itself)", ErrInvalid, svc.Name(), svc.Mode, netip.AddrPortFrom(b.Addr, b.Port), svc.Port)
+			}
+		}
+	}
+	if _, err := fwdmode.Parse(svc.Mode.String()); err != nil {
+		return fmt.Errorf("%w: service %s: %v", ErrInvalid, svc.Name(), err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/scmlb-xsk/scmlb-xsk/fwdmode"
 	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
@@ -47,7 +48,7 @@ func TestStoreLifecycleAndPersistence(t *testing.T) {
 	var svc ServiceState
 	var be BackendState
 	err := change(s, func(st *State) (err error) {
-		if svc, err = st.AddService(vip, 80, ipproto.TCP, nil); err != nil {
+		if svc, err = st.AddService(vip, 80, ipproto.TCP, fwdmode.NAT, nil); err != nil {
 			return err
 		}
 		be, err = st.AddBackend(svc.ID, b1, 0, 2)
@@ -83,14 +84,14 @@ func TestBadInputLeavesStateUnchanged(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
 	s := open(t, path)
 	change(s, func(st *State) error {
-		st.AddService(vip, 80, ipproto.TCP, nil)
+		st.AddService(vip, 80, ipproto.TCP, fwdmode.NAT, nil)
 		_, err := st.AddBackend(1, b1, 80, 1)
 		return err
 	})
 	before := s.State()
 	file, _ := os.ReadFile(path)
 	addSvc := func(a string, port uint16, p ipproto.Proto) func(*State) error {
-		return func(st *State) error { _, err := st.AddService(netip.MustParseAddr(a), port, p, nil); return err }
+		return func(st *State) error { _, err := st.AddService(netip.MustParseAddr(a), port, p, fwdmode.NAT, nil); return err }
 	}
 	addBe := func(svc uint32, a string, w uint32) func(*State) error {
 		return func(st *State) error { _, err := st.AddBackend(svc, netip.MustParseAddr(a), 80, w); return err }
@@ -145,7 +146,7 @@ func TestBadInputLeavesStateUnchanged(t *testing.T) {
 func TestPrepareSavesNothing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
 	s := open(t, path)
-	next, err := s.Prepare(func(st *State) error { _, err := st.AddService(vip, 80, ipproto.TCP, nil); return err })
+	next, err := s.Prepare(func(st *State) error { _, err := st.AddService(vip, 80, ipproto.TCP, fwdmode.NAT, nil); return err })
 	if err != nil || len(next.Services) != 1 {
 		t.Fatal(err)
 	}
@@ -162,12 +163,12 @@ func TestPrepareSavesNothing(t *testing.T) {
 func TestProtocolIsCanonical(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
 	s := open(t, path)
-	change(s, func(st *State) error { _, err := st.AddService(vip, 80, ipproto.TCP, nil); return err })
+	change(s, func(st *State) error { _, err := st.AddService(vip, 80, ipproto.TCP, fwdmode.NAT, nil); return err })
 	p, err := ipproto.ParseL4("TCP")
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = change(s, func(st *State) error { _, err := st.AddService(vip, 80, p, nil); return err })
+	err = change(s, func(st *State) error { _, err := st.AddService(vip, 80, p, fwdmode.NAT, nil); return err })
 	if !errors.Is(err, ErrExists) {
 		t.Fatalf("TCP next to tcp: %v", err)
 	}
@@ -189,13 +190,13 @@ func TestLimitsEnforced(t *testing.T) {
 	s := open(t, "")
 	for i := 0; i < testLimits.Services; i++ {
 		if err := change(s, func(st *State) error {
-			_, err := st.AddService(vip, uint16(100+i), ipproto.TCP, nil)
+			_, err := st.AddService(vip, uint16(100+i), ipproto.TCP, fwdmode.NAT, nil)
 			return err
 		}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	err := change(s, func(st *State) error { _, err := st.AddService(vip, 99, ipproto.TCP, nil); return err })
+	err := change(s, func(st *State) error { _, err := st.AddService(vip, 99, ipproto.TCP, fwdmode.NAT, nil); return err })
 	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "MAX_SERVICES") {
 		t.Fatalf("service beyond the limit: %v", err)
 	}
@@ -245,7 +246,7 @@ func TestUnwritableFileKeepsState(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "state.json"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := change(s, func(st *State) error { _, err := st.AddService(vip, 80, ipproto.TCP, nil); return err }); err == nil {
+	if err := change(s, func(st *State) error { _, err := st.AddService(vip, 80, ipproto.TCP, fwdmode.NAT, nil); return err }); err == nil {
 		t.Fatal("write over a directory succeeded")
 	}
 	if len(s.State().Services) != 0 {
@@ -322,12 +323,12 @@ func TestServiceHealth(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
 	s := open(t, path)
 	bad := &HealthCheck{Type: "http", Path: "/", Status: 200, IntervalMs: 100, TimeoutMs: 500, Rise: 1, Fall: 1}
-	err := change(s, func(st *State) error { _, err := st.AddService(vip, 80, ipproto.TCP, bad); return err })
+	err := change(s, func(st *State) error { _, err := st.AddService(vip, 80, ipproto.TCP, fwdmode.NAT, bad); return err })
 	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "timeout") {
 		t.Fatalf("timeout > interval accepted: %v", err)
 	}
 	good := &HealthCheck{Type: "tcp", IntervalMs: 1000, TimeoutMs: 500, Rise: 2, Fall: 3}
-	if err := change(s, func(st *State) error { _, err := st.AddService(vip, 80, ipproto.TCP, good); return err }); err != nil {
+	if err := change(s, func(st *State) error { _, err := st.AddService(vip, 80, ipproto.TCP, fwdmode.NAT, good); return err }); err != nil {
 		t.Fatal(err)
 	}
 	if err := change(s, func(st *State) error { return st.SetServiceHealth(1, bad) }); !errors.Is(err, ErrInvalid) {

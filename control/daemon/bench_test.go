@@ -16,6 +16,7 @@ import (
 	"github.com/scmlb-xsk/scmlb-xsk/control/config"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/conntrack"
+	"github.com/scmlb-xsk/scmlb-xsk/fwdmode"
 	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
@@ -88,7 +89,7 @@ func BenchmarkChangeAt4096Services(b *testing.B) {
 func fill(b *testing.B, c *testCore, n int) {
 	_, err := c.change(func(st *config.State) error {
 		for i := 0; i < n; i++ {
-			s, err := st.AddService(netip.AddrFrom4([4]byte{10, 100, byte(i >> 8), byte(i)}), 80, ipproto.TCP, nil)
+			s, err := st.AddService(netip.AddrFrom4([4]byte{10, 100, byte(i >> 8), byte(i)}), 80, ipproto.TCP, fwdmode.NAT, nil)
 			if err != nil {
 				return err
 			}

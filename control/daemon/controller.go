@@ -6,6 +6,7 @@ import (
 
 	"github.com/scmlb-xsk/scmlb-xsk/control/api"
 	"github.com/scmlb-xsk/scmlb-xsk/control/config"
+	"github.com/scmlb-xsk/scmlb-xsk/fwdmode"
 	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
@@ -26,9 +27,13 @@ func (c *core) AddService(r api.AddServiceRequest) (api.Service, error) {
 			return api.Service{}, fmt.Errorf("%w: %v", config.ErrInvalid, err)
 		}
 	}
+	mode, err := fwdmode.Parse(r.Mode)
+	if err != nil {
+		return api.Service{}, fmt.Errorf("%w: %v", config.ErrInvalid, err)
+	}
 	var svc config.ServiceState
 	_, err = c.change(func(st *config.State) (err error) {
-		svc, err = st.AddService(ap.Addr(), ap.Port(), proto, r.Health)
+		svc, err = st.AddService(ap.Addr(), ap.Port(), proto, mode, r.Health)
 		return err
 	})
 	if err != nil {

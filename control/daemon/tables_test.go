@@ -16,6 +16,7 @@ import (
 	"github.com/scmlb-xsk/scmlb-xsk/control/config"
 	"github.com/scmlb-xsk/scmlb-xsk/control/health"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
+	"github.com/scmlb-xsk/scmlb-xsk/fwdmode"
 	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
@@ -28,13 +29,13 @@ var (
 
 func tablesState() *config.State {
 	st := config.NewState()
-	web, _ := st.AddService(tVIP, 80, ipproto.TCP, &config.HealthCheck{Type: "http", Port: 8080, Path: "/", Status: 200,
+	web, _ := st.AddService(tVIP, 80, ipproto.TCP, fwdmode.NAT, &config.HealthCheck{Type: "http", Port: 8080, Path: "/", Status: 200,
 		IntervalMs: 1000, TimeoutMs: 500, Rise: 1, Fall: 1})
 	st.AddBackend(web.ID, tB1, 0, 3)    // 1
 	st.AddBackend(web.ID, tB2, 8000, 1) // 2
 	st.AddBackend(web.ID, tB3, 0, 1)    // 3
 	st.DrainBackend(3)
-	dns, _ := st.AddService(tVIP, 53, ipproto.UDP, nil)
+	dns, _ := st.AddService(tVIP, 53, ipproto.UDP, fwdmode.NAT, nil)
 	st.AddBackend(dns.ID, tB1, 0, 1) // 4
 	st.AddFirewallRule(config.FirewallRule{Network: netip.MustParsePrefix("198.51.100.0/24"), Proto: ipproto.TCP,
 		SrcPorts: config.AnyPort, DstPorts: config.PortRange{From: 22, To: 22}})
@@ -153,11 +154,11 @@ func TestLimitIs409ThroughTheAPI(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	cl := api.NewClient(sock)
 	for _, vip := range []string{"10.0.100.1:80", "10.0.100.1:81"} {
-		if _, err := cl.AddService(vip, "tcp", nil); err != nil {
+		if _, err := cl.AddService(api.AddServiceRequest{VIP: vip, Proto: "tcp"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err = cl.AddService("10.0.100.1:82", "tcp", nil)
+	_, err = cl.AddService(api.AddServiceRequest{VIP: "10.0.100.1:82", Proto: "tcp"})
 	var se *api.StatusError
 	if !errors.As(err, &se) || se.Code != 409 || !strings.Contains(se.Message, "at most 2 services (MAX_SERVICES)") {
 		t.Fatalf("third service: %v", err)

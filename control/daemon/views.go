@@ -36,7 +36,7 @@ func (c *core) live() liveState {
 
 func (c *core) serviceView(s config.ServiceState, p *plan, lv liveState) api.Service {
 	v := api.Service{ID: s.ID, VIP: netip.AddrPortFrom(s.VIP, s.Port).String(), Port: s.Port, Proto: s.Proto.String(),
-		Health: s.Health, Backends: []api.Backend{}}
+		Mode: s.Mode.String(), Health: s.Health, Backends: []api.Backend{}}
 	for _, b := range s.Backends {
 		bv := c.backendView(s.ID, b, p, lv)
 		v.Backends = append(v.Backends, bv)

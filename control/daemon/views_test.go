@@ -29,7 +29,7 @@ func TestViews(t *testing.T) {
 	fwd := packet.Tuple{Src: packet.Addr{10, 0, 1, 2}, Dst: packet.Addr{10, 0, 100, 1}, SrcPort: 40000, DstPort: 80, Proto: ipproto.TCP}
 	rev := packet.Tuple{Src: packet.Addr{10, 0, 2, 11}, Dst: fwd.Src, SrcPort: 80, DstPort: 40000, Proto: ipproto.TCP}
 	seg := &packet.Segment{Flags: packet.FlagSYN, WScale: packet.NoWScale}
-	c.eng.Conntrack().Insert(fwd, rev, 1, packet.MAC{}, seg, 60, time.Now().UnixNano(), false)
+	c.eng.Conntrack().Insert(fwd, rev, conntrack.NewFlow{Backend: 1}, seg, 60, time.Now().UnixNano())
 
 	svcs := c.Services()
 	if len(svcs) != 1 || svcs[0].VIP != "10.0.100.1:80" || svcs[0].Proto != "tcp" || svcs[0].ActiveConns != 1 {

@@ -21,3 +21,21 @@ func Update32(hc uint16, old, new [4]byte) uint16 {
 	s += s >> 16
 	return ^uint16(s)
 }
+
+// Compute returns the Internet checksum of b (RFC 1071), ready to store:
+// for headers built from scratch and for ICMP messages, whose checksum
+// covers a payload that is cheaper to sum again than to follow.
+func Compute(b []byte) uint16 {
+	var s uint32
+	for len(b) >= 2 {
+		s += uint32(b[0])<<8 | uint32(b[1])
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		s += uint32(b[0]) << 8
+	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return ^uint16(s)
+}

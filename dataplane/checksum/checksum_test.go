@@ -60,3 +60,13 @@ func TestUpdateNoChange(t *testing.T) {
 		t.Fatalf("unchanged word changed checksum to %#04x", got)
 	}
 }
+
+func TestCompute(t *testing.T) {
+	// RFC 1071's example words sum to 0xddf2 (folded); the checksum is its complement.
+	if got := Compute([]byte{0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7}); got != ^uint16(0xddf2) {
+		t.Fatalf("Compute = %#04x", got)
+	}
+	if got := Compute([]byte{0xff}); got != ^uint16(0xff00) {
+		t.Fatalf("odd length: %#04x", got)
+	}
+}

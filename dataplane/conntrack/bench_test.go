@@ -31,7 +31,7 @@ func BenchmarkInsertEvict(b *testing.B) {
 	for b.Loop() {
 		i++
 		fwd, rev := flow(i, uint16(i))
-		tb.Insert(fwd, rev, 1, packet.MAC{}, sg(flagSYN), 60, int64(i), false)
+		tb.Insert(fwd, rev, NewFlow{Backend: 1, ClientMAC: packet.MAC{}}, sg(flagSYN), 60, int64(i))
 	}
 }
 
@@ -40,7 +40,7 @@ func BenchmarkForwardHit(b *testing.B) {
 	const flows = 1 << 19 // half full, beyond the CPU caches
 	for i := uint32(0); i < flows; i++ {
 		fwd, rev := flow(i, uint16(i))
-		tb.Insert(fwd, rev, 1, packet.MAC{}, sg(flagSYN), 60, 0, false)
+		tb.Insert(fwd, rev, NewFlow{Backend: 1, ClientMAC: packet.MAC{}}, sg(flagSYN), 60, 0)
 	}
 	i := uint32(0)
 	for b.Loop() {

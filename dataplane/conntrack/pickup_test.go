@@ -14,8 +14,8 @@ func TestMidStreamEntryExpiresSoonUntilAnswered(t *testing.T) {
 	tb := New(64, DefaultTimeouts)
 	spoofed, sr := flow(1, 1)
 	live, lr := flow(2, 2)
-	tb.Insert(spoofed, sr, 1, packet.MAC{}, sg(flagACK), 0, 0, false)
-	tb.Insert(live, lr, 1, packet.MAC{}, sg(flagACK), 0, 0, false)
+	tb.Insert(spoofed, sr, NewFlow{Backend: 1, ClientMAC: packet.MAC{}}, sg(flagACK), 0, 0)
+	tb.Insert(live, lr, NewFlow{Backend: 1, ClientMAC: packet.MAC{}}, sg(flagACK), 0, 0)
 	tb.Reply(lr, sg(flagACK), 0, 0) // the backend knows this one
 	if n := tb.Expire(int64(2 * time.Minute)); n != 1 {
 		t.Fatalf("expired %d flows after 2 minutes, want the unanswered mid-stream one", n)
@@ -31,7 +31,7 @@ func TestBlindRSTIgnored(t *testing.T) {
 	tb := New(64, DefaultTimeouts)
 	fwd, rev := flow(1, 1)
 	c := &packet.Segment{Flags: flagSYN, WScale: 7, Win: 64240, Seq: 1000, Len: 1}
-	tb.Insert(fwd, rev, 1, packet.MAC{}, c, 60, 0, false)
+	tb.Insert(fwd, rev, NewFlow{Backend: 1, ClientMAC: packet.MAC{}}, c, 60, 0)
 	tb.Reply(rev, &packet.Segment{Flags: flagSYN | flagACK, WScale: 7, Win: 65160, Seq: 5000, Len: 1}, 60, 0)
 	tb.Forward(fwd, &packet.Segment{Flags: flagACK, WScale: packet.NoWScale, Win: 502, Seq: 1001}, 60, 0)
 	// 10000 bytes from the backend; its next sequence number is 15001.
@@ -66,7 +66,7 @@ func TestBlindRSTIgnored(t *testing.T) {
 func TestInsertFromReply(t *testing.T) {
 	tb := New(64, DefaultTimeouts)
 	fwd, rev := flow(3, 3)
-	if !tb.Insert(fwd, rev, 9, packet.MAC{1}, sg(flagACK), 1500, 0, true) {
+	if !tb.Insert(fwd, rev, NewFlow{Backend: 9, ClientMAC: packet.MAC{1}, FromReply: true}, sg(flagACK), 1500, 0) {
 		t.Fatal("insert from a reply failed")
 	}
 	if e := tb.Entries(0)[0]; e.State != Established || e.Backend != 9 {
@@ -74,5 +74,34 @@ func TestInsertFromReply(t *testing.T) {
 	}
 	if h, ok := tb.Forward(fwd, sg(flagACK), 60, 1); !ok || h.Backend != 9 || h.ClientMAC != (packet.MAC{1}) {
 		t.Fatalf("forward after a reply insert: %+v %v", h, ok)
+	}
+}
+
+// A DSR flow never shows the backend: the client's ACK after its SYN
+// establishes it, and removal hooks see every entry that goes.
+func TestOneWayAndOnRemove(t *testing.T) {
+	tb := New(64, DefaultTimeouts)
+	var removed []uint32
+	tb.OnRemove(func(e *Entry) { removed = append(removed, e.Backend) })
+	fwd, rev := flow(1, 1)
+	tb.Insert(fwd, rev, NewFlow{Backend: 4, OneWay: true}, sg(flagSYN), 60, 0)
+	tb.Forward(fwd, sg(flagACK), 60, 0)
+	if e := tb.Entries(0)[0]; e.State != Established || !e.OneWay {
+		t.Fatalf("%+v", e)
+	}
+	e, ok := tb.Lookup(rev, true)
+	if !ok || e.Backend != 4 || e.Packets != 2 {
+		t.Fatalf("lookup by the reply tuple: %+v %v", e, ok)
+	}
+	if _, ok := tb.Lookup(fwd, true); ok {
+		t.Fatal("the forward tuple found as a reply")
+	}
+	tb.Insert(fwd, rev, NewFlow{Backend: 5}, sg(flagSYN), 60, 0) // the client port reused
+	if len(removed) != 1 || removed[0] != 4 {
+		t.Fatalf("removed %v", removed)
+	}
+	tb.Expire(int64(time.Hour))
+	if len(removed) != 2 || removed[1] != 5 {
+		t.Fatalf("removed %v after expiry", removed)
 	}
 }

@@ -56,8 +56,9 @@ const (
 
 // next is the state after a packet with TCP flags; reply is true for the
 // backend->client direction. An RST reaches it only once it is known to be
-// in the window (see track.rstInWindow).
-func next(s State, flags uint8, reply bool) State {
+// in the window (see track.rstInWindow). A one-way (DSR) flow never shows
+// the backend's SYN-ACK: the client's first ACK establishes it.
+func next(s State, flags uint8, reply, oneWay bool) State {
 	switch {
 	case s == UDP:
 		return UDP
@@ -71,6 +72,8 @@ func next(s State, flags uint8, reply bool) State {
 	case s == SynSent && reply && flags&(flagSYN|flagACK) == flagSYN|flagACK:
 		return SynRecv
 	case s == SynRecv && !reply && flags&flagACK != 0:
+		return Established
+	case s == SynSent && oneWay && flags&(flagSYN|flagACK) == flagACK:
 		return Established
 	case s == MidStream && reply:
 		return Established

@@ -23,6 +23,7 @@ type Entry struct {
 	fwdHash   uint64
 	revHash   uint64
 	tcp       track
+	OneWay    bool // DSR: only the client's packets pass the load balancer
 	used      bool
 }
 
@@ -42,6 +43,7 @@ type Table struct {
 	seed                                    uint64
 	inserts, evictions, expired, collisions atomic.Uint64
 	ignoredRSTs                             atomic.Uint64
+	onRemove                                func(*Entry)
 }
 
 const (
@@ -70,18 +72,65 @@ func New(capacity int, timeouts Timeouts) *Table {
 
 // shardOf picks the shard from the client endpoint, which both directions
 // share: one multiply, the top bits of which spread well (Fibonacci hashing).
+// Full-NAT replies name the SNAT endpoint instead: its port is chosen in the
+// client's shard (see Shard).
 func (t *Table) shardOf(client packet.Addr, port uint16, proto ipproto.Proto) *shard {
-	k := (uint64(binary.LittleEndian.Uint32(client[:]))<<24 | uint64(port)<<8 | uint64(proto)) ^ t.seed
-	return &t.shards[(k*0x9e3779b97f4a7c15)>>(64-shardBits)]
+	return &t.shards[t.Shard(client, port, proto)]
+}
+
+// Shard is the shard of an endpoint. A full-NAT source port must be one
+// whose endpoint falls in the same shard as the client's, so the reply,
+// which names only the SNAT endpoint, finds the flow.
+func (t *Table) Shard(addr packet.Addr, port uint16, proto ipproto.Proto) int {
+	k := (uint64(binary.LittleEndian.Uint32(addr[:]))<<24 | uint64(port)<<8 | uint64(proto)) ^ t.seed
+	return int((k * 0x9e3779b97f4a7c15) >> (64 - shardBits))
 }
 
 // Hit is what a lookup returns about a flow: only what the worker needs,
-// since it is copied out on every packet.
+// since it is copied out on every packet. Peer is the other end as the
+// packet's next hop must see it: for a client's packet, the address the
+// backend sees as the client (the client, or a full-NAT address); for a
+// backend's, the real client.
 type Hit struct {
 	Backend   uint32
 	ClientMAC packet.MAC
 	VIPPort   uint16
+	PeerPort  uint16
 	VIP       packet.Addr
+	Peer      packet.Addr
+}
+
+// OnRemove sets a function called with every entry the table drops
+// (expiry, eviction, replacement), under the table's lock: it must be quick
+// and must not call the table. Set it before use.
+func (t *Table) OnRemove(fn func(*Entry)) { t.onRemove = fn }
+
+// drop removes entry i of shard s, telling onRemove first.
+func (t *Table) drop(s *shard, i int32) {
+	if t.onRemove != nil {
+		t.onRemove(&s.entries[i])
+	}
+	s.remove(i)
+}
+
+// Lookup finds the flow of a tuple without counting a packet or moving
+// its state (for an ICMP error quoting it); reply says which direction
+// the tuple is. It copies the entry.
+func (t *Table) Lookup(tup packet.Tuple, reply bool) (Entry, bool) {
+	client, port := tup.Src, tup.SrcPort
+	idx := func(s *shard) *index { return &s.fwd }
+	if reply {
+		client, port = tup.Dst, tup.DstPort
+		idx = func(s *shard) *index { return &s.rev }
+	}
+	s := t.shardOf(client, port, tup.Proto)
+	h := tup.Hash(t.seed)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := idx(s).find(s, h, &tup, reply); i >= 0 {
+		return s.entries[i], true
+	}
+	return Entry{}, false
 }
 
 // Forward looks up a client->VIP packet, updating state and counters.
@@ -111,7 +160,11 @@ func (t *Table) lookup(client packet.Addr, port uint16, tup packet.Tuple, seg *p
 	if !e.touch(seg, bytes, now, reply) {
 		t.ignoredRSTs.Add(1)
 	}
-	hit := Hit{Backend: e.Backend, ClientMAC: e.ClientMAC, VIP: e.Fwd.Dst, VIPPort: e.Fwd.DstPort}
+	hit := Hit{Backend: e.Backend, ClientMAC: e.ClientMAC, VIP: e.Fwd.Dst, VIPPort: e.Fwd.DstPort,
+		Peer: e.Rev.Dst, PeerPort: e.Rev.DstPort}
+	if reply {
+		hit.Peer, hit.PeerPort = e.Fwd.Src, e.Fwd.SrcPort
+	}
 	s.mu.Unlock()
 	return hit, true
 }
@@ -129,43 +182,50 @@ func (e *Entry) touch(seg *packet.Segment, bytes int, now int64, reply bool) boo
 		return false
 	}
 	e.tcp.update(seg, reply)
-	e.State = next(e.State, seg.Flags, reply)
+	e.State = next(e.State, seg.Flags, reply, e.OneWay)
 	return true
 }
 
-// Insert adds a new flow from its first packet: a client's (reply false),
-// or a backend's that rebuilds a flow the table lost (reply true, after a
-// restart). When the shard is full the least recently seen of a few
-// sampled flows is evicted. It returns false only if the other direction's
-// tuple already belongs to another flow (the same backend:port serving two
-// VIPs to the same client port), which is counted as a collision.
-func (t *Table) Insert(fwd, rev packet.Tuple, backend uint32, clientMAC packet.MAC, seg *packet.Segment, bytes int, now int64, reply bool) bool {
+// NewFlow is what a new entry records besides its tuples.
+type NewFlow struct {
+	Backend   uint32     // backend id from the dataplane config
+	ClientMAC packet.MAC // next hop towards the client
+	FromReply bool       // rebuilt from a backend's packet (after a restart)
+	OneWay    bool       // DSR: replies never pass the load balancer
+}
+
+// Insert adds a new flow from its first packet, fwd being client -> VIP
+// and rev the tuple of the backend's replies. When the shard is full the
+// least recently seen of a few sampled flows is evicted. It returns false
+// only if rev already belongs to another flow (the same backend:port serving
+// two VIPs to the same client port), which is counted as a collision.
+func (t *Table) Insert(fwd, rev packet.Tuple, nf NewFlow, seg *packet.Segment, bytes int, now int64) bool {
 	s := t.shardOf(fwd.Src, fwd.SrcPort, fwd.Proto)
 	fh, rh := fwd.Hash(t.seed), rev.Hash(t.seed)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if i := s.fwd.find(s, fh, &fwd, false); i >= 0 {
-		s.remove(i) // a reused client port after a missed close: start over
+		t.drop(s, i) // a reused client port after a missed close: start over
 	}
 	if i := s.rev.find(s, rh, &rev, true); i >= 0 {
-		if !reply {
+		if !nf.FromReply {
 			t.collisions.Add(1)
 			return false
 		}
-		s.remove(i)
+		t.drop(s, i)
 	}
 	if len(s.free) == 0 {
-		s.remove(s.victim())
+		t.drop(s, s.victim())
 		t.evictions.Add(1)
 	}
 	i := s.free[len(s.free)-1]
 	s.free = s.free[:len(s.free)-1]
-	s.entries[i] = Entry{Fwd: fwd, Rev: rev, ClientMAC: clientMAC, Backend: backend,
-		State: firstState(fwd.Proto, seg.Flags, reply), LastSeen: now, Packets: 1, Bytes: uint64(bytes),
+	s.entries[i] = Entry{Fwd: fwd, Rev: rev, ClientMAC: nf.ClientMAC, Backend: nf.Backend, OneWay: nf.OneWay,
+		State: firstState(fwd.Proto, seg.Flags, nf.FromReply), LastSeen: now, Packets: 1, Bytes: uint64(bytes),
 		fwdHash: fh, revHash: rh, used: true}
 	s.entries[i].tcp = track{{wscale: packet.NoWScale}, {wscale: packet.NoWScale}}
 	if fwd.Proto == packet.ProtoTCP {
-		s.entries[i].tcp.update(seg, reply)
+		s.entries[i].tcp.update(seg, nf.FromReply)
 	}
 	s.fwd.insert(fh, i)
 	s.rev.insert(rh, i)
@@ -183,7 +243,7 @@ func (t *Table) Expire(now int64) int {
 		for i := range s.entries {
 			e := &s.entries[i]
 			if e.used && now-e.LastSeen > t.timeouts[e.State] {
-				s.remove(int32(i))
+				t.drop(s, int32(i))
 				n++
 			}
 		}

@@ -24,7 +24,7 @@ func TestBothDirections(t *testing.T) {
 	tb := New(1024, DefaultTimeouts)
 	fwd, rev := flow(1, 40000)
 	mac := packet.MAC{2, 0, 0, 0, 0, 9}
-	if !tb.Insert(fwd, rev, 7, mac, sg(flagSYN), 60, 1, false) {
+	if !tb.Insert(fwd, rev, NewFlow{Backend: 7, ClientMAC: mac}, sg(flagSYN), 60, 1) {
 		t.Fatal("insert failed")
 	}
 	h, ok := tb.Forward(fwd, sg(flagACK), 60, 2)
@@ -43,7 +43,7 @@ func TestBothDirections(t *testing.T) {
 func TestTCPStates(t *testing.T) {
 	tb := New(64, DefaultTimeouts)
 	fwd, rev := flow(1, 1)
-	tb.Insert(fwd, rev, 1, packet.MAC{}, sg(flagSYN), 0, 0, false)
+	tb.Insert(fwd, rev, NewFlow{Backend: 1, ClientMAC: packet.MAC{}}, sg(flagSYN), 0, 0)
 	steps := []struct {
 		reply bool
 		flags uint8
@@ -70,8 +70,8 @@ func TestExpireByState(t *testing.T) {
 	tb := New(64, DefaultTimeouts)
 	a, ar := flow(1, 1)
 	b, br := flow(2, 2)
-	tb.Insert(a, ar, 1, packet.MAC{}, sg(flagSYN), 0, 0, false)
-	tb.Insert(b, br, 1, packet.MAC{}, sg(flagSYN), 0, 0, false)
+	tb.Insert(a, ar, NewFlow{Backend: 1, ClientMAC: packet.MAC{}}, sg(flagSYN), 0, 0)
+	tb.Insert(b, br, NewFlow{Backend: 1, ClientMAC: packet.MAC{}}, sg(flagSYN), 0, 0)
 	tb.Reply(br, sg(flagSYN|flagACK), 0, 0)
 	tb.Forward(b, sg(flagACK), 0, 0) // established: 15 min
 	if n := tb.Expire(int64(time.Minute)); n != 1 {
@@ -89,7 +89,7 @@ func TestBoundedWithEviction(t *testing.T) {
 	tb := New(numShards*4, DefaultTimeouts)
 	for i := range 10000 {
 		fwd, rev := flow(uint32(i), uint16(i))
-		if !tb.Insert(fwd, rev, 1, packet.MAC{}, sg(flagSYN), 0, int64(i), false) {
+		if !tb.Insert(fwd, rev, NewFlow{Backend: 1, ClientMAC: packet.MAC{}}, sg(flagSYN), 0, int64(i)) {
 			t.Fatal("insert refused")
 		}
 	}
@@ -109,10 +109,10 @@ func TestBoundedWithEviction(t *testing.T) {
 func TestCollision(t *testing.T) {
 	tb := New(64, DefaultTimeouts)
 	fwd, rev := flow(1, 1)
-	tb.Insert(fwd, rev, 1, packet.MAC{}, sg(flagSYN), 0, 0, false)
+	tb.Insert(fwd, rev, NewFlow{Backend: 1, ClientMAC: packet.MAC{}}, sg(flagSYN), 0, 0)
 	other := fwd
 	other.Dst = packet.Addr{10, 0, 100, 2} // another VIP, same backend and client port
-	if tb.Insert(other, rev, 1, packet.MAC{}, sg(flagSYN), 0, 0, false) {
+	if tb.Insert(other, rev, NewFlow{Backend: 1, ClientMAC: packet.MAC{}}, sg(flagSYN), 0, 0) {
 		t.Fatal("a second flow with the same reply tuple was accepted")
 	}
 	if tb.Counters().Collisions != 1 {
@@ -131,7 +131,7 @@ func TestIndexAgainstModel(t *testing.T) {
 		switch r.IntN(3) {
 		case 0:
 			if len(model) < numShards*32 { // stay below capacity: no eviction here
-				tb.Insert(fwd, rev, 1, packet.MAC{}, sg(flagSYN), 0, int64(step), false)
+				tb.Insert(fwd, rev, NewFlow{Backend: 1, ClientMAC: packet.MAC{}}, sg(flagSYN), 0, int64(step))
 				model[fwd] = rev
 			}
 		case 1:
@@ -156,7 +156,7 @@ func TestNoAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(10000, func() {
 		i++
 		fwd, rev := flow(uint32(i), uint16(i))
-		tb.Insert(fwd, rev, 1, packet.MAC{}, sg(flagSYN), 60, int64(i), false) // evicts once full
+		tb.Insert(fwd, rev, NewFlow{Backend: 1, ClientMAC: packet.MAC{}}, sg(flagSYN), 60, int64(i)) // evicts once full
 		tb.Forward(fwd, sg(flagACK), 60, int64(i))
 		tb.Reply(rev, sg(flagACK), 60, int64(i))
 	}); n != 0 {
@@ -168,7 +168,7 @@ func TestListingAndActiveCounts(t *testing.T) {
 	tb := New(1024, DefaultTimeouts)
 	for i := range 10 {
 		fwd, rev := flow(uint32(i), uint16(i))
-		tb.Insert(fwd, rev, uint32(1+i%2), packet.MAC{}, sg(flagSYN), 0, 0, false)
+		tb.Insert(fwd, rev, NewFlow{Backend: uint32(1 + i%2), ClientMAC: packet.MAC{}}, sg(flagSYN), 0, 0)
 	}
 	fwd, _ := flow(0, 0)
 	tb.Forward(fwd, sg(flagRST), 0, 0) // closed: not active

@@ -66,13 +66,14 @@ type Segment struct {
 // reused for every frame a worker sees.
 type Packet struct {
 	Frame    []byte
-	L4       int // offset of the TCP/UDP header in Frame
+	L4       int // offset of the TCP/UDP/ICMP header in Frame
 	Proto    ipproto.Proto
 	TTL      uint8
 	Src, Dst Addr
-	SrcPort  uint16
+	SrcPort  uint16 // TCP/UDP; 0 for ICMP
 	DstPort  uint16
 	Seg      Segment
+	ICMP     ICMP // Proto ICMP only
 }
 
 // Offsets in the Ethernet and IPv4 headers.
@@ -138,6 +139,9 @@ func Decode(frame []byte, p *Packet) Result {
 			return ErrTruncated
 		}
 		p.Seg = Segment{}
+	case ipproto.ICMP:
+		p.Seg, p.SrcPort, p.DstPort = Segment{}, 0, 0
+		return p.decodeICMP(l4len)
 	default:
 		return ErrProto
 	}

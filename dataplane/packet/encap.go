@@ -1,0 +1,77 @@
+package packet
+
+import (
+	"encoding/binary"
+
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/checksum"
+)
+
+// IPIPOverhead is what IPv4-in-IPv4 encapsulation adds to a datagram.
+const IPIPOverhead = ipv4Min
+
+const protoIPIP = 4
+
+// DF reports whether the datagram may not be fragmented.
+func (p *Packet) DF() bool { return binary.BigEndian.Uint16(p.Frame[ipFrag:])&0x4000 != 0 }
+
+// EncapIPIP prepends an outer IPv4 header (protocol 4) from src to dst,
+// using the headroom in front of the frame: buf is the frame's whole UMEM
+// chunk and off where the frame starts in it (off >= IPIPOverhead). The
+// outer header copies the inner TOS and DF bit. It returns the new frame,
+// which starts IPIPOverhead bytes earlier.
+func (p *Packet) EncapIPIP(buf []byte, off int, src, dst Addr, srcMAC, dstMAC MAC) []byte {
+	inner := p.Len()
+	f := buf[off-IPIPOverhead : off+len(p.Frame)]
+	copy(f[0:6], dstMAC[:])
+	copy(f[6:12], srcMAC[:])
+	f[12], f[13] = 0x08, 0x00
+	ip := f[l3 : l3+ipv4Min]
+	tos := buf[off+l3+1]
+	df := binary.BigEndian.Uint16(buf[off+ipFrag:]) & 0x4000
+	ip[0], ip[1] = 0x45, tos
+	binary.BigEndian.PutUint16(ip[2:], uint16(ipv4Min+inner))
+	binary.BigEndian.PutUint16(ip[4:], 0)
+	binary.BigEndian.PutUint16(ip[6:], df)
+	ip[8], ip[9] = 64, protoIPIP
+	copy(ip[12:16], src[:])
+	copy(ip[16:20], dst[:])
+	fixIPHeader(ip)
+	p.Frame = f
+	return f
+}
+
+// ClampMSS lowers the MSS option of a SYN to max, with the checksum; it
+// reports whether it changed anything.
+func (p *Packet) ClampMSS(max uint16) bool {
+	if p.Proto != ProtoTCP || p.Seg.Flags&FlagSYN == 0 {
+		return false
+	}
+	f := p.Frame
+	t := f[p.L4:]
+	doff := int(t[tcpOff]>>4) * 4
+	opts := t[tcpMinLen:doff]
+	for i := 0; i < len(opts); {
+		switch opts[i] {
+		case 0:
+			return false
+		case 1:
+			i++
+			continue
+		}
+		if i+1 >= len(opts) || opts[i+1] < 2 || i+int(opts[i+1]) > len(opts) {
+			return false
+		}
+		if opts[i] == 2 && opts[i+1] == 4 {
+			old := binary.BigEndian.Uint16(opts[i+2:])
+			if old <= max {
+				return false
+			}
+			binary.BigEndian.PutUint16(opts[i+2:], max)
+			c := binary.BigEndian.Uint16(t[16:])
+			binary.BigEndian.PutUint16(t[16:], checksum.Update16(c, old, max))
+			return true
+		}
+		i += int(opts[i+1])
+	}
+	return false
+}
