@@ -27,9 +27,16 @@ var conntrackCommand = &cli.Command{
 }
 
 func flowTable(w io.Writer, flows []api.Flow) {
-	row(w, "PROTO", "CLIENT", "VIP", "BACKEND", "STATE", "IDLE", "PACKETS", "BYTES")
+	row(w, "PROTO", "CLIENT", "VIP", "BACKEND", "BACKEND SEES", "STATE", "IDLE", "PACKETS", "BYTES")
 	for _, f := range flows {
-		row(w, f.Proto, f.Client, f.VIP, fmt.Sprintf("%s (%d)", f.Backend, f.BackendID), f.State,
+		sees := f.Client
+		switch {
+		case f.SNAT != "":
+			sees = f.SNAT
+		case f.OneWay:
+			sees = "(dsr)"
+		}
+		row(w, f.Proto, f.Client, f.VIP, fmt.Sprintf("%s (%d)", f.Backend, f.BackendID), sees, f.State,
 			fmt.Sprintf("%.1fs", f.IdleSeconds), f.Packets, f.Bytes)
 	}
 }

@@ -35,7 +35,7 @@ func newApp() *cli.App {
 }
 
 func commands() []*cli.Command {
-	return []*cli.Command{runCommand, serviceCommand, backendCommand, conntrackCommand, fwCommand, dosCommand,
+	return []*cli.Command{runCommand, decapCommand, serviceCommand, backendCommand, conntrackCommand, fwCommand, dosCommand,
 		statCommand, dumpCommand}
 }
 
@@ -47,7 +47,7 @@ func addSocketFlag(cmds []*cli.Command) {
 			addSocketFlag(c.Subcommands)
 			continue
 		}
-		if !hasFlag(c, "socket") {
+		if !hasFlag(c, "socket") && c.Name != "decap" { // decap talks to no daemon
 			c.Flags = append(c.Flags, &cli.StringFlag{Name: "socket", Usage: "API socket of the daemon (as before the command)"})
 		}
 	}

@@ -47,7 +47,7 @@ func (f *fakeDaemon) DeleteBackend(id uint32) error {
 }
 func (f *fakeDaemon) Conntrack() []api.Flow {
 	return []api.Flow{{Proto: "tcp", Client: "10.0.1.2:40000", VIP: "10.0.100.1:80", Backend: "10.0.2.11:80",
-		BackendID: 1, State: "established", IdleSeconds: 1.25, Packets: 12, Bytes: 1400}}
+		BackendID: 1, SNAT: "10.0.2.100:40001", State: "established", IdleSeconds: 1.25, Packets: 12, Bytes: 1400}}
 }
 func (f *fakeDaemon) Stats() (api.Stats, error) {
 	return api.Stats{
@@ -129,8 +129,8 @@ ID  VIP            PROTO  MODE  HEALTH CHECK  BACKENDS  ACTIVE  PACKETS  BYTES
 1   10.0.100.1:80  tcp    nat   http          2         2       30       3000
 `},
 		{[]string{"conntrack", "get"}, `
-PROTO  CLIENT          VIP            BACKEND           STATE        IDLE  PACKETS  BYTES
-tcp    10.0.1.2:40000  10.0.100.1:80  10.0.2.11:80 (1)  established  1.2s  12       1400
+PROTO  CLIENT          VIP            BACKEND           BACKEND SEES       STATE        IDLE  PACKETS  BYTES
+tcp    10.0.1.2:40000  10.0.100.1:80  10.0.2.11:80 (1)  10.0.2.100:40001  established  1.2s  12       1400
 `},
 		{[]string{"stat"}, `
 PROTOCOL  PACKETS  BYTES
@@ -141,8 +141,8 @@ XDP VERDICT    PACKETS  BYTES
 pass           5        300
 steer_service  30       3000
 
-RX  FORWARDED  REPLIED  NEW FLOWS  REBUILT
-37  30         5        5          1
+RX  FORWARDED  REPLIED  NEW FLOWS  REBUILT  ECHO REPLIES  ICMP TRANSLATED  FRAG NEEDED SENT  SNAT PORTS
+37  30         5        5          1        0             0                0                 0
 
 DROP REASON  PACKETS
 no_flow      2

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
@@ -40,6 +41,9 @@ var runCommand = &cli.Command{
 		&cli.StringFlag{Name: "state-file", Value: "/var/lib/scmlb-xsk/state.json", Usage: "desired state, restored at start (\"\": keep in memory)"},
 		&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus /metrics on this TCP address, e.g. 127.0.0.1:9110 (off by default)"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+		&cli.StringSliceFlag{Name: "snat-addr", Usage: "full-NAT source address (repeat for more); fullnat services need one"},
+		&cli.StringFlag{Name: "snat-ports", Value: "1024-65535", Usage: "full-NAT source port range, reserved from the kernel's ephemeral ports when the address is the host's"},
+		&cli.UintFlag{Name: "mss-clamp", Usage: "lower the MSS of forwarded SYNs and SYN-ACKs to this (0: only to the links' MTUs)"},
 	},
 	Action: runAction,
 }
@@ -67,6 +71,13 @@ func runAction(c *cli.Context) error {
 	if xo.NumFrames < 2*xo.RingSize {
 		return fmt.Errorf("--frames %d: need at least %d (twice the ring size)", xo.NumFrames, 2*xo.RingSize)
 	}
+	snatAddrs, snatPorts, err := snatFromFlags(c)
+	if err != nil {
+		return err
+	}
+	if c.Uint("mss-clamp") > 65535 {
+		return fmt.Errorf("--mss-clamp %d: want 0 to 65535", c.Uint("mss-clamp"))
+	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	// SIGHUP (a closed terminal, a reload by habit) must not kill the
@@ -84,6 +95,7 @@ func runAction(c *cli.Context) error {
 		Queues: c.Int("queues"), CPUs: cpus, Services: svcs, ConntrackSize: c.Int("conntrack-size"),
 		XSK: xo, StatsInterval: c.Duration("stats-interval"),
 		StatePath: c.String("state-file"), APISocket: socketPath(c), MetricsAddr: c.String("metrics-addr"),
+		SNATAddrs: snatAddrs, SNATPorts: snatPorts, MSSClamp: uint16(c.Uint("mss-clamp")),
 	}, log)
 }
 
@@ -119,6 +131,22 @@ func servicesFromFlags(c *cli.Context) ([]config.Service, error) {
 		svcs = append(svcs, s)
 	}
 	return config.Resolve(svcs)
+}
+
+func snatFromFlags(c *cli.Context) ([]netip.Addr, [2]uint16, error) {
+	var addrs []netip.Addr
+	for _, s := range c.StringSlice("snat-addr") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, [2]uint16{}, fmt.Errorf("--snat-addr %q: want an IPv4 address", s)
+		}
+		addrs = append(addrs, a)
+	}
+	r, err := config.ParsePortRange(c.String("snat-ports"))
+	if err != nil || r == config.AnyPort && c.String("snat-ports") != "1-65535" {
+		return nil, [2]uint16{}, fmt.Errorf("--snat-ports %q: want FROM-TO, e.g. 1024-65535", c.String("snat-ports"))
+	}
+	return addrs, [2]uint16{r.From, r.To}, nil
 }
 
 func parseCPUs(s string) ([]int, error) {

@@ -67,6 +67,8 @@ type Flow struct {
 	VIP         string  `json:"vip"`
 	Backend     string  `json:"backend"`
 	BackendID   uint32  `json:"backend_id"`
+	SNAT        string  `json:"snat,omitempty"`    // full-NAT: the client address and port the backend sees
+	OneWay      bool    `json:"one_way,omitempty"` // DSR: replies bypass the load balancer
 	State       string  `json:"state"`
 	IdleSeconds float64 `json:"idle_seconds"`
 	Packets     uint64  `json:"packets"`
@@ -99,6 +101,14 @@ type DataplaneStats struct {
 	// RebuiltFlows are the new flows rebuilt from a backend's packet, after
 	// a restart emptied conntrack.
 	RebuiltFlows uint64 `json:"rebuilt_flows"`
+	// EchoReplies answered pings to VIPs; ICMPTranslated are errors of
+	// tracked flows passed on; FragNeededSent are errors the load balancer
+	// sent for packets too large for the next link.
+	EchoReplies    uint64 `json:"echo_replies"`
+	ICMPTranslated uint64 `json:"icmp_translated"`
+	FragNeededSent uint64 `json:"frag_needed_sent"`
+	// SNATPortsInUse are full-NAT source ports held by tracked flows.
+	SNATPortsInUse int `json:"snat_ports_in_use"`
 }
 
 // ConntrackStats are the flow table's size and events.

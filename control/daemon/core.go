@@ -17,6 +17,7 @@ import (
 	"github.com/scmlb-xsk/scmlb-xsk/control/health"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
+	"github.com/scmlb-xsk/scmlb-xsk/fwdmode"
 )
 
 // core is the daemon's control logic without the machine: the desired
@@ -38,9 +39,19 @@ type core struct {
 	view atomic.Pointer[plan]
 }
 
+// links are the interfaces' properties the tables need.
+type links struct {
+	upMAC, downMAC packet.MAC
+	upMTU, downMTU int
+	downAddr       netip.Addr // the load balancer's address on the backend side
+	mssClamp       uint16
+}
+
 // env is what the core knows of the machine.
 type env struct {
-	upMAC, downMAC packet.MAC
+	links
+	// snat says full-NAT services can be served (--snat-addr given).
+	snat bool
 	// localAddrs are the host's own addresses: a VIP must not be one.
 	localAddrs func() []netip.Addr
 	// sockets report the AF_XDP sockets' counters for Stats.
@@ -71,6 +82,7 @@ type installed struct {
 	services          map[bpf.Endpoint]uint32
 	backends          map[bpf.Endpoint]uint32
 	hosts             map[netip.Addr][6]byte
+	vips              []netip.Addr
 	firewall          []bpf.FirewallRule
 	dos               []bpf.DosPolicy
 	probes            []health.Target
@@ -102,7 +114,7 @@ func (c *core) makePlan(st *config.State) (*plan, error) {
 		return h
 	}
 	p.t = buildTables(inputs{state: st, healthy: c.healthy, hop: hop, client: c.hops.Client(),
-		upMAC: c.env.upMAC, downMAC: c.env.downMAC, fwSlots: p.fwSlots, dosSlots: p.dosSlots})
+		links: c.env.links, fwSlots: p.fwSlots, dosSlots: p.dosSlots})
 	if c.last != nil && p.t.dataplane.Equal(&c.last.t.dataplane) {
 		p.compiled = c.last.compiled
 	} else if p.compiled, err = c.eng.Compile(p.t.dataplane); err != nil {
@@ -131,6 +143,9 @@ func (c *core) install(p *plan) error {
 		return err
 	}
 	if err := step(cur.loaded, &cur.hosts, p.t.hosts, maps.Equal, c.kern.SetBackendHosts); err != nil {
+		return err
+	}
+	if err := step(cur.loaded, &cur.vips, p.t.vips, slices.Equal, c.kern.SetVIPs); err != nil {
 		return err
 	}
 	for _, s := range p.fwFresh {
@@ -221,9 +236,16 @@ func (c *core) refresh() error {
 	return c.install(p)
 }
 
-// checkVIPs refuses a new VIP that is one of the host's own addresses: its
-// traffic would be taken from the host's own listeners.
+// checkVIPs refuses a new VIP that is one of the host's own addresses (its
+// traffic would be taken from the host's own listeners), and a full-NAT
+// service on a daemon without SNAT addresses.
 func (c *core) checkVIPs(next *config.State) error {
+	for _, s := range next.Services {
+		if s.Mode == fwdmode.FullNAT && !c.env.snat {
+			return fmt.Errorf("%w: service %s is fullnat, but the daemon has no SNAT address (run --snat-addr)",
+				config.ErrInvalid, s.Name())
+		}
+	}
 	if c.env.localAddrs == nil {
 		return nil
 	}

@@ -37,6 +37,8 @@ type Daemon struct {
 	health   *health.Checker
 	servers  []*httpServer // API, metrics
 	kick     chan struct{} // resolve next hops now
+	// unreserve gives the kernel back the SNAT port range (nil: nothing reserved).
+	unreserve func() error
 }
 
 // Limits are the XDP program's compiled limits, as the store enforces them.
@@ -57,6 +59,9 @@ func Run(ctx context.Context, o Options, log *zap.Logger) (err error) {
 }
 
 func (d *Daemon) start() error {
+	if d.opts.SNATPorts == ([2]uint16{}) {
+		d.opts.SNATPorts = DefaultSNATPorts
+	}
 	if err := d.opts.validate(); err != nil {
 		return err
 	}
@@ -96,8 +101,11 @@ func (d *Daemon) start() error {
 			d.log.Warn("apply health change", zap.Error(err))
 		}
 	})
+	if err := d.setupSNAT(); err != nil {
+		return err
+	}
 	d.core = &core{log: d.log, store: d.store, eng: d.eng, kern: d.prog, probes: d.health, hops: d.hops,
-		env: env{upMAC: macOf(d.up.MAC), downMAC: macOf(d.down.MAC), localAddrs: d.localAddrs, sockets: d.socketViews,
+		env: env{links: d.links(), snat: len(d.opts.SNATAddrs) > 0, localAddrs: d.localAddrs, sockets: d.socketViews,
 			ifName: d.ifName, upName: d.up.Name, downName: d.down.Name, wakeRefresh: d.wake}}
 	if err := d.seed(flags); err != nil {
 		return err
@@ -271,6 +279,9 @@ func (d *Daemon) shutdown() error {
 	}
 	if d.store != nil {
 		errs = append(errs, d.store.Close())
+	}
+	if d.unreserve != nil {
+		errs = append(errs, d.unreserve())
 	}
 	err := errors.Join(errs...)
 	if d.prog != nil {

@@ -27,6 +27,7 @@ type fakeKernel struct {
 	backends map[bpf.Endpoint]uint32
 	hosts    map[netip.Addr][6]byte
 	local    []netip.Addr
+	vips     []netip.Addr
 	firewall []bpf.FirewallRule
 	dos      []bpf.DosPolicy
 	resets   []uint32
@@ -65,6 +66,9 @@ func (k *fakeKernel) SetBackendHosts(m map[netip.Addr][6]byte) error {
 }
 func (k *fakeKernel) SetLocalAddrs(a []netip.Addr) error {
 	return k.set("local", func() { k.local = slices.Clone(a) })
+}
+func (k *fakeKernel) SetVIPs(a []netip.Addr) error {
+	return k.set("vips", func() { k.vips = slices.Clone(a) })
 }
 func (k *fakeKernel) SetFirewall(r []bpf.FirewallRule) error {
 	return k.set("firewall", func() { k.firewall = slices.Clone(r) })
@@ -169,7 +173,8 @@ func newTestCore(t testing.TB, path string, lim config.Limits) *testCore {
 		hops: &fakeHops{missing: map[netip.Addr]string{}}}
 	tc.core = &core{log: zap.NewNop(), store: st, kern: tc.kern, probes: tc.probes, hops: tc.hops,
 		eng: dataplane.NewEngine(conntrack.New(1024, conntrack.DefaultTimeouts), zap.NewNop()),
-		env: env{upMAC: packet.MAC{2, 1}, downMAC: packet.MAC{2, 2},
+		env: env{links: links{upMAC: packet.MAC{2, 1}, downMAC: packet.MAC{2, 2}, downAddr: netip.MustParseAddr("10.0.2.1")},
+			snat:       true,
 			localAddrs: func() []netip.Addr { return []netip.Addr{netip.MustParseAddr("10.0.1.1")} }}}
 	if err := tc.refresh(); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ type Kernel interface {
 	SetBackends(map[bpf.Endpoint]uint32) error
 	SetBackendHosts(map[netip.Addr][6]byte) error
 	SetLocalAddrs([]netip.Addr) error
+	SetVIPs([]netip.Addr) error
 	SetFirewall([]bpf.FirewallRule) error
 	SetDosPolicies([]bpf.DosPolicy) error
 	ResetFirewallDrops(slot uint32) error

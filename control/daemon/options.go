@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"net/netip"
 	"runtime"
 	"time"
 
@@ -30,7 +31,16 @@ type Options struct {
 	MetricsAddr string
 	// StatsInterval logs counters periodically (0: only at exit).
 	StatsInterval time.Duration
+	// SNATAddrs are the full-NAT source addresses, SNATPorts their port
+	// range (inclusive); without addresses, fullnat services are refused.
+	SNATAddrs []netip.Addr
+	SNATPorts [2]uint16
+	// MSSClamp lowers the MSS of forwarded SYNs and SYN-ACKs (0: off).
+	MSSClamp uint16
 }
+
+// DefaultSNATPorts is the full-NAT source port range unless --snat-ports.
+var DefaultSNATPorts = [2]uint16{1024, 65535}
 
 // validate checks the options before anything is touched.
 func (o Options) validate() error {
@@ -44,6 +54,25 @@ func (o Options) validate() error {
 		if c < 0 || c >= runtime.NumCPU() {
 			return fmt.Errorf("--cpus: CPU %d does not exist (this machine has CPUs 0-%d)", c, runtime.NumCPU()-1)
 		}
+	}
+	if len(o.SNATAddrs) > bpf.MaxSNATAddrs {
+		return fmt.Errorf("--snat-addr given %d times: at most %d (MAX_SNAT_ADDRS)", len(o.SNATAddrs), bpf.MaxSNATAddrs)
+	}
+	seen := map[netip.Addr]bool{}
+	for _, a := range o.SNATAddrs {
+		if err := config.CheckUnicast(a, "SNAT address"); err != nil {
+			return fmt.Errorf("--snat-addr: %w", err)
+		}
+		if seen[a] {
+			return fmt.Errorf("--snat-addr %s given twice", a)
+		}
+		seen[a] = true
+	}
+	if lo, hi := o.SNATPorts[0], o.SNATPorts[1]; lo == 0 || lo > hi {
+		return fmt.Errorf("--snat-ports %d-%d: want FROM-TO with 1 <= FROM <= TO <= 65535", lo, hi)
+	}
+	if o.MSSClamp != 0 && o.MSSClamp < 536 {
+		return fmt.Errorf("--mss-clamp %d: want 0 (off) or at least 536", o.MSSClamp)
 	}
 	return nil
 }

@@ -13,11 +13,11 @@ import (
 
 // inputs is everything the tables are computed from.
 type inputs struct {
-	state          *config.State
-	healthy        func(backendID uint32) bool
-	hop            func(netip.Addr) Hop
-	client         dataplane.ClientHops
-	upMAC, downMAC packet.MAC
+	state   *config.State
+	healthy func(backendID uint32) bool
+	hop     func(netip.Addr) Hop
+	client  dataplane.ClientHops
+	links   links
 	fwSlots        map[uint32]uint32 // rule id -> map slot
 	dosSlots       map[uint32]uint32 // policy id -> map slot
 }
@@ -26,7 +26,8 @@ type inputs struct {
 type tables struct {
 	dataplane  dataplane.Config
 	services   map[bpf.Endpoint]uint32 // steered VIP:port/proto -> service id
-	backends   map[bpf.Endpoint]uint32 // steered replies' source -> service id
+	backends   map[bpf.Endpoint]uint32 // steered replies' source -> service id (not DSR: no replies come)
+	vips       []netip.Addr            // echo requests and ICMP errors to them are steered
 	hosts      map[netip.Addr][6]byte  // backend address -> next-hop MAC (filters skip them)
 	firewall   []bpf.FirewallRule      //
 	dos        []bpf.DosPolicy         //
@@ -43,16 +44,23 @@ func buildTables(in inputs) tables {
 	for _, s := range in.state.Services {
 		n += len(s.Backends)
 	}
+	l := in.links
 	t := tables{
-		dataplane: dataplane.Config{UpstreamMAC: in.upMAC, BackendMAC: in.downMAC, ClientHops: in.client,
+		dataplane: dataplane.Config{UpstreamMAC: l.upMAC, BackendMAC: l.downMAC, UpstreamMTU: l.upMTU,
+			BackendMTU: l.downMTU, BackendAddr: l.downAddr, MSSClamp: l.mssClamp, ClientHops: in.client,
 			Services: make([]dataplane.Service, 0, len(in.state.Services))},
 		services: make(map[bpf.Endpoint]uint32, len(in.state.Services)),
 		backends: make(map[bpf.Endpoint]uint32, n),
 		hosts:    make(map[netip.Addr][6]byte, n),
 	}
+	vips := map[netip.Addr]bool{}
 	for _, s := range in.state.Services {
-		svc := dataplane.Service{ID: s.ID, VIP: s.VIP, Port: s.Port, Proto: s.Proto}
+		svc := dataplane.Service{ID: s.ID, VIP: s.VIP, Port: s.Port, Proto: s.Proto, Mode: s.Mode}
 		t.services[bpf.Endpoint{Addr: s.VIP, Port: s.Port, Proto: s.Proto}] = s.ID
+		if !vips[s.VIP] {
+			vips[s.VIP] = true
+			t.vips = append(t.vips, s.VIP)
+		}
 		for _, b := range s.Backends {
 			be := dataplane.Backend{ID: b.ID, Addr: b.Addr, Port: b.Port, Weight: b.Weight, MAC: in.hop(b.Addr).MAC}
 			if be.MAC == (packet.MAC{}) {
@@ -64,7 +72,9 @@ func buildTables(in inputs) tables {
 				be.Weight = 0
 			}
 			svc.Backends = append(svc.Backends, be)
-			t.backends[bpf.Endpoint{Addr: b.Addr, Port: b.Port, Proto: s.Proto}] = s.ID
+			if !s.Mode.DSR() {
+				t.backends[bpf.Endpoint{Addr: b.Addr, Port: b.Port, Proto: s.Proto}] = s.ID
+			}
 		}
 		t.dataplane.Services = append(t.dataplane.Services, svc)
 		t.probes = append(t.probes, probesOf(s)...)

@@ -55,7 +55,7 @@ func TestBuildTables(t *testing.T) {
 			}
 			return Hop{MAC: mac(a)}
 		},
-		upMAC: packet.MAC{1}, downMAC: packet.MAC{2},
+		links:   links{upMAC: packet.MAC{1}, downMAC: packet.MAC{2}},
 		fwSlots: map[uint32]uint32{1: 5}, dosSlots: map[uint32]uint32{1: 2},
 	}
 	tb := buildTables(in)
@@ -85,7 +85,7 @@ func TestBuildTables(t *testing.T) {
 	if len(tb.hosts) != 2 || tb.hosts[tB2] != mac(tB2) {
 		t.Errorf("filter-exempt hosts %v: only resolved backends", tb.hosts)
 	}
-	if tb.dataplane.UpstreamMAC != in.upMAC || tb.dataplane.BackendMAC != in.downMAC {
+	if tb.dataplane.UpstreamMAC != in.links.upMAC || tb.dataplane.BackendMAC != in.links.downMAC {
 		t.Error("interface MACs")
 	}
 	if len(tb.firewall) != 1 || tb.firewall[0].Slot != 5 || tb.firewall[0].DstFrom != 22 || tb.firewall[0].Proto != ipproto.TCP {

@@ -90,11 +90,17 @@ func (c *core) Conntrack() []api.Flow {
 	return out
 }
 
+// flowView shows both tuples: client -> VIP, and the backend's side; a
+// full-NAT flow's backend sees the SNAT address, a DSR flow is one-way.
 func flowView(e conntrack.Entry, now int64) api.Flow {
 	ep := func(a [4]byte, p uint16) string { return netip.AddrPortFrom(netip.AddrFrom4(a), p).String() }
-	return api.Flow{Proto: e.Fwd.Proto.String(), Client: ep(e.Fwd.Src, e.Fwd.SrcPort), VIP: ep(e.Fwd.Dst, e.Fwd.DstPort),
-		Backend: ep(e.Rev.Src, e.Rev.SrcPort), BackendID: e.Backend, State: e.State.String(),
+	f := api.Flow{Proto: e.Fwd.Proto.String(), Client: ep(e.Fwd.Src, e.Fwd.SrcPort), VIP: ep(e.Fwd.Dst, e.Fwd.DstPort),
+		Backend: ep(e.Rev.Src, e.Rev.SrcPort), BackendID: e.Backend, State: e.State.String(), OneWay: e.OneWay,
 		IdleSeconds: float64(now-e.LastSeen) / 1e9, Packets: e.Packets, Bytes: e.Bytes}
+	if e.Rev.Dst != e.Fwd.Src || e.Rev.DstPort != e.Fwd.SrcPort {
+		f.SNAT = ep(e.Rev.Dst, e.Rev.DstPort)
+	}
+	return f
 }
 
 // Stats gathers every counter.
@@ -113,7 +119,8 @@ func (c *core) Stats() (api.Stats, error) {
 	st := api.Stats{
 		Protocols: counters(protos), XDPVerdicts: counters(verdicts),
 		Dataplane: api.DataplaneStats{RxPackets: es.RxPackets, Forwarded: es.Forwarded, Replied: es.Replied, NewFlows: es.NewFlows,
-			RebuiltFlows: es.RebuiltFlows},
+			RebuiltFlows: es.RebuiltFlows, EchoReplies: es.EchoReplies, ICMPTranslated: es.ICMPTranslated,
+			FragNeededSent: es.FragNeededSent, SNATPortsInUse: c.eng.SNATPortsInUse()},
 		Drops: es.Drops,
 		Conntrack: api.ConntrackStats{Entries: ct.Len(), Capacity: ct.Capacity(), Inserts: cc.Inserts,
 			Evictions: cc.Evictions, Expired: cc.Expired, Collisions: cc.Collisions, IgnoredRSTs: cc.IgnoredRSTs},

@@ -143,7 +143,7 @@ func TestDumpSession(t *testing.T) {
 }
 
 func TestOptionsValidate(t *testing.T) {
-	ok := Options{ConntrackSize: 1 << 20}
+	ok := Options{ConntrackSize: 1 << 20, SNATPorts: DefaultSNATPorts}
 	if err := ok.validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,10 @@ func TestOptionsValidate(t *testing.T) {
 		{Options{ConntrackSize: conntrack.MaxCapacity + 1}, "--conntrack-size"},
 		{Options{ConntrackSize: 1 << 20, Queues: -1}, "--queues -1"},
 		{Options{ConntrackSize: 1 << 20, Queues: bpf.MaxQueues + 1}, "--queues 65"},
-		{Options{ConntrackSize: 1 << 20, CPUs: []int{0, 4096}}, "CPU 4096 does not exist"},
+		{Options{ConntrackSize: 1 << 20, SNATPorts: DefaultSNATPorts, CPUs: []int{0, 4096}}, "CPU 4096 does not exist"},
+		{Options{ConntrackSize: 1 << 20, SNATPorts: [2]uint16{9, 8}}, "--snat-ports 9-8"},
+		{Options{ConntrackSize: 1 << 20, SNATPorts: DefaultSNATPorts, SNATAddrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}, "loopback"},
+		{Options{ConntrackSize: 1 << 20, SNATPorts: DefaultSNATPorts, MSSClamp: 100}, "--mss-clamp 100"},
 	} {
 		if err := c.o.validate(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.o, err, c.want)

@@ -13,6 +13,7 @@ type Interface struct {
 	Name   string
 	Index  int
 	MAC    net.HardwareAddr
+	MTU    int
 	Queues int // RX queues
 	// XDPProgID is the id of an XDP program already attached, 0 if none.
 	XDPProgID uint32
@@ -25,7 +26,7 @@ func InterfaceByName(name string) (Interface, error) {
 		return Interface{}, fmt.Errorf("interface %q: %w", name, err)
 	}
 	a := l.Attrs()
-	ifc := Interface{Name: a.Name, Index: a.Index, MAC: a.HardwareAddr, Queues: rxQueues(a.Name, a.NumRxQueues)}
+	ifc := Interface{Name: a.Name, Index: a.Index, MAC: a.HardwareAddr, MTU: a.MTU, Queues: rxQueues(a.Name, a.NumRxQueues)}
 	if a.Xdp != nil && a.Xdp.Attached {
 		ifc.XDPProgID = a.Xdp.ProgId
 	}

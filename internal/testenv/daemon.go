@@ -26,15 +26,49 @@ func BuildDaemon(dir string) (string, error) {
 	return bin, nil
 }
 
+// Process is a command running in a namespace, killed on cleanup if still
+// running, its output kept.
+type Process struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+// StartProcess runs bin args... inside ns until cleanup; name only labels
+// errors.
+func StartProcess(c Cleaner, ns *NS, name, bin string, args ...string) (*Process, error) {
+	p := &Process{out: &syncBuffer{}, done: make(chan struct{})}
+	// `ip netns exec` execs the binary itself, so signals reach it.
+	p.cmd = ns.Command(bin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if os.Getenv("SCMLB_TEST_VERBOSE") != "" {
+		p.cmd.Stdout, p.cmd.Stderr = os.Stderr, os.Stderr
+	}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	c.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p, nil
+}
+
 // Daemon is a scmlb-xsk process in a namespace.
 type Daemon struct {
+	*Process
 	Bin    string
 	Socket string // API socket
 	State  string // state file
-	cmd    *exec.Cmd
-	out    *syncBuffer
-	done   chan struct{}
-	err    error
 }
 
 // StartDaemon runs `bin --socket dir/api.sock run --state-file dir/state.json
@@ -48,73 +82,55 @@ func StartDaemon(c Cleaner, ns *NS, bin, dir string, runArgs ...string) (*Daemon
 // StartDaemonAt is StartDaemon with the socket and state file paths given
 // one by one (two daemons sharing a state file, say).
 func StartDaemonAt(c Cleaner, ns *NS, bin, socket, state string, runArgs ...string) (*Daemon, error) {
-	d := &Daemon{Bin: bin, Socket: socket, State: state, out: &syncBuffer{}, done: make(chan struct{})}
-	args := append([]string{"--socket", d.Socket, "run", "--state-file", d.State}, runArgs...)
-	// `ip netns exec` execs the binary itself, so signals reach the daemon.
-	d.cmd = ns.Command(bin, args...)
-	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
-	if os.Getenv("SCMLB_TEST_VERBOSE") != "" {
-		d.cmd.Stdout, d.cmd.Stderr = os.Stderr, os.Stderr
+	args := append([]string{"--socket", socket, "run", "--state-file", state}, runArgs...)
+	p, err := StartProcess(c, ns, "scmlb-xsk", bin, args...)
+	if err != nil {
+		return nil, err
 	}
-	if err := d.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	go func() {
-		d.err = d.cmd.Wait()
-		close(d.done)
-	}()
-	c.Cleanup(func() {
-		select {
-		case <-d.done:
-		default:
-			d.cmd.Process.Kill()
-			<-d.done
-		}
-	})
-	return d, nil
+	return &Daemon{Process: p, Bin: bin, Socket: socket, State: state}, nil
 }
 
 // Stop sends sig (SIGTERM or SIGINT) and waits up to timeout for a clean exit.
-func (d *Daemon) Stop(sig os.Signal, timeout time.Duration) error {
-	d.cmd.Process.Signal(sig)
+func (p *Process) Stop(sig os.Signal, timeout time.Duration) error {
+	p.cmd.Process.Signal(sig)
 	select {
-	case <-d.done:
-		return d.err
+	case <-p.done:
+		return p.err
 	case <-time.After(timeout):
-		d.cmd.Process.Kill()
-		<-d.done
+		p.cmd.Process.Kill()
+		<-p.done
 		return fmt.Errorf("daemon did not exit within %s after %v", timeout, sig)
 	}
 }
 
 // Signal sends sig without waiting.
-func (d *Daemon) Signal(sig os.Signal) error { return d.cmd.Process.Signal(sig) }
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
 // Pid is the daemon's process id.
-func (d *Daemon) Pid() int { return d.cmd.Process.Pid }
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
 // Wait waits up to timeout for the process to end by itself and returns
 // how it ended.
-func (d *Daemon) Wait(timeout time.Duration) error {
+func (p *Process) Wait(timeout time.Duration) error {
 	select {
-	case <-d.done:
-		return d.err
+	case <-p.done:
+		return p.err
 	case <-time.After(timeout):
 		return fmt.Errorf("still running after %s", timeout)
 	}
 }
 
 // Kill sends SIGKILL and waits for the process to end.
-func (d *Daemon) Kill() {
-	d.cmd.Process.Kill()
-	<-d.done
+func (p *Process) Kill() {
+	p.cmd.Process.Kill()
+	<-p.done
 }
 
 // Exited reports whether the process has ended, and how.
-func (d *Daemon) Exited() (bool, error) {
+func (p *Process) Exited() (bool, error) {
 	select {
-	case <-d.done:
-		return true, d.err
+	case <-p.done:
+		return true, p.err
 	default:
 		return false, nil
 	}
@@ -134,7 +150,7 @@ func (d *Daemon) CLI(args ...string) (string, error) {
 }
 
 // Output is what the daemon logged so far.
-func (d *Daemon) Output() string { return d.out.String() }
+func (p *Process) Output() string { return p.out.String() }
 
 type syncBuffer struct {
 	mu sync.Mutex

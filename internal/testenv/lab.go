@@ -32,6 +32,7 @@ type Lab struct {
 	Client      *NS // Clients[0]
 	Clients     []*NS
 	LB          *NS
+	Router      *NS // with LabConfig.Router
 	Switch      *NS
 	Backends    []*NS
 	ClientAddr  netip.Addr // ClientAddrs[0]
@@ -47,6 +48,10 @@ type LabConfig struct {
 	Topology Topology
 	Backends int
 	Clients  int
+	// Router adds a router namespace on both networks (10.0.1.254 and
+	// 10.0.2.254): a way from the backends to the clients that does not pass
+	// the load balancer, for DSR.
+	Router bool
 	// UpQueues and DownQueues give the LB's upstream and backend veths (and
 	// their bridge-side peers) that many RX/TX queues; 0 means one. On veth
 	// the sender's TX queue picks the receiver's RX queue, so both ends get
@@ -116,6 +121,11 @@ func NewLab(c Cleaner, cfg LabConfig) (*Lab, error) {
 	}
 	for i, b := range l.Backends {
 		if err := l.host(b, "br0", fmt.Sprintf("pb%d", i+1), l.BackendAddrs[i], "10.0.2.1"); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Router {
+		if err := l.addRouter(c, p, upBridge); err != nil {
 			return nil, err
 		}
 	}

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/scmlb-xsk/scmlb-xsk/internal/fixture"
 )
 
 // SendIPv4 sends ready-made IPv4 packets (header included) from inside the
@@ -64,4 +67,38 @@ func (n *NS) MAC(ifname string) (net.HardwareAddr, error) {
 		return err
 	})
 	return mac, err
+}
+
+// Ping sends one ICMP echo request to dst from inside the namespace and
+// waits up to timeout for the reply (there is no ping binary to rely on).
+func (n *NS) Ping(dst netip.Addr, timeout time.Duration) error {
+	return n.Do(func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
+		if err != nil {
+			return fmt.Errorf("icmp socket: %w", err)
+		}
+		defer unix.Close(fd)
+		tv := unix.NsecToTimeval(timeout.Nanoseconds())
+		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+		req := []byte{8, 0, 0, 0, 0x12, 0x34, 0, 1, 'p', 'i', 'n', 'g'}
+		c := ^fixture.Sum(0, req)
+		req[2], req[3] = byte(c>>8), byte(c)
+		if err := unix.Sendto(fd, req, 0, &unix.SockaddrInet4{Addr: dst.As4()}); err != nil {
+			return fmt.Errorf("send echo: %w", err)
+		}
+		buf := make([]byte, 1500)
+		deadline := time.Now().Add(timeout)
+		for time.Now().Before(deadline) {
+			k, from, err := unix.Recvfrom(fd, buf, 0)
+			if err != nil {
+				return fmt.Errorf("no echo reply from %s: %w", dst, err)
+			}
+			sa, _ := from.(*unix.SockaddrInet4)
+			ihl := int(buf[0]&0x0f) * 4
+			if sa != nil && netip.AddrFrom4(sa.Addr) == dst && k >= ihl+8 && buf[ihl] == 0 && buf[ihl+4] == 0x12 && buf[ihl+5] == 0x34 {
+				return nil
+			}
+		}
+		return fmt.Errorf("no echo reply from %s", dst)
+	})
 }

@@ -3,18 +3,22 @@ package testenv
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
 // Ports the lab backends serve on.
 const (
-	HTTPPort = 80   // GET /who answers the backend name; GET /bytes?n=N[&rate=B] sends Payload(N) at B bytes/s
+	HTTPPort = 80   // GET /who answers the backend name; GET /bytes?n=N[&rate=B] sends Payload(N) at B bytes/s; POST /sha256 answers "LEN HEX"
 	TCPPort  = 3306 // writes the backend name and a newline, then echoes lines
 	UDPPort  = 9090 // answers "name:payload"; "blast N" gets N datagrams
 )
@@ -57,7 +61,7 @@ func (b *BackendServer) Start() error {
 		if tl, err = net.Listen("tcp4", fmt.Sprintf(":%d", TCPPort)); err != nil {
 			return err
 		}
-		ul, err = net.ListenPacket("udp4", fmt.Sprintf(":%d", UDPPort))
+		ul, err = reuseAddr.ListenPacket(context.Background(), "udp4", fmt.Sprintf(":%d", UDPPort))
 		return err
 	})
 	if err != nil {
@@ -73,11 +77,46 @@ func (b *BackendServer) Start() error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, name) })
 	mux.HandleFunc("/bytes", serveBytes)
+	mux.HandleFunc("/sha256", func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		n, err := io.Copy(h, r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
+	})
 	b.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	b.tl, b.ul, b.active = tl, ul, true
 	go b.srv.Serve(hl)
 	go acceptLoop(tl, name)
 	go udpLoop(ul, name)
+	return nil
+}
+
+// reuseAddr lets a socket on a specific address share the port with the
+// wildcard one (both must ask).
+var reuseAddr = net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1) })
+	return errors.Join(err, serr)
+}}
+
+// ServeUDPOn answers on addr:UDPPort too, until cleanup: a DSR backend
+// holds the VIP and must answer from it, which a socket bound to the
+// wildcard address does not (its replies take the route's source address).
+func (b *BackendServer) ServeUDPOn(c Cleaner, addr netip.Addr) error {
+	var ul net.PacketConn
+	err := b.ns.Do(func() error {
+		var err error
+		ul, err = reuseAddr.ListenPacket(context.Background(), "udp4", netip.AddrPortFrom(addr, UDPPort).String())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("backend %s listen on %s: %w", b.name, addr, err)
+	}
+	go udpLoop(ul, b.name)
+	c.Cleanup(func() { ul.Close() })
 	return nil
 }
 
