@@ -91,7 +91,10 @@ func TestBadInputLeavesStateUnchanged(t *testing.T) {
 	before := s.State()
 	file, _ := os.ReadFile(path)
 	addSvc := func(a string, port uint16, p ipproto.Proto) func(*State) error {
-		return func(st *State) error { _, err := st.AddService(netip.MustParseAddr(a), port, p, fwdmode.NAT, nil); return err }
+		return func(st *State) error {
+			_, err := st.AddService(netip.MustParseAddr(a), port, p, fwdmode.NAT, nil)
+			return err
+		}
 	}
 	addBe := func(svc uint32, a string, w uint32) func(*State) error {
 		return func(st *State) error { _, err := st.AddBackend(svc, netip.MustParseAddr(a), 80, w); return err }

@@ -80,4 +80,3 @@ func reservePorts(lo, hi uint16) (func() error, error) {
 		return nil
 	}, nil
 }
-

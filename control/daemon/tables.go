@@ -13,13 +13,13 @@ import (
 
 // inputs is everything the tables are computed from.
 type inputs struct {
-	state   *config.State
-	healthy func(backendID uint32) bool
-	hop     func(netip.Addr) Hop
-	client  dataplane.ClientHops
-	links   links
-	fwSlots        map[uint32]uint32 // rule id -> map slot
-	dosSlots       map[uint32]uint32 // policy id -> map slot
+	state    *config.State
+	healthy  func(backendID uint32) bool
+	hop      func(netip.Addr) Hop
+	client   dataplane.ClientHops
+	links    links
+	fwSlots  map[uint32]uint32 // rule id -> map slot
+	dosSlots map[uint32]uint32 // policy id -> map slot
 }
 
 // tables is what the dataplane and the XDP program get.

@@ -49,7 +49,9 @@ func NewRoutedLab(c Cleaner, cfg RoutedConfig) (*Lab, *NS, error) {
 	}
 	l.Clients = []*NS{l.Client}
 	steps := []func() error{
-		func() error { return l.Switch.ipAll([][]string{{"link", "add", "br0", "type", "bridge"}, {"link", "set", "br0", "up"}}) },
+		func() error {
+			return l.Switch.ipAll([][]string{{"link", "add", "br0", "type", "bridge"}, {"link", "set", "br0", "up"}})
+		},
 		func() error { return Veth(l.Client, "eth0", r1, "c0") },
 		func() error { return Veth(r1, "h0", l.Router, "h0") },
 		func() error { return Veth(l.Router, "l0", l.LB, "up0") },
@@ -81,7 +83,10 @@ func NewRoutedLab(c Cleaner, cfg RoutedConfig) (*Lab, *NS, error) {
 			func() error { _, err := l.Router.IP("link", "set", "h0", "mtu", mtu); return err })
 	}
 	if cfg.BackendLinkMTU > 0 {
-		steps = append(steps, func() error { _, err := l.LB.IP("link", "set", "down0", "mtu", fmt.Sprint(cfg.BackendLinkMTU)); return err })
+		steps = append(steps, func() error {
+			_, err := l.LB.IP("link", "set", "down0", "mtu", fmt.Sprint(cfg.BackendLinkMTU))
+			return err
+		})
 	}
 	for _, ns := range []*NS{r1, l.Router} {
 		steps = append(steps, func() error { return forwarding(ns) })
