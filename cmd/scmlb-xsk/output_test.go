@@ -129,7 +129,7 @@ ID  VIP            PROTO  MODE  HEALTH CHECK  BACKENDS  ACTIVE  PACKETS  BYTES
 1   10.0.100.1:80  tcp    nat   http          2         2       30       3000
 `},
 		{[]string{"conntrack", "get"}, `
-PROTO  CLIENT          VIP            BACKEND           BACKEND SEES       STATE        IDLE  PACKETS  BYTES
+PROTO  CLIENT          VIP            BACKEND           BACKEND SEES      STATE        IDLE  PACKETS  BYTES
 tcp    10.0.1.2:40000  10.0.100.1:80  10.0.2.11:80 (1)  10.0.2.100:40001  established  1.2s  12       1400
 `},
 		{[]string{"stat"}, `
