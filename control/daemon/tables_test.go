@@ -167,3 +167,55 @@ func TestLimitIs409ThroughTheAPI(t *testing.T) {
 		t.Fatalf("%d services saved", n)
 	}
 }
+
+// DSR backends' replies never come to the load balancer: their endpoints
+// are not steered; every VIP is listed once for ICMP; modes and link
+// properties reach the dataplane.
+func TestBuildTablesModes(t *testing.T) {
+	st := config.NewState()
+	dsr, _ := st.AddService(tVIP, 80, ipproto.TCP, fwdmode.DSRIPIP, nil)
+	st.AddBackend(dsr.ID, tB1, 0, 1)
+	fn, _ := st.AddService(tVIP, 443, ipproto.TCP, fwdmode.FullNAT, nil)
+	st.AddBackend(fn.ID, tB2, 0, 1)
+	other := netip.MustParseAddr("10.0.100.2")
+	st.AddService(other, 53, ipproto.UDP, fwdmode.DSRL2, nil)
+	l := links{upMTU: 1500, downMTU: 1400, downAddr: netip.MustParseAddr("10.0.2.1"), mssClamp: 1300}
+	tb := buildTables(inputs{state: st, healthy: func(uint32) bool { return true },
+		hop: func(netip.Addr) Hop { return Hop{MAC: packet.MAC{9}} }, links: l})
+	if _, ok := tb.backends[bpf.Endpoint{Addr: tB1, Port: 80, Proto: ipproto.TCP}]; ok {
+		t.Error("a DSR backend's replies are steered")
+	}
+	if _, ok := tb.backends[bpf.Endpoint{Addr: tB2, Port: 443, Proto: ipproto.TCP}]; !ok {
+		t.Error("a full-NAT backend's replies are not steered")
+	}
+	if len(tb.vips) != 2 || tb.vips[0] != tVIP || tb.vips[1] != other {
+		t.Errorf("vips %v", tb.vips)
+	}
+	dp := tb.dataplane
+	if dp.Services[0].Mode != fwdmode.DSRIPIP || dp.Services[1].Mode != fwdmode.FullNAT || dp.BackendMTU != 1400 ||
+		dp.BackendAddr != l.downAddr || dp.MSSClamp != 1300 {
+		t.Errorf("dataplane config %+v", dp)
+	}
+}
+
+func TestFullNATNeedsSNATAddresses(t *testing.T) {
+	c := newTestCore(t, "", Limits)
+	c.env.snat = false
+	_, err := c.AddService(api.AddServiceRequest{VIP: "10.0.100.1:80", Mode: "fullnat"})
+	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "--snat-addr") {
+		t.Fatalf("fullnat without SNAT addresses: %v", err)
+	}
+	if _, err := c.AddService(api.AddServiceRequest{VIP: "10.0.100.1:80", Mode: "DSR-L2"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.AddBackend(api.AddBackendRequest{ServiceID: 1, Address: "10.0.2.11:8080"})
+	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "cannot map ports") {
+		t.Fatalf("a DSR backend on another port: %v", err)
+	}
+	if s := c.Services(); s[0].Mode != "dsr-l2" {
+		t.Fatalf("mode %q", s[0].Mode)
+	}
+	if _, err := c.AddService(api.AddServiceRequest{VIP: "10.0.100.1:81", Mode: "dsr"}); !errors.Is(err, config.ErrInvalid) {
+		t.Fatalf("unknown mode: %v", err)
+	}
+}

@@ -45,6 +45,7 @@ var (
 	svcPackets   = desc("service_packets_total", "Packets of a service, both directions.", "service")
 	svcBytes     = desc("service_bytes_total", "Bytes of a service, both directions.", "service")
 	svcActive    = desc("service_active_connections", "Tracked flows of a service that are not closed.", "service")
+	svcMode      = desc("service_mode", "1 for the service's forwarding mode (nat, fullnat, dsr-l2, dsr-ipip).", "service", "mode")
 	bePackets    = desc("backend_packets_total", "Packets to and from a backend.", "service", "backend")
 	beBytes      = desc("backend_bytes_total", "Bytes to and from a backend.", "service", "backend")
 	beFlows      = desc("backend_flows_total", "Flows assigned to a backend.", "service", "backend")
@@ -58,7 +59,7 @@ var (
 	dosDropped   = desc("dos_policy_dropped_packets_total", "Packets dropped by a DoS policy.", "policy")
 	dosBlocked   = desc("dos_blocked_sources", "Sources a DoS policy blocks now.", "policy")
 	allDescs     = []*prometheus.Desc{xdpPackets, xdpBytes, xdpVerdicts, dpPackets, flowsCreated, drops, ctEntries,
-		ctCapacity, ctEvents, svcPackets, svcBytes, svcActive, bePackets, beBytes, beFlows, beActive, beHealthy,
+		ctCapacity, ctEvents, svcPackets, svcBytes, svcActive, svcMode, bePackets, beBytes, beFlows, beActive, beHealthy,
 		beDrained, beNewFlows, flowsRebuilt, xskPackets, xskEvents, fwDropped, dosDropped, dosBlocked}
 )
 
@@ -112,6 +113,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(svcPackets, s.Packets, name)
 		counter(svcBytes, s.Bytes, name)
 		gauge(svcActive, float64(s.ActiveConns), name)
+		if s.Mode != "" {
+			gauge(svcMode, 1, name, s.Mode)
+		}
 		for _, b := range s.Backends {
 			counter(bePackets, b.Packets, name, b.Address)
 			counter(beBytes, b.Bytes, name, b.Address)

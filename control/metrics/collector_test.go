@@ -18,9 +18,9 @@ func (s source) Stats() (api.Stats, error) {
 	return api.Stats{
 		Protocols: map[string]api.Counter{"tcp": {Packets: 10, Bytes: 1000}},
 		Drops:     map[string]uint64{"no_flow": 2, "firewall": 3},
-		Dataplane: api.DataplaneStats{RxPackets: 9, Forwarded: 5, Replied: 4, NewFlows: 2},
-		Conntrack: api.ConntrackStats{Entries: 2, Capacity: 64},
-		Services: []api.Service{{VIP: "10.0.100.1:80", Proto: "tcp", Packets: 9, Backends: []api.Backend{
+		Dataplane: api.DataplaneStats{RxPackets: 9, Forwarded: 5, Replied: 4, NewFlows: 2, RebuiltFlows: 1},
+		Conntrack: api.ConntrackStats{Entries: 2, Capacity: 64, IgnoredRSTs: 3},
+		Services: []api.Service{{VIP: "10.0.100.1:80", Proto: "tcp", Mode: "dsr-ipip", Packets: 9, Backends: []api.Backend{
 			{Address: "10.0.2.11:80", Packets: 9, Flows: 2, Health: "unhealthy", Status: "active"}}}},
 		Sockets: []api.SocketStats{{Interface: "up0", Queue: 0, RxPackets: 5, FillRingEmpty: 1}},
 	}, s.err
@@ -77,6 +77,10 @@ func TestScrape(t *testing.T) {
 		{"scmlb_conntrack_capacity", nil, 64},
 		{"scmlb_firewall_rule_dropped_packets_total", map[string]string{"rule": "4"}, 3},
 		{"scmlb_dos_blocked_sources", map[string]string{"policy": "1"}, 1},
+		{"scmlb_service_mode", map[string]string{"service": "10.0.100.1:80/tcp", "mode": "dsr-ipip"}, 1},
+		{"scmlb_backend_new_flows", svc, 0},
+		{"scmlb_flows_rebuilt_total", nil, 1},
+		{"scmlb_conntrack_events_total", map[string]string{"event": "ignored_rst"}, 3},
 	} {
 		if got := value(c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
