@@ -67,13 +67,9 @@ func (d *Decap) SetVIPs(vips []netip.Addr) error {
 
 // Attach attaches to ifindex through a bpf_link (detached when the process ends).
 func (d *Decap) Attach(ifindex int, mode Mode) error {
-	flags := link.XDPDriverMode
-	if mode == Generic {
-		flags = link.XDPGenericMode
-	}
-	l, err := link.AttachXDP(link.XDPOptions{Program: d.objs.XdpDecap, Interface: ifindex, Flags: flags})
+	l, err := attachXDP(d.objs.XdpDecap, ifindex, mode)
 	if err != nil {
-		return fmt.Errorf("attach decap (%s) to ifindex %d: %w", mode, ifindex, err)
+		return err
 	}
 	d.links[ifindex] = l
 	return nil

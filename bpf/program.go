@@ -109,16 +109,25 @@ func (p *Program) Attach(ifindex int, mode Mode) error {
 	if _, ok := p.links[ifindex]; ok {
 		return nil
 	}
+	l, err := attachXDP(p.objs.XdpSteer, ifindex, mode)
+	if err != nil {
+		return err
+	}
+	p.links[ifindex] = l
+	return nil
+}
+
+// attachXDP attaches prog to ifindex through a bpf_link.
+func attachXDP(prog *ebpf.Program, ifindex int, mode Mode) (link.Link, error) {
 	flags := link.XDPDriverMode
 	if mode == Generic {
 		flags = link.XDPGenericMode
 	}
-	l, err := link.AttachXDP(link.XDPOptions{Program: p.objs.XdpSteer, Interface: ifindex, Flags: flags})
+	l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: flags})
 	if err != nil {
-		return fmt.Errorf("attach xdp (%s) to ifindex %d: %w", mode, ifindex, err)
+		return nil, fmt.Errorf("attach %s (%s) to ifindex %d: %w", prog, mode, ifindex, err)
 	}
-	p.links[ifindex] = l
-	return nil
+	return l, nil
 }
 
 // Detach removes the program from ifindex.

@@ -84,16 +84,22 @@ func (w *Worker) forward(t *table, svc *service, tup packet.Tuple, n int, now in
 		p.SetDst(be.addr, be.port)
 		p.SetSrc(peer, peerPort)
 	}
-	p.DecTTL()
-	if svc.mode == fwdmode.DSRIPIP {
-		w.encap(t, tup, be)
-	} else {
-		p.SetMACs(t.downMAC, be.mac)
-	}
+	w.toBackend(t, svc.mode, tup, be)
 	be.stats.Packets.Add(1)
 	be.stats.Bytes.Add(uint64(n))
 	w.counters.forwarded.Add(1)
 	return toBackend
+}
+
+// toBackend finishes a packet for a backend: one hop less, then
+// encapsulated (dsr-ipip, fwd names the flow) or just re-addressed.
+func (w *Worker) toBackend(t *table, mode fwdmode.Mode, fwd packet.Tuple, be *backend) {
+	w.pkt.DecTTL()
+	if mode == fwdmode.DSRIPIP {
+		w.encap(t, fwd, be)
+		return
+	}
+	w.pkt.SetMACs(t.downMAC, be.mac)
 }
 
 // encap wraps the current frame for a dsr-ipip backend. The outer source

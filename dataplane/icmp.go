@@ -58,12 +58,7 @@ func (w *Worker) icmpToBackend(t *table) side {
 		p.SetInnerDst(e.Rev.Dst, e.Rev.DstPort)
 		p.FixICMP()
 	}
-	p.DecTTL()
-	if svc.mode == fwdmode.DSRIPIP {
-		w.encap(t, fwd, be)
-	} else {
-		p.SetMACs(t.downMAC, be.mac)
-	}
+	w.toBackend(t, svc.mode, fwd, be)
 	w.counters.icmpTranslated.Add(1)
 	return toBackend
 }

@@ -53,6 +53,12 @@ func labWithServers(t *testing.T, cfg testenv.LabConfig) (*testenv.Lab, []*teste
 	if err != nil {
 		t.Fatal(err)
 	}
+	return lab, serveBackends(t, lab)
+}
+
+// serveBackends runs the lab servers ("backend1", ...) on the lab's backends.
+func serveBackends(t *testing.T, lab *testenv.Lab) []*testenv.BackendServer {
+	t.Helper()
 	var servers []*testenv.BackendServer
 	for i, b := range lab.Backends {
 		s, err := testenv.ServeBackend(t, b, fmt.Sprintf("backend%d", i+1))
@@ -61,7 +67,7 @@ func labWithServers(t *testing.T, cfg testenv.LabConfig) (*testenv.Lab, []*teste
 		}
 		servers = append(servers, s)
 	}
-	return lab, servers
+	return servers
 }
 
 // stopAndCheckDetached stops the daemon with SIGTERM and checks that no XDP

@@ -136,14 +136,7 @@ func TestModes(t *testing.T) {
 // 2,000 concurrent full-NAT flows to one backend through one SNAT address
 // all get their own port.
 func TestFullNATPorts(t *testing.T) {
-	lab, servers := labWithServers(t, testenv.LabConfig{Topology: testenv.TwoArm, Backends: 1, Router: true})
-	d := startDaemonIn(t, lab, t.TempDir(), prepareMode(t, lab, servers, fwdmode.FullNAT)...)
-	vip := lab.VIP.String() + ":3307"
-	cli(t, d, "service", "add", "--vip", vip, "--mode", "fullnat")
-	cli(t, d, "backend", "add", "--service", "1", "--address", lab.BackendAddrs[0].String()+":3306")
-	if err := testenv.WaitFor(10*time.Second, func() error { _, err := dialEcho(t, lab, vip); return err }); err != nil {
-		t.Fatal(err)
-	}
+	lab, d, vip := startFullNATEcho(t)
 	conns := openMany(t, lab, vip, 2000, 3*time.Second)
 	if len(conns) != 2000 {
 		t.Fatalf("%d of 2000 connections opened", len(conns))
@@ -172,15 +165,7 @@ func TestFullNATPorts(t *testing.T) {
 // With a tiny port range, new flows beyond it are refused and counted;
 // the flows that have a port keep working.
 func TestFullNATExhaustion(t *testing.T) {
-	lab, servers := labWithServers(t, testenv.LabConfig{Topology: testenv.TwoArm, Backends: 1, Router: true})
-	args := append(prepareMode(t, lab, servers, fwdmode.FullNAT), "--snat-ports", "40000-40063")
-	d := startDaemonIn(t, lab, t.TempDir(), args...)
-	vip := lab.VIP.String() + ":3307"
-	cli(t, d, "service", "add", "--vip", vip, "--mode", "fullnat")
-	cli(t, d, "backend", "add", "--service", "1", "--address", lab.BackendAddrs[0].String()+":3306")
-	if err := testenv.WaitFor(10*time.Second, func() error { _, err := dialEcho(t, lab, vip); return err }); err != nil {
-		t.Fatal(err)
-	}
+	lab, d, vip := startFullNATEcho(t, "--snat-ports", "40000-40063")
 	conns := openMany(t, lab, vip, 300, 700*time.Millisecond)
 	if len(conns) == 0 || len(conns) > 64 {
 		t.Fatalf("%d of 300 connections opened over 64 ports", len(conns))
@@ -193,6 +178,21 @@ func TestFullNATExhaustion(t *testing.T) {
 			t.Fatalf("a flow with a port broke: %v", err)
 		}
 	}
+}
+
+// startFullNATEcho is a one-backend lab with a full-NAT echo service on
+// VIP:3307 (backend :3306), ready; it returns the service's address.
+func startFullNATEcho(t *testing.T, extra ...string) (*testenv.Lab, *testenv.Daemon, string) {
+	t.Helper()
+	lab, servers := labWithServers(t, testenv.LabConfig{Topology: testenv.TwoArm, Backends: 1, Router: true})
+	d := startDaemonIn(t, lab, t.TempDir(), append(prepareMode(t, lab, servers, fwdmode.FullNAT), extra...)...)
+	vip := lab.VIP.String() + ":3307"
+	cli(t, d, "service", "add", "--vip", vip, "--mode", "fullnat")
+	cli(t, d, "backend", "add", "--service", "1", "--address", lab.BackendAddrs[0].String()+":3306")
+	if err := testenv.WaitFor(10*time.Second, func() error { _, err := dialEcho(t, lab, vip); return err }); err != nil {
+		t.Fatal(err)
+	}
+	return lab, d, vip
 }
 
 // openMany opens n echo connections in parallel, each given timeout, and

@@ -52,15 +52,7 @@ func pmtu(t *testing.T, cfg testenv.RoutedConfig, mode fwdmode.Mode, verdict str
 	if err != nil {
 		t.Fatal(err)
 	}
-	var servers []*testenv.BackendServer
-	for i, b := range lab.Backends {
-		s, err := testenv.ServeBackend(t, b, fmt.Sprintf("backend%d", i+1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		servers = append(servers, s)
-	}
-	d := startDaemonIn(t, lab, t.TempDir(), prepareMode(t, lab, servers, mode)...)
+	d := startDaemonIn(t, lab, t.TempDir(), prepareMode(t, lab, serveBackends(t, lab), mode)...)
 	cli(t, d, "service", "add", "--vip", lab.VIP.String()+":80", "--mode", mode.String())
 	cli(t, d, "backend", "add", "--service", "1", "--address", lab.BackendAddrs[0].String())
 	if err := testenv.WaitFor(10*time.Second, func() error { _, err := httpGets(lab, lab.Client, 1); return err }); err != nil {

@@ -177,23 +177,32 @@ func (p *Packet) decodeTCP(l4len int) Result {
 
 // windowScale finds the window scale option (kind 3) in TCP options.
 func windowScale(opts []byte) uint8 {
+	if i := tcpOption(opts, 3, 3); i >= 0 {
+		return min(opts[i+2], 14) // RFC 7323: larger values are taken as 14
+	}
+	return NoWScale
+}
+
+// tcpOption returns the offset of option kind with length n in TCP options,
+// or -1; a malformed list ends the search.
+func tcpOption(opts []byte, kind, n byte) int {
 	for i := 0; i < len(opts); {
-		switch kind := opts[i]; kind {
+		switch opts[i] {
 		case 0:
-			return NoWScale
+			return -1
 		case 1:
 			i++
 			continue
 		}
 		if i+1 >= len(opts) || opts[i+1] < 2 || i+int(opts[i+1]) > len(opts) {
-			return NoWScale
+			return -1
 		}
-		if opts[i] == 3 && opts[i+1] == 3 {
-			return min(opts[i+2], 14) // RFC 7323: larger values are taken as 14
+		if opts[i] == kind && opts[i+1] == n {
+			return i
 		}
 		i += int(opts[i+1])
 	}
-	return NoWScale
+	return -1
 }
 
 // Tuple returns the 5-tuple of a decoded packet.

@@ -50,28 +50,16 @@ func (p *Packet) ClampMSS(max uint16) bool {
 	t := f[p.L4:]
 	doff := int(t[tcpOff]>>4) * 4
 	opts := t[tcpMinLen:doff]
-	for i := 0; i < len(opts); {
-		switch opts[i] {
-		case 0:
-			return false
-		case 1:
-			i++
-			continue
-		}
-		if i+1 >= len(opts) || opts[i+1] < 2 || i+int(opts[i+1]) > len(opts) {
-			return false
-		}
-		if opts[i] == 2 && opts[i+1] == 4 {
-			old := binary.BigEndian.Uint16(opts[i+2:])
-			if old <= max {
-				return false
-			}
-			binary.BigEndian.PutUint16(opts[i+2:], max)
-			c := binary.BigEndian.Uint16(t[16:])
-			binary.BigEndian.PutUint16(t[16:], checksum.Update16(c, old, max))
-			return true
-		}
-		i += int(opts[i+1])
+	i := tcpOption(opts, 2, 4)
+	if i < 0 {
+		return false
 	}
-	return false
+	old := binary.BigEndian.Uint16(opts[i+2:])
+	if old <= max {
+		return false
+	}
+	binary.BigEndian.PutUint16(opts[i+2:], max)
+	c := binary.BigEndian.Uint16(t[16:])
+	binary.BigEndian.PutUint16(t[16:], checksum.Update16(c, old, max))
+	return true
 }
