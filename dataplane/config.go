@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"sync"
 
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/maglev"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
@@ -110,7 +111,24 @@ type endpoint struct {
 }
 
 // Compiled is a checked configuration, ready for Engine.Install.
-type Compiled struct{ t *table }
+type Compiled struct {
+	t      *table
+	fpOnce sync.Once
+	fps    map[uint32]uint64
+}
+
+// Fingerprints are the services' Maglev table fingerprints by service id
+// (maglev.Table.Fingerprint): instances that agree on every flow's backend
+// show the same. Computed on first use, for the API, never per packet.
+func (c *Compiled) Fingerprints() map[uint32]uint64 {
+	c.fpOnce.Do(func() {
+		c.fps = make(map[uint32]uint64, len(c.t.services))
+		for _, s := range c.t.services {
+			c.fps[s.id] = s.maglev.Fingerprint(s.input)
+		}
+	})
+	return c.fps
+}
 
 // compile builds a table. Services whose Maglev input is unchanged in prev
 // keep their Maglev table: a change rebuilds only the services it touches.

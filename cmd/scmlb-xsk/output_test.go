@@ -16,7 +16,17 @@ import (
 )
 
 // fakeDaemon serves fixed data through the real API handler.
-type fakeDaemon struct{ drained []uint32 }
+type fakeDaemon struct {
+	drained []uint32
+	bgp     *api.BGPSettings
+}
+
+func (f *fakeDaemon) BGP() (api.BGP, error) {
+	return api.BGP{Settings: &api.BGPSettings{ASN: 65001, RouterID: "10.0.5.11", Peers: []string{"10.0.5.1:65000"}, HoldSeconds: 9},
+		Announcing: true, Peers: []api.BGPPeer{{Address: "10.0.5.1", ASN: 65000, State: "established", UptimeSeconds: 75}},
+		Announced: []string{"10.0.100.1/32"}}, nil
+}
+func (f *fakeDaemon) SetBGP(s *api.BGPSettings) error { f.bgp = s; return nil }
 
 var fixtureServices = []api.Service{{
 	ID: 1, VIP: "10.0.100.1:80", Port: 80, Proto: "tcp", Mode: "nat", Packets: 30, Bytes: 3000, ActiveConns: 2,
@@ -177,6 +187,19 @@ ID  PROTO  TYPE  LIMIT   BLOCK  STATUS         DROPPED  BLOCKED SOURCES
 1   tcp    syn   1000/s  10s    triggered      900      10.0.1.2 (8s left), 10.0.1.9 (2s left)
 2   udp    any   50/s    60s    not triggered  0        -
 `},
+		{[]string{"bgp", "get"}, `
+ASN    ROUTER ID  HOLD  LISTEN PORT  ANNOUNCING
+65001  10.0.5.11  9s    -            true
+
+PEER      ASN    STATE        UPTIME
+10.0.5.1  65000  established  1m15s
+
+ANNOUNCED
+10.0.100.1/32
+`},
+		{[]string{"bgp", "set", "--asn", "65001", "--router-id", "10.0.5.11", "--peer", "10.0.5.1:65000", "--peer", "10.0.5.2",
+			"--hold", "3s"}, "\nbgp: AS65001, router id 10.0.5.11, peers 10.0.5.1:65000 10.0.5.2, hold 3s\n"},
+		{[]string{"bgp", "off"}, "\nbgp off\n"},
 		{[]string{"dos", "add", "-p", "tcp", "-t", "syn", "-l", "1000", "--block", "30s"},
 			"\npolicy 3 added: tcp syn over 1000 packets/s per source blocks it for 30s\n"},
 	} {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -44,6 +46,12 @@ var runCommand = &cli.Command{
 		&cli.StringSliceFlag{Name: "snat-addr", Usage: "full-NAT source address (repeat for more); fullnat services need one"},
 		&cli.StringFlag{Name: "snat-ports", Value: "1024-65535", Usage: "full-NAT source port range, reserved from the kernel's ephemeral ports when the address is the host's"},
 		&cli.UintFlag{Name: "mss-clamp", Usage: "lower the MSS of forwarded SYNs and SYN-ACKs to this (0: only to the links' MTUs)"},
+		&cli.UintFlag{Name: "bgp-asn", Usage: "announce the VIPs over BGP from this ASN (with --bgp-router-id and --bgp-peer)"},
+		&cli.StringFlag{Name: "bgp-router-id", Usage: "BGP router id (an IPv4 address of this host)"},
+		&cli.StringSliceFlag{Name: "bgp-peer", Usage: "router to peer with, ADDR[:ASN] (no ASN: iBGP); repeat for more"},
+		&cli.UintFlag{Name: "bgp-listen-port", Usage: "also accept BGP sessions on this port (0: only connect out)"},
+		&cli.DurationFlag{Name: "bgp-hold", Value: config.DefaultHoldSeconds * time.Second, Usage: "BGP hold time offered to routers: how long they keep a killed instance's routes"},
+		&cli.DurationFlag{Name: "bgp-drain", Value: 3 * time.Second, Usage: "on SIGTERM, keep forwarding this long after withdrawing the VIPs"},
 	},
 	Action: runAction,
 }
@@ -78,8 +86,24 @@ func runAction(c *cli.Context) error {
 	if c.Uint("mss-clamp") > 65535 {
 		return fmt.Errorf("--mss-clamp %d: want 0 to 65535", c.Uint("mss-clamp"))
 	}
-	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	bgpSeed, err := bgpFromFlags(c)
+	if err != nil {
+		return err
+	}
+	// The first SIGINT/SIGTERM stops the daemon (gracefully: BGP withdraw,
+	// drain, detach); a second one cuts the drain short.
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	hurry := make(chan struct{})
+	term := make(chan os.Signal, 2)
+	signal.Notify(term, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(term)
+	go func() {
+		<-term
+		cancel()
+		<-term
+		close(hurry)
+	}()
 	// SIGHUP (a closed terminal, a reload by habit) must not kill the
 	// daemon without cleanup, which Go's default would do.
 	hup := make(chan os.Signal, 1)
@@ -96,6 +120,7 @@ func runAction(c *cli.Context) error {
 		XSK: xo, StatsInterval: c.Duration("stats-interval"),
 		StatePath: c.String("state-file"), APISocket: socketPath(c), MetricsAddr: c.String("metrics-addr"),
 		SNATAddrs: snatAddrs, SNATPorts: snatPorts, MSSClamp: uint16(c.Uint("mss-clamp")),
+		BGP: bgpSeed, BGPDrain: c.Duration("bgp-drain"), Hurry: hurry,
 	}, log)
 }
 
@@ -174,4 +199,32 @@ func newLogger(level string) (*zap.Logger, error) {
 	cfg.Encoding = "console"
 	cfg.EncoderConfig.EncodeTime = zapcore.TimeEncoderOfLayout(time.TimeOnly)
 	return cfg.Build()
+}
+
+// bgpFromFlags returns the BGP settings the flags give (nil: none). They
+// seed a new state file, as --service does.
+func bgpFromFlags(c *cli.Context) (*config.BGP, error) {
+	set := c.IsSet("bgp-asn") || c.IsSet("bgp-router-id") || c.IsSet("bgp-peer") || c.IsSet("bgp-listen-port") || c.IsSet("bgp-hold")
+	if !set {
+		return nil, nil
+	}
+	if !c.IsSet("bgp-asn") || !c.IsSet("bgp-router-id") || !c.IsSet("bgp-peer") {
+		return nil, fmt.Errorf("BGP needs --bgp-asn, --bgp-router-id and at least one --bgp-peer")
+	}
+	if c.Uint("bgp-asn") > math.MaxUint32 {
+		return nil, fmt.Errorf("--bgp-asn %d: want 1 to 4294967295", c.Uint("bgp-asn"))
+	}
+	if c.Uint("bgp-listen-port") > 65535 {
+		return nil, fmt.Errorf("--bgp-listen-port %d: want 0 to 65535", c.Uint("bgp-listen-port"))
+	}
+	hold := c.Duration("bgp-hold")
+	if hold < 3*time.Second || hold > 65535*time.Second || hold%time.Second != 0 {
+		return nil, fmt.Errorf("--bgp-hold %s: want whole seconds, 3s to 65535s (RFC 4271)", hold)
+	}
+	b, err := config.ParseBGP(uint32(c.Uint("bgp-asn")), c.String("bgp-router-id"), c.StringSlice("bgp-peer"),
+		uint16(c.Uint("bgp-listen-port")), uint32(hold/time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("--bgp-*: %w", err)
+	}
+	return b, nil
 }

@@ -15,6 +15,7 @@ func TestRunRejectsBadInput(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v %s", err, out)
 	}
+	bgpRun := []string{"run", "--upstream", "lo", "--bgp-asn", "65001", "--bgp-router-id", "10.0.5.11", "--bgp-peer", "10.0.5.1"}
 	for _, c := range []struct {
 		args []string
 		want string
@@ -28,6 +29,17 @@ func TestRunRejectsBadInput(t *testing.T) {
 		{[]string{"run", "--upstream", "lo", "--service", "tcp/10.0.0.1:80=10.0.2.1", "--xdp-mode", "hw"}, "want native or generic"},
 		{[]string{"run", "--upstream", "lo", "--service", "tcp/10.0.0.1:80=10.0.2.1", "--cpus", "a"}, "comma list"},
 		{[]string{"run", "--upstream", "no-such-if0", "--service", "tcp/10.0.0.1:80=10.0.2.1"}, `interface "no-such-if0"`},
+		{[]string{"run", "--upstream", "lo", "--bgp-asn", "65001"}, "needs --bgp-asn, --bgp-router-id and at least one --bgp-peer"},
+		{append(bgpRun, "--bgp-hold", "1500ms"), "--bgp-hold 1.5s: want whole seconds"},
+		{append(bgpRun, "--bgp-hold", "2s"), "3s to 65535s"},
+		{append(bgpRun, "--bgp-asn", "0"), "local ASN 0"},
+		{append(bgpRun, "--bgp-asn", "4294967296"), "want 1 to 4294967295"},
+		{append(bgpRun, "--bgp-peer", "10.0.5.1"), "10.0.5.1 given twice"},
+		{append(bgpRun, "--bgp-peer", "10.0.5.2:AS1"), `ASN "AS1" is not a number`},
+		{append(bgpRun, "--bgp-peer", "2001:db8::1"), "want IPv4[:ASN]"},
+		{append(bgpRun, "--bgp-router-id", "bgp1"), `router id "bgp1"`},
+		{append(bgpRun, "--bgp-drain", "-1s"), "--bgp-drain -1s"},
+		{append(bgpRun, "--bgp-drain", "1h"), "--bgp-drain 1h0m0s"},
 	} {
 		var stderr bytes.Buffer
 		// A run that got far would write state: never to the default path.

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +21,16 @@ import (
 type fake struct {
 	svcs    []Service
 	drained []uint32
+	bgp     *BGPSettings
+}
+
+func (f *fake) BGP() (BGP, error) { return BGP{Settings: f.bgp}, nil }
+func (f *fake) SetBGP(s *BGPSettings) error {
+	if s != nil && s.ASN == 0 {
+		return fmt.Errorf("%w: local ASN 0", config.ErrInvalid)
+	}
+	f.bgp = s
+	return nil
 }
 
 func (f *fake) Services() []Service { return f.svcs }
@@ -115,6 +126,20 @@ func TestClientServer(t *testing.T) {
 	}
 	if err := c.SetServiceHealth(1, &HealthCheck{Type: "icmp"}); err == nil || !strings.Contains(err.Error(), "check type") {
 		t.Fatalf("bad health: %v", err)
+	}
+	set := BGPSettings{ASN: 65001, RouterID: "10.0.5.11", Peers: []string{"10.0.5.1:65000"}}
+	if err := c.SetBGP(set); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := c.BGP(); err != nil || b.Settings == nil || b.Settings.Peers[0] != "10.0.5.1:65000" {
+		t.Fatalf("bgp %+v %v", b, err)
+	}
+	var se *StatusError
+	if err := c.SetBGP(BGPSettings{}); !errors.As(err, &se) || se.Code != 400 {
+		t.Fatalf("bad bgp settings: %v", err)
+	}
+	if err := c.DeleteBGP(); err != nil || f.bgp != nil {
+		t.Fatalf("bgp off: %v %+v", err, f.bgp)
 	}
 }
 

@@ -38,6 +38,8 @@ type Controller interface {
 	AddDosPolicy(AddDosPolicyRequest) (DosPolicy, error)
 	DeleteDosPolicy(id uint32) error
 	StartDump(DumpRequest) (DumpSession, error)
+	BGP() (BGP, error)
+	SetBGP(*BGPSettings) error // nil: off
 }
 
 // NewHandler routes the API to c.
@@ -78,7 +80,28 @@ func NewHandler(c Controller, log *zap.Logger) http.Handler {
 	})
 	mux.HandleFunc("POST /v1/dos", create(c.AddDosPolicy))
 	mux.HandleFunc("DELETE /v1/dos/{id}", h.withID(func(id uint32, _ *http.Request) error { return c.DeleteDosPolicy(id) }))
+	mux.HandleFunc("GET /v1/bgp", func(w http.ResponseWriter, r *http.Request) {
+		b, err := c.BGP()
+		reply(w, b, err)
+	})
+	mux.HandleFunc("PUT /v1/bgp", func(w http.ResponseWriter, r *http.Request) {
+		var req BGPSettings
+		err := decode(r, &req)
+		if err == nil {
+			err = c.SetBGP(&req)
+		}
+		noContent(w, err)
+	})
+	mux.HandleFunc("DELETE /v1/bgp", func(w http.ResponseWriter, r *http.Request) { noContent(w, c.SetBGP(nil)) })
 	return h.logged(mux)
+}
+
+func noContent(w http.ResponseWriter, err error) {
+	if err == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	reply(w, nil, err)
 }
 
 type handler struct {
@@ -106,12 +129,7 @@ func (h *handler) withID(fn func(uint32, *http.Request) error) http.HandlerFunc 
 			reply(w, nil, fmt.Errorf("%w: id %q is not a number", config.ErrInvalid, r.PathValue("id")))
 			return
 		}
-		err = fn(uint32(id), r)
-		if err == nil {
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		reply(w, nil, err)
+		noContent(w, fn(uint32(id), r))
 	}
 }
 

@@ -15,16 +15,19 @@ type SetHealthRequest struct {
 
 // Service is a VIP:port/proto with its backends and counters.
 type Service struct {
-	ID          uint32       `json:"id"`
-	VIP         string       `json:"vip"`
-	Port        uint16       `json:"port"`
-	Proto       string       `json:"proto"`
-	Mode        string       `json:"mode"` // nat, fullnat, dsr-l2 or dsr-ipip
-	Health      *HealthCheck `json:"health,omitempty"`
-	Backends    []Backend    `json:"backends"`
-	Packets     uint64       `json:"packets"`
-	Bytes       uint64       `json:"bytes"`
-	ActiveConns uint64       `json:"active_connections"`
+	ID     uint32       `json:"id"`
+	VIP    string       `json:"vip"`
+	Port   uint16       `json:"port"`
+	Proto  string       `json:"proto"`
+	Mode   string       `json:"mode"` // nat, fullnat, dsr-l2 or dsr-ipip
+	Health *HealthCheck `json:"health,omitempty"`
+	// Fingerprint identifies the Maglev table: instances showing the same
+	// send every flow of the service to the same backend.
+	Fingerprint string    `json:"maglev_fingerprint"`
+	Backends    []Backend `json:"backends"`
+	Packets     uint64    `json:"packets"`
+	Bytes       uint64    `json:"bytes"`
+	ActiveConns uint64    `json:"active_connections"`
 }
 
 // Backend is a real server of a service.

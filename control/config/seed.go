@@ -13,7 +13,17 @@ import (
 // Flags it does not agree with are returned as notes for the log, never
 // applied, so what an operator deleted through the API stays deleted
 // across restarts. Backend ports must be resolved (see Resolve).
-func Seed(st *State, flags []Service, existing bool) (ignored []string, err error) {
+func Seed(st *State, flags []Service, bgp *BGP, existing bool) (ignored []string, err error) {
+	if bgp != nil {
+		switch {
+		case !existing:
+			if err := st.SetBGP(bgp); err != nil {
+				return nil, fmt.Errorf("bgp from the command line: %w", err)
+			}
+		case !bgp.Equal(st.BGP):
+			ignored = append(ignored, "the --bgp-* flags differ from the state file's bgp settings")
+		}
+	}
 	for _, f := range flags {
 		cur := st.find(f)
 		if existing {

@@ -21,6 +21,7 @@ type State struct {
 	Services      []ServiceState `json:"services"`
 	FirewallRules []FirewallRule `json:"firewall_rules"`
 	DosPolicies   []DosPolicy    `json:"dos_policies"`
+	BGP           *BGP           `json:"bgp,omitempty"`
 }
 
 // ServiceState is a service with its id and backends.
@@ -72,6 +73,11 @@ func (s *State) Clone() *State {
 	}
 	c.FirewallRules = append([]FirewallRule(nil), s.FirewallRules...)
 	c.DosPolicies = append([]DosPolicy(nil), s.DosPolicies...)
+	if s.BGP != nil {
+		b := *s.BGP
+		b.Peers = append([]BGPPeer(nil), s.BGP.Peers...)
+		c.BGP = &b
+	}
 	return &c
 }
 
@@ -101,6 +107,9 @@ func (s *State) Backend(id uint32) (*ServiceState, int, error) {
 // including the limits.
 func (s *State) Validate(l Limits) error {
 	if err := s.validateFilters(l); err != nil {
+		return err
+	}
+	if err := s.BGP.validate(); err != nil {
 		return err
 	}
 	type key struct {

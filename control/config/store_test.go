@@ -293,7 +293,7 @@ func TestSeed(t *testing.T) {
 	flags, _ := Resolve([]Service{svc})
 	st := NewState()
 	for i := 0; i < 2; i++ { // idempotent
-		ignored, err := Seed(st, flags, false)
+		ignored, err := Seed(st, flags, nil, false)
 		if err != nil || len(ignored) != 0 {
 			t.Fatal(ignored, err)
 		}
@@ -308,7 +308,7 @@ func TestSeed(t *testing.T) {
 	before := st.Clone()
 	extra, _ := ParseService("udp/10.0.100.1:53=10.0.2.11")
 	flags2, _ := Resolve([]Service{svc, extra})
-	ignored, err := Seed(st, flags2, true)
+	ignored, err := Seed(st, flags2, nil, true)
 	if err != nil || !reflect.DeepEqual(st, before) {
 		t.Fatalf("seeding an existing state changed it: %v", err)
 	}
@@ -347,5 +347,54 @@ func TestServiceHealth(t *testing.T) {
 	}
 	if err := change(again, func(st *State) error { return st.SetServiceHealth(99, good) }); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown service: %v", err)
+	}
+}
+
+func TestBGPSettings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	s := open(t, path)
+	peer, err := ParseBGPPeer("10.0.5.1:65000", 65001)
+	if err != nil || peer.ASN != 65000 {
+		t.Fatal(peer, err)
+	}
+	ibgp, _ := ParseBGPPeer("10.0.5.2", 65001)
+	b := &BGP{ASN: 65001, RouterID: netip.MustParseAddr("10.0.5.11"), Peers: []BGPPeer{peer, ibgp}, HoldSeconds: 3}
+	for _, c := range []struct {
+		b    BGP
+		want string
+	}{
+		{BGP{ASN: 0, RouterID: b.RouterID, Peers: b.Peers, HoldSeconds: 3}, "local ASN 0"},
+		{BGP{ASN: 23456, RouterID: b.RouterID, Peers: b.Peers, HoldSeconds: 3}, "23456"},
+		{BGP{ASN: 1, Peers: b.Peers, HoldSeconds: 3}, "router id"},
+		{BGP{ASN: 1, RouterID: b.RouterID, HoldSeconds: 3}, "at least one peer"},
+		{BGP{ASN: 1, RouterID: b.RouterID, Peers: []BGPPeer{peer, peer}, HoldSeconds: 3}, "given twice"},
+		{BGP{ASN: 1, RouterID: b.RouterID, Peers: b.Peers, HoldSeconds: 2}, "hold time"},
+		{BGP{ASN: 1, RouterID: b.RouterID, Peers: []BGPPeer{{Addr: netip.MustParseAddr("224.0.0.5"), ASN: 1}}, HoldSeconds: 3}, "multicast"},
+	} {
+		if err := change(s, func(st *State) error { return st.SetBGP(&c.b) }); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want %q", c.b, err, c.want)
+		}
+	}
+	if _, err := ParseBGPPeer("10.0.5.1:x", 1); err == nil {
+		t.Error("bad ASN accepted")
+	}
+	if err := change(s, func(st *State) error { return st.SetBGP(b) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	again := open(t, path)
+	if !again.State().BGP.Equal(b) {
+		t.Fatalf("not persisted: %+v", again.State().BGP)
+	}
+	// Flags seed a new state only; a differing existing one is reported.
+	st := NewState()
+	if _, err := Seed(st, nil, b, false); err != nil || !st.BGP.Equal(b) {
+		t.Fatalf("seed: %v %+v", err, st.BGP)
+	}
+	other := *b
+	other.HoldSeconds = 30
+	ignored, _ := Seed(st, nil, &other, true)
+	if len(ignored) != 1 || st.BGP.HoldSeconds != 3 {
+		t.Fatalf("existing state: %v %+v", ignored, st.BGP)
 	}
 }

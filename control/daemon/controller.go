@@ -85,3 +85,18 @@ func (c *core) DeleteBackend(id uint32) error {
 	_, err := c.change(func(st *config.State) error { return st.DeleteBackend(id) })
 	return err
 }
+
+// SetBGP sets (nil: removes) the BGP settings; the speaker restarts with
+// them as part of the apply, and a speaker that cannot start refuses the
+// change.
+func (c *core) SetBGP(s *api.BGPSettings) error {
+	var b *config.BGP
+	if s != nil {
+		var err error
+		if b, err = config.ParseBGP(s.ASN, s.RouterID, s.Peers, s.ListenPort, s.HoldSeconds); err != nil {
+			return err
+		}
+	}
+	_, err := c.change(func(st *config.State) error { return st.SetBGP(b) })
+	return err
+}

@@ -37,6 +37,16 @@ type core struct {
 	cur  installed  // what each step last applied successfully
 	last *plan      // the last plan installed in full
 	view atomic.Pointer[plan]
+	// announcing is set once XDP is attached (a VIP is announced only when
+	// this instance can serve it) and cleared by a graceful stop.
+	announcing atomic.Bool
+	speaker    atomic.Pointer[speaker] // nil: BGP not running
+}
+
+// speaker is a running Announcer and the settings it was started with.
+type speaker struct {
+	Announcer
+	cfg *config.BGP
 }
 
 // links are the interfaces' properties the tables need.
@@ -61,6 +71,8 @@ type env struct {
 	upName, downName string
 	wakeRefresh      func() // asks the refresh loop to resolve new next hops now
 	dumping          atomic.Bool
+	// startBGP starts a speaker with the state's BGP settings.
+	startBGP func(*config.BGP) (Announcer, error)
 }
 
 // plan is one complete, checked configuration: the state, its tables and
@@ -87,6 +99,8 @@ type installed struct {
 	dos               []bpf.DosPolicy
 	probes            []health.Target
 	probesSet, loaded bool
+	announce          []netip.Addr
+	announced         bool // announce was given to the running speaker
 }
 
 // makePlan computes the tables for st from the current health and next
@@ -167,6 +181,10 @@ func (c *core) install(p *plan) error {
 	if !cur.probesSet || !slices.Equal(cur.probes, p.t.probes) {
 		c.probes.Sync(p.t.probes)
 		cur.probes, cur.probesSet = p.t.probes, true
+	}
+	// Last: a VIP is announced only once every table serves it.
+	if err := c.syncBGP(p); err != nil {
+		return err
 	}
 	cur.loaded = true
 	c.last = p

@@ -106,7 +106,7 @@ func (d *Daemon) start() error {
 	}
 	d.core = &core{log: d.log, store: d.store, eng: d.eng, kern: d.prog, probes: d.health, hops: d.hops,
 		env: env{links: d.links(), snat: len(d.opts.SNATAddrs) > 0, localAddrs: d.localAddrs, sockets: d.socketViews,
-			ifName: d.ifName, upName: d.up.Name, downName: d.down.Name, wakeRefresh: d.wake}}
+			ifName: d.ifName, upName: d.up.Name, downName: d.down.Name, wakeRefresh: d.wake, startBGP: d.startSpeaker}}
 	if err := d.seed(flags); err != nil {
 		return err
 	}
@@ -124,6 +124,10 @@ func (d *Daemon) start() error {
 		}
 		d.log.Info("xdp attached", zap.String("if", ifc.Name), zap.Stringer("mode", d.opts.Mode))
 	}
+	// Announce only now that every table serves the VIPs.
+	if err := d.core.startAnnouncing(); err != nil {
+		return err
+	}
 	if err := d.listen(); err != nil {
 		return err
 	}
@@ -138,7 +142,7 @@ func (d *Daemon) start() error {
 func (d *Daemon) seed(flags []config.Service) error {
 	var ignored []string
 	st, err := d.core.change(func(st *config.State) (err error) {
-		ignored, err = config.Seed(st, flags, d.store.Existed())
+		ignored, err = config.Seed(st, flags, d.opts.BGP, d.store.Existed())
 		return err
 	})
 	if err != nil {
@@ -206,6 +210,8 @@ func (d *Daemon) serve(ctx context.Context) error {
 		stats = t.C
 	}
 	watch := newNoSocketWatch(d.log)
+	done := ctx.Done()
+	var drained <-chan time.Time
 	refresh := func(now time.Time) {
 		lastRefresh = now
 		var changed bool
@@ -218,8 +224,19 @@ func (d *Daemon) serve(ctx context.Context) error {
 	}
 	for {
 		select {
-		case <-ctx.Done():
+		case <-done:
+			done = nil
+			if drained = d.withdraw(); drained == nil {
+				return nil
+			}
+		case <-drained:
+			d.log.Info("bgp drain over")
 			return nil
+		case <-d.opts.Hurry:
+			if drained != nil {
+				d.log.Info("bgp drain cut short by a second signal")
+				return nil
+			}
 		case err := <-d.werr:
 			return err
 		case err := <-srvErr:
@@ -251,6 +268,10 @@ func (d *Daemon) serve(ctx context.Context) error {
 // worker or server error, failed start) comes through here.
 func (d *Daemon) shutdown() error {
 	var errs []error
+	if d.core != nil {
+		// Before XDP goes: the sessions close, routers drop our routes.
+		d.core.stopBGP()
+	}
 	if d.health != nil {
 		d.health.Close()
 	}

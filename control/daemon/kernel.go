@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/scmlb-xsk/scmlb-xsk/bpf"
+	"github.com/scmlb-xsk/scmlb-xsk/control/bgp"
 	"github.com/scmlb-xsk/scmlb-xsk/control/health"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
@@ -54,3 +55,16 @@ type NextHops interface {
 	Backend(addr netip.Addr) Hop
 	Client() dataplane.ClientHops
 }
+
+// Announcer announces VIPs to routers (*bgp.Speaker); tests use a fake.
+type Announcer interface {
+	// Announce makes the announced VIPs exactly these.
+	Announce([]netip.Addr) error
+	// WithdrawAll withdraws everything and announces nothing any more.
+	WithdrawAll() error
+	Announced() []netip.Addr
+	Peers() ([]bgp.PeerStatus, error)
+	Stop() error
+}
+
+var _ Announcer = (*bgp.Speaker)(nil)

@@ -37,7 +37,17 @@ type Options struct {
 	SNATPorts [2]uint16
 	// MSSClamp lowers the MSS of forwarded SYNs and SYN-ACKs (0: off).
 	MSSClamp uint16
+	// BGP seeds the BGP settings of a new state file (see config.Seed).
+	BGP *config.BGP
+	// BGPDrain is how long a stopping daemon keeps forwarding after it has
+	// withdrawn its VIPs, while routers move the traffic away (0: no wait).
+	BGPDrain time.Duration
+	// Hurry, once closed (a second signal), cuts the drain short.
+	Hurry <-chan struct{}
 }
+
+// MaxBGPDrain bounds --bgp-drain: a stop must not hang for long.
+const MaxBGPDrain = 5 * time.Minute
 
 // DefaultSNATPorts is the full-NAT source port range unless --snat-ports.
 var DefaultSNATPorts = [2]uint16{1024, 65535}
@@ -70,6 +80,9 @@ func (o Options) validate() error {
 	}
 	if lo, hi := o.SNATPorts[0], o.SNATPorts[1]; lo == 0 || lo > hi {
 		return fmt.Errorf("--snat-ports %d-%d: want FROM-TO with 1 <= FROM <= TO <= 65535", lo, hi)
+	}
+	if o.BGPDrain < 0 || o.BGPDrain > MaxBGPDrain {
+		return fmt.Errorf("--bgp-drain %s: want 0 to %s", o.BGPDrain, MaxBGPDrain)
 	}
 	if o.MSSClamp != 0 && o.MSSClamp < 536 {
 		return fmt.Errorf("--mss-clamp %d: want 0 (off) or at least 536", o.MSSClamp)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/scmlb-xsk/scmlb-xsk/bpf"
@@ -32,6 +33,7 @@ type tables struct {
 	firewall   []bpf.FirewallRule      //
 	dos        []bpf.DosPolicy         //
 	probes     []health.Target         //
+	announce   []netip.Addr            // VIPs to announce over BGP, sorted
 	unresolved int                     // backends without a next hop
 }
 
@@ -79,6 +81,7 @@ func buildTables(in inputs) tables {
 		t.dataplane.Services = append(t.dataplane.Services, svc)
 		t.probes = append(t.probes, probesOf(s)...)
 	}
+	t.announce = announced(t.dataplane.Services)
 	for _, r := range in.state.FirewallRules {
 		t.firewall = append(t.firewall, bpf.FirewallRule{Slot: in.fwSlots[r.ID], Prefix: r.Network, Proto: r.Proto,
 			SrcFrom: r.SrcPorts.From, SrcTo: r.SrcPorts.To, DstFrom: r.DstPorts.From, DstTo: r.DstPorts.To})
@@ -104,5 +107,23 @@ func probesOf(s config.ServiceState) []health.Target {
 		}
 		out = append(out, health.Target{ID: b.ID, Addr: netip.AddrPortFrom(b.Addr, port), Check: chk})
 	}
+	return out
+}
+
+// announced is the BGP decision: a VIP is announced while at least one of
+// its services has a backend that takes new flows (weight > 0 here means
+// not drained, healthy and with a next hop). One serving port is enough:
+// the /32 carries every port of the VIP, and withdrawing it would take the
+// serving port's traffic away from this instance too.
+func announced(svcs []dataplane.Service) []netip.Addr {
+	var out []netip.Addr
+	seen := map[netip.Addr]bool{}
+	for _, s := range svcs {
+		if !seen[s.VIP] && slices.ContainsFunc(s.Backends, func(b dataplane.Backend) bool { return b.Weight > 0 }) {
+			seen[s.VIP] = true
+			out = append(out, s.VIP)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
 	return out
 }

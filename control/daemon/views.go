@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"time"
@@ -37,6 +38,11 @@ func (c *core) live() liveState {
 func (c *core) serviceView(s config.ServiceState, p *plan, lv liveState) api.Service {
 	v := api.Service{ID: s.ID, VIP: netip.AddrPortFrom(s.VIP, s.Port).String(), Port: s.Port, Proto: s.Proto.String(),
 		Mode: s.Mode.String(), Health: s.Health, Backends: []api.Backend{}}
+	if p.compiled != nil {
+		if fp, ok := p.compiled.Fingerprints()[s.ID]; ok {
+			v.Fingerprint = fmt.Sprintf("%016x", fp)
+		}
+	}
 	for _, b := range s.Backends {
 		bv := c.backendView(s.ID, b, p, lv)
 		v.Backends = append(v.Backends, bv)
@@ -152,4 +158,33 @@ func socketView(s queueSocket) api.SocketStats {
 		v.InvalidDescs = k.Rx_invalid_descs + k.Tx_invalid_descs
 	}
 	return v
+}
+
+// BGP shows the settings of the current state, the speaker's sessions and
+// what it announces.
+func (c *core) BGP() (api.BGP, error) {
+	out := api.BGP{Peers: []api.BGPPeer{}, Announced: []string{}, Announcing: c.announcing.Load()}
+	if b := c.current().state.BGP; b != nil {
+		s := &api.BGPSettings{ASN: b.ASN, RouterID: b.RouterID.String(), ListenPort: b.ListenPort, HoldSeconds: b.HoldSeconds}
+		for _, p := range b.Peers {
+			s.Peers = append(s.Peers, p.String())
+		}
+		out.Settings = s
+	}
+	sp := c.speaker.Load()
+	if sp == nil {
+		return out, nil
+	}
+	peers, err := sp.Peers()
+	if err != nil {
+		return out, fmt.Errorf("bgp peers: %w", err)
+	}
+	for _, p := range peers {
+		out.Peers = append(out.Peers, api.BGPPeer{Address: p.Addr.String(), ASN: p.ASN, State: p.State,
+			UptimeSeconds: uint64(p.Uptime / time.Second)})
+	}
+	for _, v := range sp.Announced() {
+		out.Announced = append(out.Announced, netip.PrefixFrom(v, 32).String())
+	}
+	return out, nil
 }

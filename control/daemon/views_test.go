@@ -204,3 +204,63 @@ func TestCheckVIPsOnlyNewServices(t *testing.T) {
 		t.Fatalf("new service on a host address: %v", err)
 	}
 }
+
+// Two instances given the same services and backends in another order
+// (so with other ids) build the same Maglev tables, and show it.
+func TestFingerprintAcrossInstances(t *testing.T) {
+	a, b := newTestCore(t, "", Limits), newTestCore(t, "", Limits)
+	add := func(c *testCore, vip string, backends ...string) uint32 {
+		t.Helper()
+		s, err := c.AddService(api.AddServiceRequest{VIP: vip, Proto: "tcp", Mode: "dsr-l2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, be := range backends {
+			if _, err := c.AddBackend(api.AddBackendRequest{ServiceID: s.ID, Address: be}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return s.ID
+	}
+	fingerprint := func(c *testCore, vip string) string {
+		t.Helper()
+		for _, s := range c.Services() {
+			if s.VIP == vip {
+				return s.Fingerprint
+			}
+		}
+		t.Fatalf("no service %s", vip)
+		return ""
+	}
+	add(a, "10.0.100.1:80", "10.0.2.11", "10.0.2.12", "10.0.2.13")
+	add(a, "10.0.100.2:443", "10.0.2.11", "10.0.2.12")
+	add(b, "10.0.100.2:443", "10.0.2.12", "10.0.2.11")
+	add(b, "10.0.100.1:80", "10.0.2.13", "10.0.2.12", "10.0.2.11")
+	for _, vip := range []string{"10.0.100.1:80", "10.0.100.2:443"} {
+		fa, fb := fingerprint(a, vip), fingerprint(b, vip)
+		if len(fa) != 16 || fa != fb {
+			t.Errorf("%s: fingerprints %q and %q", vip, fa, fb)
+		}
+	}
+	if fingerprint(a, "10.0.100.1:80") == fingerprint(a, "10.0.100.2:443") {
+		t.Error("different tables, same fingerprint")
+	}
+	// Every flow's backend agrees, slot by slot.
+	ta, tb := a.eng.Installed(), b.eng.Installed()
+	if ta.Fingerprints()[1] != tb.Fingerprints()[2] {
+		t.Error("compiled fingerprints differ")
+	}
+	// A backend drained on one instance only: the tables differ, and show it.
+	var id uint32
+	for _, be := range b.Services()[1].Backends {
+		if be.Address == "10.0.2.12:80" {
+			id = be.ID
+		}
+	}
+	if err := b.DrainBackend(id); err != nil {
+		t.Fatal(err)
+	}
+	if fingerprint(a, "10.0.100.1:80") == fingerprint(b, "10.0.100.1:80") {
+		t.Error("a drained backend did not change the fingerprint")
+	}
+}

@@ -16,6 +16,7 @@ type Source interface {
 	Stats() (api.Stats, error)
 	FirewallRules() ([]api.FirewallRule, error)
 	DosPolicies() ([]api.DosPolicy, error)
+	BGP() (api.BGP, error)
 }
 
 // NewHandler serves /metrics for src.
@@ -58,9 +59,13 @@ var (
 	fwDropped    = desc("firewall_rule_dropped_packets_total", "Packets dropped by a firewall rule.", "rule", "network")
 	dosDropped   = desc("dos_policy_dropped_packets_total", "Packets dropped by a DoS policy.", "policy")
 	dosBlocked   = desc("dos_blocked_sources", "Sources a DoS policy blocks now.", "policy")
+	bgpUp        = desc("bgp_peer_up", "1 while the BGP session with the router is established.", "peer")
+	bgpUptime    = desc("bgp_peer_uptime_seconds", "How long the BGP session has been established (0: down).", "peer")
+	bgpAnnounced = desc("bgp_announced", "1 for each prefix announced to the routers.", "prefix")
 	allDescs     = []*prometheus.Desc{xdpPackets, xdpBytes, xdpVerdicts, dpPackets, flowsCreated, drops, ctEntries,
 		ctCapacity, ctEvents, svcPackets, svcBytes, svcActive, svcMode, bePackets, beBytes, beFlows, beActive, beHealthy,
-		beDrained, beNewFlows, flowsRebuilt, xskPackets, xskEvents, fwDropped, dosDropped, dosBlocked}
+		beDrained, beNewFlows, flowsRebuilt, xskPackets, xskEvents, fwDropped, dosDropped, dosBlocked, bgpUp, bgpUptime,
+		bgpAnnounced}
 )
 
 type collector struct{ src Source }
@@ -153,6 +158,18 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		id := strconv.Itoa(int(p.ID))
 		counter(dosDropped, p.DroppedPackets, id)
 		gauge(dosBlocked, float64(len(p.Blocked)), id)
+	}
+	b, err := c.src.BGP()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(bgpUp, err)
+		return
+	}
+	for _, p := range b.Peers {
+		gauge(bgpUp, boolValue(p.State == "established"), p.Address)
+		gauge(bgpUptime, float64(p.UptimeSeconds), p.Address)
+	}
+	for _, p := range b.Announced {
+		gauge(bgpAnnounced, 1, p)
 	}
 }
 

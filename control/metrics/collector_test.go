@@ -32,6 +32,11 @@ func (source) DosPolicies() ([]api.DosPolicy, error) {
 	return []api.DosPolicy{{ID: 1, Blocked: []api.BlockedSource{{Address: "10.0.1.2"}}}}, nil
 }
 
+func (source) BGP() (api.BGP, error) {
+	return api.BGP{Peers: []api.BGPPeer{{Address: "10.0.5.1", State: "established", UptimeSeconds: 42},
+		{Address: "10.0.5.2", State: "active"}}, Announced: []string{"10.0.100.1/32"}}, nil
+}
+
 func TestScrape(t *testing.T) {
 	rec := httptest.NewRecorder()
 	NewHandler(source{}, zap.NewNop()).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
@@ -81,6 +86,10 @@ func TestScrape(t *testing.T) {
 		{"scmlb_backend_new_flows", svc, 0},
 		{"scmlb_flows_rebuilt_total", nil, 1},
 		{"scmlb_conntrack_events_total", map[string]string{"event": "ignored_rst"}, 3},
+		{"scmlb_bgp_peer_up", map[string]string{"peer": "10.0.5.1"}, 1},
+		{"scmlb_bgp_peer_up", map[string]string{"peer": "10.0.5.2"}, 0},
+		{"scmlb_bgp_peer_uptime_seconds", map[string]string{"peer": "10.0.5.1"}, 42},
+		{"scmlb_bgp_announced", map[string]string{"prefix": "10.0.100.1/32"}, 1},
 	} {
 		if got := value(c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)

@@ -133,3 +133,23 @@ func hash(key string, seed uint32) uint64 {
 	v ^= v >> 33
 	return v
 }
+
+// Fingerprint identifies the table's content: the backend, by key, that
+// owns each slot (backends are the Build input). Instances whose tables
+// send every flow to the same backend have equal fingerprints.
+func (t *Table) Fingerprint(backends []Backend) uint64 {
+	keys := make([]uint64, len(backends))
+	for i, b := range backends {
+		keys[i] = hash(b.Key, 0)
+	}
+	const prime = 0x100000001b3 // FNV-64
+	f := uint64(0xcbf29ce484222325)
+	for _, s := range t.slots {
+		k := uint64(empty)
+		if s != empty {
+			k = keys[s]
+		}
+		f = (f ^ k) * prime
+	}
+	return f
+}

@@ -150,3 +150,25 @@ func TestRemovalMovesAtMostOneNth(t *testing.T) {
 		}
 	}
 }
+
+// The fingerprint is equal exactly when the tables map slots to the same
+// backends.
+func TestFingerprint(t *testing.T) {
+	bs := backends(4)
+	a := Build(bs, SizeFor(4))
+	if a.Fingerprint(bs) != Build(backends(4), SizeFor(4)).Fingerprint(backends(4)) {
+		t.Fatal("equal tables, different fingerprints")
+	}
+	for name, other := range map[string]func() ([]Backend, *Table){
+		"a weight":          func() ([]Backend, *Table) { o := backends(4); o[1].Weight = 2; return o, Build(o, SizeFor(4)) },
+		"a backend gone":    func() ([]Backend, *Table) { o := backends(4); o[3].Weight = 0; return o, Build(o, SizeFor(4)) },
+		"another address":   func() ([]Backend, *Table) { o := backends(4); o[0].Key = "10.0.3.1:80"; return o, Build(o, SizeFor(4)) },
+		"another size":      func() ([]Backend, *Table) { o := backends(4); return o, Build(o, 509) },
+		"no backend at all": func() ([]Backend, *Table) { o := backends(4); return o, Build(nil, SizeFor(4)) },
+	} {
+		o, tb := other()
+		if tb.Fingerprint(o) == a.Fingerprint(bs) {
+			t.Errorf("%s: same fingerprint", name)
+		}
+	}
+}
