@@ -19,10 +19,13 @@ check-generate: generate
 	git diff --exit-code -- bpf/
 
 # Tools the tests run that a fresh machine lacks (installed when root).
+# tcpdump reads the dump test's pcap; bird2 is the scale-out test's BGP router.
 deps:
-	@command -v tcpdump >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcpdump >/dev/null; } || \
-		echo "note: tcpdump missing; the pcap test will skip (apt-get install tcpdump)"
+	@missing=""; command -v tcpdump >/dev/null 2>&1 || missing="$$missing tcpdump"; \
+	command -v bird >/dev/null 2>&1 || missing="$$missing bird2"; \
+	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } || \
+		echo "note: missing$$missing; the tests that need them will skip (apt-get install$$missing)"
 
 # Privileged tests (netns, XDP, AF_XDP) need root; they skip otherwise, and fail under CI=true.
 test: deps build

@@ -8,14 +8,16 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// zapHandler hands GoBGP's slog records to the daemon's zap logger.
+// zapHandler hands GoBGP's slog records from min up to the daemon's zap
+// logger.
 type zapHandler struct {
 	log   *zap.Logger
+	min   slog.Leveler
 	attrs []zap.Field
 }
 
 func (h zapHandler) Enabled(_ context.Context, l slog.Level) bool {
-	return h.log.Core().Enabled(zapLevel(l))
+	return l >= h.min.Level() && h.log.Core().Enabled(zapLevel(l))
 }
 
 func (h zapHandler) Handle(_ context.Context, r slog.Record) error {
@@ -24,6 +26,9 @@ func (h zapHandler) Handle(_ context.Context, r slog.Record) error {
 		fields = append(fields, zap.Any(a.Key, a.Value.Any()))
 		return true
 	})
+	if r.Level < h.min.Level() {
+		return nil
+	}
 	if ce := h.log.Check(zapLevel(r.Level), r.Message); ce != nil {
 		ce.Write(fields...)
 	}
@@ -31,7 +36,7 @@ func (h zapHandler) Handle(_ context.Context, r slog.Record) error {
 }
 
 func (h zapHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	n := zapHandler{log: h.log, attrs: append([]zap.Field(nil), h.attrs...)}
+	n := zapHandler{log: h.log, min: h.min, attrs: append([]zap.Field(nil), h.attrs...)}
 	for _, a := range as {
 		n.attrs = append(n.attrs, zap.Any(a.Key, a.Value.Any()))
 	}
@@ -39,7 +44,7 @@ func (h zapHandler) WithAttrs(as []slog.Attr) slog.Handler {
 }
 
 func (h zapHandler) WithGroup(name string) slog.Handler {
-	return zapHandler{log: h.log.Named(name), attrs: h.attrs}
+	return zapHandler{log: h.log.Named(name), min: h.min, attrs: h.attrs}
 }
 
 func zapLevel(l slog.Level) zapcore.Level {

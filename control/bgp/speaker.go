@@ -51,6 +51,8 @@ type Speaker struct {
 	srv *server.BgpServer
 	cfg Config
 
+	stopWatch context.CancelFunc // ends the session log's watcher
+
 	mu        sync.Mutex
 	announced map[netip.Addr]bool
 	frozen    bool // after WithdrawAll: nothing is announced any more
@@ -59,9 +61,10 @@ type Speaker struct {
 // Start runs a speaker and opens its sessions.
 func Start(cfg Config, log *zap.Logger) (*Speaker, error) {
 	log = log.Named("bgp")
+	// GoBGP's own info lines repeat what logSessions and Announce say.
 	lvl := &slog.LevelVar{}
 	lvl.Set(slog.LevelWarn)
-	srv := server.NewBgpServer(server.LoggerOption(slog.New(zapHandler{log: log}), lvl))
+	srv := server.NewBgpServer(server.LoggerOption(slog.New(zapHandler{log: log, min: lvl}), lvl))
 	go srv.Serve()
 	port := int32(-1)
 	if cfg.ListenPort != 0 {
@@ -74,6 +77,10 @@ func Start(cfg Config, log *zap.Logger) (*Speaker, error) {
 		return nil, fmt.Errorf("start bgp: %w", err)
 	}
 	s := &Speaker{log: log, srv: srv, cfg: cfg, announced: map[netip.Addr]bool{}}
+	if err := s.logSessions(); err != nil {
+		s.Stop()
+		return nil, err
+	}
 	for _, p := range cfg.Peers {
 		if err := s.addPeer(ctx, p); err != nil {
 			s.Stop()
@@ -83,6 +90,36 @@ func Start(cfg Config, log *zap.Logger) (*Speaker, error) {
 	log.Info("bgp speaker started", zap.Uint32("asn", cfg.ASN), zap.Stringer("router_id", cfg.RouterID),
 		zap.Int("peers", len(cfg.Peers)), zap.Duration("hold", cfg.Hold))
 	return s, nil
+}
+
+// logSessions logs each session going up and down (not the connect
+// retries in between: those would flood the log while a router is away).
+func (s *Speaker) logSessions() error {
+	up := map[string]bool{}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopWatch = cancel
+	err := s.srv.WatchEvent(ctx, server.WatchEventMessageCallbacks{
+		OnPeerUpdate: func(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time) {
+			if ev.Type != apiutil.PEER_EVENT_STATE {
+				return
+			}
+			st := ev.Peer.State
+			addr := st.NeighborAddress.String()
+			now := st.SessionState == bgppkt.BGP_FSM_ESTABLISHED
+			switch {
+			case now && !up[addr]:
+				s.log.Info("bgp session up", zap.String("peer", addr), zap.Uint32("peer_asn", st.PeerASN))
+			case !now && up[addr]:
+				reason := strings.ToLower(strings.TrimPrefix(st.DisconnectReason.String(), "DISCONNECT_REASON_"))
+				s.log.Warn("bgp session down", zap.String("peer", addr), zap.String("reason", reason),
+					zap.String("message", st.DisconnectMessage))
+			}
+			up[addr] = now
+		}}, server.WatchPeer())
+	if err != nil {
+		return fmt.Errorf("watch bgp sessions: %w", err)
+	}
+	return nil
 }
 
 func (s *Speaker) addPeer(ctx context.Context, p Peer) error {
@@ -194,9 +231,11 @@ func (s *Speaker) Peers() ([]PeerStatus, error) {
 	return out, err
 }
 
-// Stop closes the sessions (a router drops the routes at once) and the speaker.
-func (s *Speaker) Stop() error {
-	err := s.srv.StopBgp(context.Background(), &api.StopBgpRequest{})
-	s.srv.Stop()
-	return err
+// Stop closes the sessions (a Cease notification: routers drop the
+// routes at once) and the speaker.
+func (s *Speaker) Stop() {
+	if s.stopWatch != nil {
+		s.stopWatch()
+	}
+	s.srv.Stop() // logs its own errors; there is nothing a caller could do
 }

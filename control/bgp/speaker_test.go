@@ -41,7 +41,7 @@ func newRouter(t *testing.T, asn, peerASN uint32) (*router, uint16) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.StopBgp(ctx, &api.StopBgpRequest{}); srv.Stop() })
+	t.Cleanup(srv.Stop)
 	return &router{srv: srv}, port
 }
 
@@ -127,4 +127,22 @@ func TestAnnounceAndWithdraw(t *testing.T) {
 	if len(s.Announced()) != 0 {
 		t.Fatal("announced after WithdrawAll")
 	}
+}
+
+// A listen port someone else holds fails the start with the reason, and
+// leaves nothing running.
+func TestListenPortInUse(t *testing.T) {
+	l, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := uint16(l.Addr().(*net.TCPAddr).Port)
+	s, err := Start(Config{ASN: 65001, RouterID: netip.MustParseAddr("10.0.5.11"), ListenPort: port, Hold: 3 * time.Second,
+		Peers: []Peer{{Addr: netip.MustParseAddr("127.0.0.1"), ASN: 65000}}}, zap.NewNop())
+	if err == nil {
+		s.Stop()
+		t.Fatalf("started on port %d, which is in use", port)
+	}
+	t.Log(err)
 }

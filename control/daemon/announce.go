@@ -81,9 +81,7 @@ func (c *core) withdraw() (bool, error) {
 // stopSpeaker closes the speaker's sessions, if it runs.
 func (c *core) stopSpeaker() {
 	if s := c.speaker.Swap(nil); s != nil {
-		if err := s.Stop(); err != nil {
-			c.log.Warn("stop bgp speaker", zap.Error(err))
-		}
+		s.Stop()
 	}
 	c.cur.announce, c.cur.announced = nil, false
 }

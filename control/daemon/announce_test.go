@@ -91,7 +91,7 @@ func (s *fakeSpeaker) Announce(v []netip.Addr) error {
 func (s *fakeSpeaker) WithdrawAll() error               { s.frozen, s.announced = true, nil; return nil }
 func (s *fakeSpeaker) Announced() []netip.Addr          { return s.announced }
 func (s *fakeSpeaker) Peers() ([]bgp.PeerStatus, error) { return nil, nil }
-func (s *fakeSpeaker) Stop() error                      { s.stopped = true; return nil }
+func (s *fakeSpeaker) Stop()                            { s.stopped = true }
 
 // The speaker follows the apply path: it starts once announcing is on,
 // announces only serving VIPs, restarts on new settings, refuses a change

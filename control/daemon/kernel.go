@@ -64,7 +64,7 @@ type Announcer interface {
 	WithdrawAll() error
 	Announced() []netip.Addr
 	Peers() ([]bgp.PeerStatus, error)
-	Stop() error
+	Stop()
 }
 
 var _ Announcer = (*bgp.Speaker)(nil)
