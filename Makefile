@@ -19,10 +19,11 @@ check-generate: generate
 	git diff --exit-code -- bpf/
 
 # Tools the tests run that a fresh machine lacks (installed when root).
-# tcpdump reads the dump test's pcap; bird2 is the scale-out test's BGP router.
+# tcpdump reads the dump test's pcap; bird2 and frr are the scale-out tests' BGP routers.
 deps:
 	@missing=""; command -v tcpdump >/dev/null 2>&1 || missing="$$missing tcpdump"; \
 	command -v bird >/dev/null 2>&1 || missing="$$missing bird2"; \
+	command -v vtysh >/dev/null 2>&1 || missing="$$missing frr"; \
 	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } || \
 		echo "note: missing$$missing; the tests that need them will skip (apt-get install$$missing)"

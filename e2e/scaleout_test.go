@@ -35,19 +35,23 @@ type scaleOut struct {
 
 // newScaleOut builds the lab, starts both instances and waits until the
 // router has both as next hops for the VIP.
-func newScaleOut(t *testing.T) *scaleOut {
+func newScaleOut(t *testing.T, router string) *scaleOut {
 	t.Helper()
 	testenv.RequireRoot(t)
-	testenv.RequireTool(t, "bird", "bird2")
+	if router == testenv.FRR {
+		testenv.RequireTool(t, "vtysh", "frr")
+	} else {
+		testenv.RequireTool(t, "bird", "bird2")
+	}
 	lab, err := testenv.NewECMPLab(t, testenv.ECMPConfig{LBs: 2, Backends: 2, HoldSeconds: int(scaleHold / time.Second),
-		Dir: t.TempDir()})
+		Router: router, Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			out, _ := lab.Birdc("show", "protocols", "all")
-			t.Logf("bird:\n%s\n%s", lab.Bird.Output(), out)
+			out, _ := lab.BGPRoutes()
+			t.Logf("%s:\n%s\n%s", router, lab.RouterOutput(), out)
 		}
 	})
 	serveBackends(t, &lab.Lab)
@@ -93,8 +97,15 @@ func (s *scaleOut) waitNextHops(t *testing.T, want []netip.Addr, timeout time.Du
 	return took
 }
 
+// The tier with each router the docs give a configuration for.
 func TestScaleOut(t *testing.T) {
-	s := newScaleOut(t)
+	for _, router := range []string{testenv.Bird, testenv.FRR} {
+		t.Run(router, func(t *testing.T) { testScaleOut(t, router) })
+	}
+}
+
+func testScaleOut(t *testing.T, router string) {
+	s := newScaleOut(t, router)
 	lab := s.lab
 	// Each instance: one established session, the VIP announced.
 	for i, d := range s.lbs {
@@ -111,9 +122,9 @@ func TestScaleOut(t *testing.T) {
 	if v, _ := sample(m, "scmlb_bgp_announced", map[string]string{"prefix": lab.VIP.String() + "/32"}); v != 1 {
 		t.Errorf("scmlb_bgp_announced = %v", v)
 	}
-	if out, err := lab.Birdc("show", "route", "for", lab.VIP.String(), "all"); err != nil ||
-		!strings.Contains(out, "via "+lab.LBAddrs[0].String()) || !strings.Contains(out, "via "+lab.LBAddrs[1].String()) {
-		t.Fatalf("bird's routes for the VIP: %v\n%s", err, out)
+	if out, err := lab.BGPRoutes(); err != nil ||
+		!strings.Contains(out, lab.LBAddrs[0].String()) || !strings.Contains(out, lab.LBAddrs[1].String()) {
+		t.Fatalf("%s's BGP routes for the VIP: %v\n%s", router, err, out)
 	}
 	// Both instances built the same Maglev table from backends added in
 	// another order.
@@ -277,7 +288,7 @@ func placement(t *testing.T, d *testenv.Daemon) map[string]string {
 // instance picks the flows up mid-stream and sends each to the backend the
 // first one had chosen.
 func TestScaleOutFailover(t *testing.T) {
-	s := newScaleOut(t)
+	s := newScaleOut(t, testenv.Bird)
 	for _, c := range []struct {
 		name string
 		sig  syscall.Signal

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -11,13 +12,22 @@ import (
 	"time"
 )
 
+// Router daemons an ECMPLab can run.
+const (
+	Bird = "bird" // bird2
+	FRR  = "frr"  // FRR's zebra and bgpd
+)
+
 // ECMPConfig sizes an ECMPLab.
 type ECMPConfig struct {
 	LBs, Backends int
+	// Router is Bird or FRR ("": Bird).
+	Router string
 	// HoldSeconds is the router's BGP hold time (0: 9); the session runs
 	// with the smaller of it and what the load balancer offers.
 	HoldSeconds int
-	// Dir holds the router's configuration, socket and log.
+	// Dir holds bird's configuration and socket (FRR's go to a directory
+	// of their own that the frr user can reach).
 	Dir string
 }
 
@@ -38,8 +48,10 @@ type ECMPLab struct {
 	RouterPeer netip.Addr   // the router on brU
 	RouterASN  uint32
 	LBASN      uint32
-	Bird       *Process
-	birdSock   string
+	// Daemons are the router's processes (bird; or zebra and bgpd).
+	Daemons []*Process
+	router  string
+	ctl     string // bird's control socket, or FRR's vty directory
 }
 
 // NewECMPLab builds the topology and starts bird in the router namespace;
@@ -111,7 +123,16 @@ func NewECMPLab(c Cleaner, cfg ECMPConfig) (*ECMPLab, error) {
 			return l.host(b, "br0", fmt.Sprintf("pb%d", i+1), l.BackendAddrs[i], RouterAddr)
 		})
 	}
-	steps = append(steps, func() error { return l.startBird(c, cfg) })
+	l.router = cmp.Or(cfg.Router, Bird)
+	hold := cmp.Or(cfg.HoldSeconds, 9)
+	switch l.router {
+	case Bird:
+		steps = append(steps, func() error { return l.startBird(c, cfg.Dir, hold) })
+	case FRR:
+		steps = append(steps, func() error { return l.startFRR(c, hold, p) })
+	default:
+		return nil, fmt.Errorf("router %q: want %s or %s", cfg.Router, Bird, FRR)
+	}
 	for _, s := range steps {
 		if err := s(); err != nil {
 			return nil, err
@@ -153,34 +174,113 @@ protocol kernel {
 	return b.String()
 }
 
-func (l *ECMPLab) startBird(c Cleaner, cfg ECMPConfig) error {
-	hold := cfg.HoldSeconds
-	if hold == 0 {
-		hold = 9
-	}
-	conf := filepath.Join(cfg.Dir, "bird.conf")
+func (l *ECMPLab) startBird(c Cleaner, dir string, hold int) error {
+	conf := filepath.Join(dir, "bird.conf")
 	if err := os.WriteFile(conf, []byte(l.birdConf(hold)), 0o600); err != nil {
 		return err
 	}
-	l.birdSock = filepath.Join(cfg.Dir, "bird.ctl")
-	var err error
-	l.Bird, err = StartProcess(c, l.Router, "bird", "bird", "-f", "-c", conf, "-s", l.birdSock,
-		"-P", filepath.Join(cfg.Dir, "bird.pid"))
+	l.ctl = filepath.Join(dir, "bird.ctl")
+	p, err := StartProcess(c, l.Router, "bird", "bird", "-f", "-c", conf, "-s", l.ctl, "-P", filepath.Join(dir, "bird.pid"))
 	if err != nil {
 		return err
 	}
-	return WaitFor(10*time.Second, func() error {
-		if done, err := l.Bird.Exited(); done {
-			return fmt.Errorf("bird exited: %v: %s", err, l.Bird.Output())
-		}
-		_, err := l.Birdc("show", "status")
+	l.Daemons = []*Process{p}
+	return l.waitRouter(func() error { _, err := l.RouterCLI("show", "status"); return err })
+}
+
+// frrConf is docs/scaleout.md's FRR configuration for the lab.
+func (l *ECMPLab) frrConf(hold int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `frr defaults datacenter
+hostname rt
+log stdout informational
+!
+router bgp %d
+ bgp router-id %s
+ no bgp ebgp-requires-policy
+ bgp bestpath as-path multipath-relax
+ neighbor LB peer-group
+ neighbor LB remote-as %d
+ neighbor LB passive
+ neighbor LB timers %d %d
+`, l.RouterASN, l.RouterPeer, l.LBASN, max(hold/3, 1), hold)
+	for _, a := range l.LBAddrs {
+		fmt.Fprintf(&b, " neighbor %s peer-group LB\n", a)
+	}
+	b.WriteString(" address-family ipv4 unicast\n  maximum-paths 8\n exit-address-family\n!\n")
+	return b.String()
+}
+
+// startFRR runs zebra and bgpd in the router namespace, as the frr user
+// (FRR refuses to run as a user outside its vty group), with every path
+// in dir and a pathspace of their own.
+func (l *ECMPLab) startFRR(c Cleaner, hold int, pathspace string) error {
+	// Not under dir: a test's temporary directories are private to root,
+	// and frr must reach its files.
+	var err error
+	if l.ctl, err = os.MkdirTemp("", pathspace+"-frr"); err != nil {
 		return err
+	}
+	// FRR also makes /var/run/frr/PATHSPACE (-N).
+	c.Cleanup(func() { os.RemoveAll(l.ctl); os.RemoveAll(filepath.Join("/var/run/frr", pathspace)) })
+	if err := os.Chmod(l.ctl, 0o755); err != nil {
+		return err
+	}
+	conf := filepath.Join(l.ctl, "frr.conf")
+	for _, f := range []struct{ name, body string }{{"frr.conf", l.frrConf(hold)}, {"vtysh.conf", ""}} {
+		if err := os.WriteFile(filepath.Join(l.ctl, f.name), []byte(f.body), 0o644); err != nil {
+			return err
+		}
+	}
+	if _, err := run("chown", "-R", "frr:frr", l.ctl); err != nil {
+		return err
+	}
+	for _, d := range []string{"zebra", "bgpd"} {
+		p, err := StartProcess(c, l.Router, d, "/usr/lib/frr/"+d, "-N", pathspace, "-f", conf,
+			"-i", filepath.Join(l.ctl, d+".pid"), "-z", filepath.Join(l.ctl, "zserv.api"), "--vty_socket", l.ctl,
+			"-u", "frr", "-g", "frr")
+		if err != nil {
+			return err
+		}
+		l.Daemons = append(l.Daemons, p)
+		if err := l.waitRouter(func() error {
+			_, err := os.Stat(filepath.Join(l.ctl, d+".vty"))
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitRouter waits until ready succeeds, failing early if a daemon exits.
+func (l *ECMPLab) waitRouter(ready func() error) error {
+	return WaitFor(10*time.Second, func() error {
+		for _, p := range l.Daemons {
+			if done, err := p.Exited(); done {
+				return fmt.Errorf("%s exited: %v: %s", l.router, err, p.Output())
+			}
+		}
+		return ready()
 	})
 }
 
-// Birdc runs a birdc command against the lab's bird.
-func (l *ECMPLab) Birdc(args ...string) (string, error) {
-	return l.Router.Exec("birdc", append([]string{"-s", l.birdSock}, args...)...)
+// RouterCLI runs a command of the router daemon's CLI (birdc; or vtysh,
+// whose command is the arguments joined).
+func (l *ECMPLab) RouterCLI(args ...string) (string, error) {
+	if l.router == FRR {
+		return l.Router.Exec("vtysh", "--vty_socket", l.ctl, "-c", strings.Join(args, " "))
+	}
+	return l.Router.Exec("birdc", append([]string{"-s", l.ctl}, args...)...)
+}
+
+// RouterOutput is what the router daemons logged.
+func (l *ECMPLab) RouterOutput() string {
+	var b strings.Builder
+	for _, p := range l.Daemons {
+		b.WriteString(p.Output())
+	}
+	return b.String()
 }
 
 // NextHops are the router's kernel next hops for the VIP, sorted (none
@@ -210,7 +310,7 @@ func (l *ECMPLab) NextHops() ([]netip.Addr, error) {
 		return nil
 	}
 	for _, r := range routes {
-		if r.Protocol != "bird" {
+		if want := map[string]string{Bird: "bird", FRR: "bgp"}[l.router]; r.Protocol != want {
 			return nil, fmt.Errorf("route to the VIP not from bird: %s", out)
 		}
 		if r.Gateway != "" {
@@ -248,4 +348,12 @@ func (l *ECMPLab) WaitNextHops(want []netip.Addr, timeout time.Duration) (time.D
 		return 0, fmt.Errorf("router next hops for %s: %v, want %v within %s", l.VIP, last, want, timeout)
 	}
 	return time.Since(start), nil
+}
+
+// BGPRoutes is the router daemon's own view of the VIP's BGP routes.
+func (l *ECMPLab) BGPRoutes() (string, error) {
+	if l.router == FRR {
+		return l.RouterCLI("show", "ip", "bgp", l.VIP.String()+"/32")
+	}
+	return l.RouterCLI("show", "route", "for", l.VIP.String(), "all")
 }
