@@ -62,25 +62,15 @@ func NewECMPLab(c Cleaner, cfg ECMPConfig) (*ECMPLab, error) {
 		ClientAddr: netip.MustParseAddr("10.0.1.2")}, RouterPeer: netip.MustParseAddr("10.0.5.1"),
 		RouterASN: 65000, LBASN: 65001}
 	l.ClientAddrs = []netip.Addr{l.ClientAddr}
-	var err error
-	mk := func(role string) *NS {
-		if err != nil {
-			return nil
-		}
-		var ns *NS
-		ns, err = NewNS(c, p+"-"+role)
-		return ns
-	}
+	ns := &namespaces{c: c, prefix: p}
+	mk := ns.make
 	l.Client, l.Switch, l.Router = mk("c1"), mk("sw"), mk("rt")
 	for i := 0; i < cfg.LBs; i++ {
 		l.LBs = append(l.LBs, mk(fmt.Sprintf("lb%d", i+1)))
 		l.LBAddrs = append(l.LBAddrs, netip.MustParseAddr(fmt.Sprintf("10.0.5.%d", 11+i)))
 	}
-	for i := 0; i < cfg.Backends; i++ {
-		l.Backends = append(l.Backends, mk(fmt.Sprintf("b%d", i+1)))
-		l.BackendAddrs = append(l.BackendAddrs, netip.MustParseAddr(fmt.Sprintf("10.0.2.%d", 11+i)))
-	}
-	if err != nil {
+	l.makeBackends(ns, cfg.Backends)
+	if err := ns.err; err != nil {
 		return nil, err
 	}
 	l.Clients, l.LB = []*NS{l.Client}, l.LBs[0]
@@ -89,14 +79,9 @@ func NewECMPLab(c Cleaner, cfg ECMPConfig) (*ECMPLab, error) {
 			return l.Switch.ipAll([][]string{{"link", "add", "br0", "type", "bridge"}, {"link", "set", "br0", "up"},
 				{"link", "add", "brU", "type", "bridge"}, {"link", "set", "brU", "up"}})
 		},
-		func() error { return Veth(l.Client, "eth0", l.Router, "c0") },
+		func() error { return l.clientBehind(l.Router) },
 		func() error { return l.portOnBridge(l.Router, "u0", "brU", "prtu", 0) },
 		func() error { return l.portOnBridge(l.Router, "b0", "br0", "prtb", 0) },
-		func() error {
-			return l.Client.ipAll([][]string{{"addr", "add", "10.0.1.2/24", "dev", "eth0"}, {"link", "set", "eth0", "up"},
-				{"route", "add", "default", "via", "10.0.1.1"}})
-		},
-		func() error { return TxChecksumOff(l.Client, "eth0") },
 		func() error {
 			return l.Router.ipAll([][]string{{"addr", "add", "10.0.1.1/24", "dev", "c0"}, {"addr", "add", "10.0.5.1/24", "dev", "u0"},
 				{"addr", "add", RouterAddr + "/24", "dev", "b0"}, {"link", "set", "c0", "up"}, {"link", "set", "u0", "up"},

@@ -63,26 +63,16 @@ type LabConfig struct {
 func NewLab(c Cleaner, cfg LabConfig) (*Lab, error) {
 	p := UniquePrefix()
 	l := &Lab{VIP: netip.MustParseAddr("10.0.100.1")}
-	var err error
-	mk := func(role string) *NS {
-		if err != nil {
-			return nil
-		}
-		var ns *NS
-		ns, err = NewNS(c, p+"-"+role)
-		return ns
-	}
+	ns := &namespaces{c: c, prefix: p}
+	mk := ns.make
 	l.LB, l.Switch = mk("lb"), mk("sw")
 	for i := 0; i < max(cfg.Clients, 1); i++ {
 		l.Clients = append(l.Clients, mk(fmt.Sprintf("c%d", i+1)))
 		l.ClientAddrs = append(l.ClientAddrs, netip.MustParseAddr(fmt.Sprintf("10.0.1.%d", 2+i)))
 	}
-	for i := 0; i < cfg.Backends; i++ {
-		l.Backends = append(l.Backends, mk(fmt.Sprintf("b%d", i+1)))
-		l.BackendAddrs = append(l.BackendAddrs, netip.MustParseAddr(fmt.Sprintf("10.0.2.%d", 11+i)))
-	}
-	if err != nil {
-		return nil, err
+	l.makeBackends(ns, cfg.Backends)
+	if ns.err != nil {
+		return nil, ns.err
 	}
 	l.Client, l.ClientAddr = l.Clients[0], l.ClientAddrs[0]
 	if err := l.Switch.ipAll([][]string{{"link", "add", "br0", "type", "bridge"}, {"link", "set", "br0", "up"},
@@ -189,4 +179,29 @@ func (n *NS) ipAll(cmds [][]string) error {
 		}
 	}
 	return nil
+}
+
+// namespaces makes a lab's namespaces under one prefix, keeping the first
+// error so a builder checks once.
+type namespaces struct {
+	c      Cleaner
+	prefix string
+	err    error
+}
+
+func (n *namespaces) make(role string) *NS {
+	if n.err != nil {
+		return nil
+	}
+	ns, err := NewNS(n.c, n.prefix+"-"+role)
+	n.err = err
+	return ns
+}
+
+// makeBackends adds count backend namespaces, backend i at 10.0.2.(11+i).
+func (l *Lab) makeBackends(ns *namespaces, count int) {
+	for i := 0; i < count; i++ {
+		l.Backends = append(l.Backends, ns.make(fmt.Sprintf("b%d", i+1)))
+		l.BackendAddrs = append(l.BackendAddrs, netip.MustParseAddr(fmt.Sprintf("10.0.2.%d", 11+i)))
+	}
 }

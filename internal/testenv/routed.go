@@ -29,22 +29,12 @@ func NewRoutedLab(c Cleaner, cfg RoutedConfig) (*Lab, *NS, error) {
 	l := &Lab{VIP: netip.MustParseAddr("10.0.100.1"), UpstreamIf: "up0", BackendIf: "down0",
 		ClientAddr: netip.MustParseAddr("10.0.1.2")}
 	l.ClientAddrs = []netip.Addr{l.ClientAddr}
-	var err error
-	mk := func(role string) *NS {
-		if err != nil {
-			return nil
-		}
-		var ns *NS
-		ns, err = NewNS(c, p+"-"+role)
-		return ns
-	}
+	ns := &namespaces{c: c, prefix: p}
+	mk := ns.make
 	l.Client, l.LB, l.Switch, l.Router = mk("c1"), mk("lb"), mk("sw"), mk("r2")
 	r1 := mk("r1")
-	for i := 0; i < cfg.Backends; i++ {
-		l.Backends = append(l.Backends, mk(fmt.Sprintf("b%d", i+1)))
-		l.BackendAddrs = append(l.BackendAddrs, netip.MustParseAddr(fmt.Sprintf("10.0.2.%d", 11+i)))
-	}
-	if err != nil {
+	l.makeBackends(ns, cfg.Backends)
+	if err := ns.err; err != nil {
 		return nil, nil, err
 	}
 	l.Clients = []*NS{l.Client}
@@ -52,16 +42,11 @@ func NewRoutedLab(c Cleaner, cfg RoutedConfig) (*Lab, *NS, error) {
 		func() error {
 			return l.Switch.ipAll([][]string{{"link", "add", "br0", "type", "bridge"}, {"link", "set", "br0", "up"}})
 		},
-		func() error { return Veth(l.Client, "eth0", r1, "c0") },
+		func() error { return l.clientBehind(r1) },
 		func() error { return Veth(r1, "h0", l.Router, "h0") },
 		func() error { return Veth(l.Router, "l0", l.LB, "up0") },
 		func() error { return l.portOnBridge(l.LB, "down0", "br0", "plb", 0) },
 		func() error { return l.portOnBridge(l.Router, "b0", "br0", "prtb", 0) },
-		func() error {
-			return l.Client.ipAll([][]string{{"addr", "add", "10.0.1.2/24", "dev", "eth0"}, {"link", "set", "eth0", "up"},
-				{"route", "add", "default", "via", "10.0.1.1"}})
-		},
-		func() error { return TxChecksumOff(l.Client, "eth0") },
 		func() error {
 			return r1.ipAll([][]string{{"addr", "add", "10.0.1.1/24", "dev", "c0"}, {"addr", "add", "10.0.3.1/24", "dev", "h0"},
 				{"link", "set", "c0", "up"}, {"link", "set", "h0", "up"}, {"route", "add", "default", "via", "10.0.3.2"}})
@@ -102,4 +87,17 @@ func NewRoutedLab(c Cleaner, cfg RoutedConfig) (*Lab, *NS, error) {
 		}
 	}
 	return l, r1, nil
+}
+
+// clientBehind links the client's eth0 (10.0.1.2/24) to router r's c0,
+// its default gateway at 10.0.1.1.
+func (l *Lab) clientBehind(r *NS) error {
+	if err := Veth(l.Client, "eth0", r, "c0"); err != nil {
+		return err
+	}
+	if err := l.Client.ipAll([][]string{{"addr", "add", "10.0.1.2/24", "dev", "eth0"}, {"link", "set", "eth0", "up"},
+		{"route", "add", "default", "via", "10.0.1.1"}}); err != nil {
+		return err
+	}
+	return TxChecksumOff(l.Client, "eth0")
 }
