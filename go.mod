@@ -3,7 +3,6 @@ module github.com/scmlb-xsk/scmlb-xsk
 go 1.26.0
 
 require (
-	github.com/asavie/xdp v0.3.3
 	github.com/cilium/ebpf v0.22.0
 	github.com/osrg/gobgp/v4 v4.8.0
 	github.com/prometheus/client_golang v1.25.0

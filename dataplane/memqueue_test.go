@@ -1,12 +1,17 @@
 package dataplane
 
-import "golang.org/x/sys/unix"
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
 
 // memQueue is an in-memory Queue: frames to receive are injected, transmitted
-// frames are recorded. It allocates only when set up.
+// frames are recorded. It allocates only when set up. Queues made by
+// sharing one memPool share their frames, as a worker's xsk sockets share
+// a UMEM.
 type memQueue struct {
-	umem    []byte
-	free    []uint64
+	*memPool
 	rx      []unix.XDPDesc
 	tx      []unix.XDPDesc
 	fd      int
@@ -16,13 +21,29 @@ type memQueue struct {
 
 const memFrame = 2048
 
-func newMemQueue(frames int) *memQueue {
-	q := &memQueue{umem: make([]byte, frames*memFrame), rx: make([]unix.XDPDesc, 0, frames), tx: make([]unix.XDPDesc, 0, frames)}
-	for i := frames - 1; i >= 0; i-- {
-		q.free = append(q.free, uint64(i*memFrame))
-	}
-	return q
+type memPool struct {
+	umem []byte
+	free []uint64
 }
+
+func newMemPool(frames int) *memPool {
+	p := &memPool{umem: make([]byte, frames*memFrame)}
+	for i := frames - 1; i >= 0; i-- {
+		p.free = append(p.free, uint64(i*memFrame))
+	}
+	return p
+}
+
+// newMemQueue is a queue with frames of its own.
+func newMemQueue(frames int) *memQueue { return newMemQueueOn(newMemPool(frames)) }
+
+// newMemQueueOn is a queue on a pool other queues may share.
+func newMemQueueOn(p *memPool) *memQueue {
+	n := len(p.free)
+	return &memQueue{memPool: p, rx: make([]unix.XDPDesc, 0, n), tx: make([]unix.XDPDesc, 0, n)}
+}
+
+func (p *memPool) UMEMID() uintptr { return uintptr(unsafe.Pointer(p)) }
 
 // headroom is where the kernel puts received data in a frame
 // (XDP_PACKET_HEADROOM).
@@ -40,13 +61,13 @@ func (q *memQueue) Receive(batch []unix.XDPDesc) int {
 	q.rx = q.rx[:copy(q.rx, q.rx[n:])]
 	return n
 }
-func (q *memQueue) Frame(d unix.XDPDesc) []byte { return q.umem[d.Addr : d.Addr+uint64(d.Len)] }
-func (q *memQueue) Buffer(d unix.XDPDesc) ([]byte, int) {
+func (q *memPool) Frame(d unix.XDPDesc) []byte { return q.umem[d.Addr : d.Addr+uint64(d.Len)] }
+func (q *memPool) Buffer(d unix.XDPDesc) ([]byte, int) {
 	base := d.Addr &^ (memFrame - 1)
 	return q.umem[base : base+memFrame], int(d.Addr - base)
 }
-func (q *memQueue) Release(addr uint64) { q.free = append(q.free, addr&^(memFrame-1)) }
-func (q *memQueue) Alloc() (uint64, []byte, bool) {
+func (q *memPool) Release(addr uint64) { q.free = append(q.free, addr&^(memFrame-1)) }
+func (q *memPool) Alloc() (uint64, []byte, bool) {
 	if len(q.free) == 0 {
 		return 0, nil, false
 	}

@@ -23,6 +23,9 @@ type Queue interface {
 	Transmit(addr uint64, n int) bool
 	Flush()
 	FD() int
+	// UMEMID identifies the frame memory: a frame of one queue can be
+	// transmitted on another with the same id as it is.
+	UMEMID() uintptr
 }
 
 // BatchSize is how many descriptors a worker takes from a ring at once.
@@ -158,14 +161,16 @@ func (w *Worker) pump(in Queue) int {
 }
 
 func (w *Worker) send(in, out Queue, addr uint64, frame []byte) {
-	if out == in {
+	if out == in || out.UMEMID() == in.UMEMID() {
+		// One UMEM: the received frame itself goes out (zero-copy on a
+		// zero-copy NIC).
 		if !out.Transmit(addr, len(frame)) {
 			w.counters.drops[DropTxRingFull].Add(1)
 		}
 		return
 	}
-	// Each socket has its own UMEM (asavie/xdp has no shared UMEM), so a
-	// frame crossing NICs is copied into a frame of the other socket.
+	// Separate UMEMs (the kernel refused to share one between these two
+	// devices): copy into a frame of the other.
 	dst, buf, ok := out.Alloc()
 	if !ok {
 		w.counters.drops[DropNoFrame].Add(1)

@@ -34,10 +34,12 @@ func newTestWorker(t testing.TB, oneArm bool) (*Engine, *Worker, *memQueue, *mem
 	if err := e.Reconfig(fixtureConfig()); err != nil {
 		t.Fatal(err)
 	}
-	up := newMemQueue(256)
+	// Two-arm: one pool for both queues, as a worker's sockets share a UMEM.
+	pool := newMemPool(512)
+	up := newMemQueueOn(pool)
 	down := up
 	if !oneArm {
-		down = newMemQueue(256)
+		down = newMemQueueOn(pool)
 	}
 	return e, e.NewWorker(0, up, down, -1), up, down
 }
@@ -135,8 +137,8 @@ func TestDropsAreCounted(t *testing.T) {
 			t.Errorf("drop %s = %d, want %d (%v)", k, st.Drops[k], v, st.Drops)
 		}
 	}
-	if len(up.free)+len(down.free) != 512 {
-		t.Fatalf("frames leaked: %d free", len(up.free)+len(down.free))
+	if len(up.free) != 512 {
+		t.Fatalf("frames leaked: %d of 512 free", len(up.free))
 	}
 }
 
@@ -203,25 +205,55 @@ func TestPumpAllocs(t *testing.T) {
 }
 
 // TestTxRingFull: frames that find the TX ring full are dropped, counted
-// and not leaked, in both the copy (two-arm) and in-place (one-arm) paths.
+// and not leaked: one-arm (in place), two-arm on one UMEM (the received
+// frame is sent) and two-arm on two (copied into the other's frame).
 func TestTxRingFull(t *testing.T) {
-	for _, oneArm := range []bool{false, true} {
-		e, w, up, down := newTestWorker(t, oneArm)
+	for _, c := range []struct {
+		name   string
+		oneArm bool
+		split  bool
+	}{{"one-arm", true, false}, {"shared umem", false, false}, {"separate umems", false, true}} {
+		e, w, up, down := newTestWorker(t, c.oneArm)
+		if c.split {
+			down = newMemQueue(512)
+			w.down = down
+		}
 		down.txCap = 2
 		for i := 0; i < 5; i++ {
 			up.inject(fixture.Cases()[0].Frame)
 		}
 		w.pump(up)
 		if got := e.Stats().Drops["tx_ring_full"]; got != 3 {
-			t.Fatalf("oneArm=%v: tx_ring_full %d, want 3", oneArm, got)
+			t.Fatalf("%s: tx_ring_full %d, want 3", c.name, got)
 		}
-		down.takeTx()
+		if out := down.takeTx(); len(out) != 2 {
+			t.Fatalf("%s: %d frames sent", c.name, len(out))
+		}
 		frames := len(up.free)
-		if !oneArm {
+		if c.split {
 			frames += len(down.free)
 		}
-		if want := 256; oneArm && frames != want || !oneArm && frames != 2*want {
-			t.Fatalf("oneArm=%v: %d frames free, leaked some", oneArm, frames)
+		if want := 512 * (1 + btoi(c.split)); frames != want {
+			t.Fatalf("%s: %d of %d frames free, leaked some", c.name, frames, want)
 		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// On one UMEM the worker transmits the frame it received, not a copy.
+func TestSharedUMEMSendsTheReceivedFrame(t *testing.T) {
+	_, w, up, down := newTestWorker(t, false)
+	up.inject(fixture.Cases()[0].Frame)
+	rx := up.rx[0].Addr
+	free := len(up.free)
+	w.pump(up)
+	if len(down.tx) != 1 || down.tx[0].Addr != rx || len(up.free) != free {
+		t.Fatalf("sent %+v for received %#x; %d frames free, was %d", down.tx, rx, len(up.free), free)
 	}
 }

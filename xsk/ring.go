@@ -69,3 +69,11 @@ func (r *ring) pending() uint32 { return r.cached - atomic.LoadUint32(r.consumer
 func (r *ring) available() uint32 { return atomic.LoadUint32(r.producer) - r.cached }
 
 func (r *ring) release() { atomic.StoreUint32(r.consumer, r.cached) }
+
+// needsWakeup is the kernel's XDP_RING_NEED_WAKEUP flag on the ring: it
+// waits for a syscall (sendto for TX, recvfrom or poll for fill).
+func (r *ring) needsWakeup() bool {
+	return atomic.LoadUint32(r.flags)&unix.XDP_RING_NEED_WAKEUP != 0
+}
+
+func atomicLoad(p *uint32) uint32 { return atomic.LoadUint32(p) }

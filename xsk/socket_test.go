@@ -139,6 +139,20 @@ func TestRingFullIsCounted(t *testing.T) {
 // socket with the given options, and returns the socket, v0 and the peer.
 func steeredSocket(t *testing.T, o xsk.Options) (*xsk.Socket, *net.Interface, *testenv.NS) {
 	t.Helper()
+	s, v0, _, b := steered(t, o)
+	return s, v0, b
+}
+
+// steeredSocketNS is steeredSocket returning the socket's namespace
+// instead of v0.
+func steeredSocketNS(t *testing.T, o xsk.Options) (*xsk.Socket, *testenv.NS, *testenv.NS) {
+	t.Helper()
+	s, _, a, b := steered(t, o)
+	return s, a, b
+}
+
+func steered(t *testing.T, o xsk.Options) (*xsk.Socket, *net.Interface, *testenv.NS, *testenv.NS) {
+	t.Helper()
 	testenv.RequireRoot(t)
 	a, b, err := testenv.NewVethPair(t, testenv.Endpoint{If: "v0", CIDR: "10.9.0.1/24"}, testenv.Endpoint{If: "v1", CIDR: "10.9.0.2/24"})
 	if err != nil {
@@ -178,5 +192,5 @@ func steeredSocket(t *testing.T, o xsk.Options) (*xsk.Socket, *net.Interface, *t
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sock, v0, b
+	return sock, v0, a, b
 }

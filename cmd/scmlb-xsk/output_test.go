@@ -67,7 +67,7 @@ func (f *fakeDaemon) Stats() (api.Stats, error) {
 		Drops:       map[string]uint64{"no_flow": 2, "truncated": 0},
 		Conntrack:   api.ConntrackStats{Entries: 5, Capacity: 1024, Inserts: 5, IgnoredRSTs: 2},
 		Services:    fixtureServices,
-		Sockets:     []api.SocketStats{{Interface: "up0", Queue: 0, RxPackets: 30, TxPackets: 5}},
+		Sockets:     []api.SocketStats{{Interface: "up0", Queue: 0, Mode: "copy", SharedUMEM: true, RxPackets: 30, TxPackets: 5, Kicks: 3}},
 	}, nil
 }
 
@@ -166,8 +166,8 @@ SERVICE            BACKEND         STATUS   ACTIVE  PACKETS  BYTES
 10.0.100.1:80/tcp  10.0.2.11:80    active   2       20       2000
 10.0.100.1:80/tcp  10.0.2.12:8080  drained  0       10       1000
 
-SOCKET  QUEUE  RX  TX  TX RING FULL  NO FRAME  KICK ERRORS  RX DROPPED  FILL EMPTY  INVALID
-up0     0      30  5   0             0         0            0           0           0
+SOCKET  QUEUE  MODE  SHARED UMEM  RX  TX  KICKS  TX RING FULL  NO FRAME  KICK ERRORS  RX DROPPED  FILL EMPTY  INVALID
+up0     0      copy  yes          30  5   3      0             0         0            0           0           0
 `},
 		{[]string{"service", "add", "--vip", "10.0.100.2:53", "--proto", "udp", "--mode", "fullnat"}, "\nservice 2 added: 10.0.100.2:53/udp fullnat, health check none\n"},
 		{[]string{"service", "health", "--id", "1", "--health", "http", "--health-path", "/healthz", "--health-interval", "500ms",

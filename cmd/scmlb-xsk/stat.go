@@ -57,10 +57,11 @@ func statTables(w io.Writer, st api.Stats) {
 		}
 	}
 	fmt.Fprintln(w)
-	row(w, "SOCKET", "QUEUE", "RX", "TX", "TX RING FULL", "NO FRAME", "KICK ERRORS", "RX DROPPED", "FILL EMPTY", "INVALID")
+	row(w, "SOCKET", "QUEUE", "MODE", "SHARED UMEM", "RX", "TX", "KICKS", "TX RING FULL", "NO FRAME", "KICK ERRORS",
+		"RX DROPPED", "FILL EMPTY", "INVALID")
 	for _, s := range st.Sockets {
-		row(w, s.Interface, s.Queue, s.RxPackets, s.TxPackets, s.TxRingFull, s.NoFreeFrame, s.KickErrors,
-			s.RxDropped, s.FillRingEmpty, s.InvalidDescs)
+		row(w, s.Interface, s.Queue, s.Mode, yesNo(s.SharedUMEM), s.RxPackets, s.TxPackets, s.Kicks, s.TxRingFull,
+			s.NoFreeFrame, s.KickErrors, s.RxDropped, s.FillRingEmpty, s.InvalidDescs)
 	}
 }
 
@@ -71,4 +72,11 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }

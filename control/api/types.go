@@ -128,8 +128,15 @@ type ConntrackStats struct {
 
 // SocketStats are one AF_XDP socket's ring counters.
 type SocketStats struct {
-	Interface     string `json:"interface"`
-	Queue         int    `json:"queue"`
+	Interface string `json:"interface"`
+	Queue     int    `json:"queue"`
+	// Mode is "zerocopy" or "copy" (the driver refused zero-copy, or
+	// generic XDP); SharedUMEM says the worker's two sockets share one
+	// UMEM, so forwarding between the NICs copies nothing.
+	Mode          string `json:"mode"`
+	SharedUMEM    bool   `json:"shared_umem"`
+	Kicks         uint64 `json:"kicks"`      // TX sendto calls (need_wakeup: only when the ring asked)
+	RxWakeups     uint64 `json:"rx_wakeups"` // recvfrom calls the fill ring asked for
 	RxPackets     uint64 `json:"rx_packets"`
 	TxPackets     uint64 `json:"tx_packets"`
 	TxRingFull    uint64 `json:"tx_ring_full"`

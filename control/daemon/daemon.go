@@ -16,6 +16,7 @@ import (
 	"github.com/scmlb-xsk/scmlb-xsk/control/netlink"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/conntrack"
+	"github.com/scmlb-xsk/scmlb-xsk/xsk"
 )
 
 // Daemon is a running load balancer: the core plus the machine (XDP
@@ -30,6 +31,7 @@ type Daemon struct {
 	neigh    *netlink.Neighbours
 	hops     *resolver
 	sockets  []queueSocket
+	umems    []*xsk.UMEM // closed after the sockets
 	workers  []*dataplane.Worker
 	werr     chan error
 	store    *config.Store
@@ -291,6 +293,9 @@ func (d *Daemon) shutdown() error {
 	}
 	for _, s := range d.sockets {
 		errs = append(errs, s.Close())
+	}
+	for _, u := range d.umems {
+		errs = append(errs, u.Close())
 	}
 	if d.prog != nil {
 		errs = append(errs, d.prog.Close())

@@ -109,8 +109,8 @@ func (d *Daemon) isLocal(a netip.Addr) bool {
 	return false
 }
 
-// startWorkers opens and registers one socket per queue and interface and
-// starts a worker per queue index.
+// startWorkers opens and registers, per queue index, the upstream and
+// backend sockets on one UMEM and starts a worker on them.
 func (d *Daemon) startWorkers(queues int) error {
 	for slot, ifc := range d.interfaces() {
 		if err := d.prog.SetInterfaceSlot(ifc.Index, slot); err != nil {
@@ -119,14 +119,22 @@ func (d *Daemon) startWorkers(queues int) error {
 	}
 	xo := d.opts.XSK
 	xo.Copy = xo.Copy || d.opts.Mode == bpf.Generic
+	if !d.oneArm {
+		xo.NumFrames *= 2 // --frames is per socket; the UMEM serves both
+	}
 	for q := 0; q < queues; q++ {
-		up, err := d.openSocket(0, d.up, q, xo)
+		u, err := xsk.NewUMEM(xo)
+		if err != nil {
+			return fmt.Errorf("queue %d: %w", q, err)
+		}
+		d.umems = append(d.umems, u)
+		up, err := d.openSocket(0, d.up, q, u)
 		if err != nil {
 			return err
 		}
 		down := up
 		if !d.oneArm {
-			if down, err = d.openSocket(1, d.down, q, xo); err != nil {
+			if down, err = d.openSocket(1, d.down, q, u); err != nil {
 				return err
 			}
 		}
@@ -148,12 +156,25 @@ func (d *Daemon) startWorkers(queues int) error {
 	return nil
 }
 
-func (d *Daemon) openSocket(slot int, ifc netlink.Interface, q int, o xsk.Options) (*xsk.Socket, error) {
-	s, err := xsk.Open(ifc.Index, q, o)
+func (d *Daemon) openSocket(slot int, ifc netlink.Interface, q int, u *xsk.UMEM) (*xsk.Socket, error) {
+	s, err := u.Open(ifc.Index, q)
 	if err != nil {
 		return nil, fmt.Errorf("%s queue %d: %w", ifc.Name, q, err)
 	}
-	d.sockets = append(d.sockets, queueSocket{ifname: ifc.Name, Socket: s})
+	qs := queueSocket{ifname: ifc.Name, Socket: s, shared: !d.oneArm && s.ShareError() == ""}
+	d.sockets = append(d.sockets, qs)
+	zc, why := s.ZeroCopy()
+	log := d.log.With(zap.String("if", ifc.Name), zap.Int("queue", q), zap.Bool("zero_copy", zc),
+		zap.Bool("need_wakeup", s.NeedWakeup()), zap.Bool("shared_umem", qs.shared))
+	switch {
+	case s.ShareError() != "":
+		log.Warn("af_xdp socket could not share the worker's UMEM: frames crossing to it are copied",
+			zap.String("why", s.ShareError()))
+	case !zc && why != "":
+		log.Info("af_xdp socket in copy mode: the driver has no zero-copy", zap.String("why", why))
+	default:
+		log.Info("af_xdp socket open")
+	}
 	if err := d.prog.RegisterSocket(slot, q, s.FD()); err != nil {
 		return nil, err
 	}
@@ -164,6 +185,7 @@ func (d *Daemon) openSocket(slot int, ifc netlink.Interface, q int, o xsk.Option
 type queueSocket struct {
 	ifname string
 	*xsk.Socket
+	shared bool // shares its UMEM with the worker's other socket
 }
 
 func (d *Daemon) socketViews() []api.SocketStats {

@@ -151,8 +151,12 @@ func counters(m map[string]bpf.Counter) map[string]api.Counter {
 
 func socketView(s queueSocket) api.SocketStats {
 	c := s.Counters()
-	v := api.SocketStats{Interface: s.ifname, Queue: s.Queue(), RxPackets: c.RxPackets, TxPackets: c.TxPackets,
-		TxRingFull: c.TxRingFull, NoFreeFrame: c.NoFrame, KickErrors: c.KickErrors}
+	v := api.SocketStats{Interface: s.ifname, Queue: s.Queue(), Mode: "copy", SharedUMEM: s.shared,
+		RxPackets: c.RxPackets, TxPackets: c.TxPackets, TxRingFull: c.TxRingFull, NoFreeFrame: c.NoFrame,
+		KickErrors: c.KickErrors, Kicks: c.Kicks, RxWakeups: c.RxWakeups}
+	if zc, _ := s.ZeroCopy(); zc {
+		v.Mode = "zerocopy"
+	}
 	if k, err := s.KernelStats(); err == nil {
 		v.RxDropped, v.RxRingFull, v.FillRingEmpty = k.Rx_dropped, k.Rx_ring_full, k.Rx_fill_ring_empty_descs
 		v.InvalidDescs = k.Rx_invalid_descs + k.Tx_invalid_descs

@@ -56,6 +56,7 @@ var (
 	beNewFlows   = desc("backend_new_flows", "1 while the backend takes new flows (not drained, not unhealthy, next hop resolved).", "service", "backend")
 	xskPackets   = desc("xsk_packets_total", "Packets through an AF_XDP socket.", "interface", "queue", "direction")
 	xskEvents    = desc("xsk_events_total", "AF_XDP ring events: ring full, no frame, kick errors, kernel drops.", "interface", "queue", "event")
+	xskInfo      = desc("xsk_socket_info", "1 per AF_XDP socket, with its mode (zerocopy or copy) and whether it shares its worker's UMEM.", "interface", "queue", "mode", "shared_umem")
 	fwDropped    = desc("firewall_rule_dropped_packets_total", "Packets dropped by a firewall rule.", "rule", "network")
 	dosDropped   = desc("dos_policy_dropped_packets_total", "Packets dropped by a DoS policy.", "policy")
 	dosBlocked   = desc("dos_blocked_sources", "Sources a DoS policy blocks now.", "policy")
@@ -64,7 +65,7 @@ var (
 	bgpAnnounced = desc("bgp_announced", "1 for each prefix announced to the routers.", "prefix")
 	allDescs     = []*prometheus.Desc{xdpPackets, xdpBytes, xdpVerdicts, dpPackets, flowsCreated, drops, ctEntries,
 		ctCapacity, ctEvents, svcPackets, svcBytes, svcActive, svcMode, bePackets, beBytes, beFlows, beActive, beHealthy,
-		beDrained, beNewFlows, flowsRebuilt, xskPackets, xskEvents, fwDropped, dosDropped, dosBlocked, bgpUp, bgpUptime,
+		beDrained, beNewFlows, flowsRebuilt, xskPackets, xskEvents, xskInfo, fwDropped, dosDropped, dosBlocked, bgpUp, bgpUptime,
 		bgpAnnounced}
 )
 
@@ -133,9 +134,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, x := range st.Sockets {
 		q := strconv.Itoa(x.Queue)
+		gauge(xskInfo, 1, x.Interface, q, x.Mode, strconv.FormatBool(x.SharedUMEM))
 		counter(xskPackets, x.RxPackets, x.Interface, q, "rx")
 		counter(xskPackets, x.TxPackets, x.Interface, q, "tx")
-		for event, v := range map[string]uint64{"tx_ring_full": x.TxRingFull, "no_free_frame": x.NoFreeFrame,
+		for event, v := range map[string]uint64{"kick": x.Kicks, "rx_wakeup": x.RxWakeups, "tx_ring_full": x.TxRingFull, "no_free_frame": x.NoFreeFrame,
 			"kick_error": x.KickErrors, "rx_dropped": x.RxDropped, "rx_ring_full": x.RxRingFull,
 			"fill_ring_empty": x.FillRingEmpty, "invalid_desc": x.InvalidDescs} {
 			counter(xskEvents, v, x.Interface, q, event)

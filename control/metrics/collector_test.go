@@ -22,7 +22,7 @@ func (s source) Stats() (api.Stats, error) {
 		Conntrack: api.ConntrackStats{Entries: 2, Capacity: 64, IgnoredRSTs: 3},
 		Services: []api.Service{{VIP: "10.0.100.1:80", Proto: "tcp", Mode: "dsr-ipip", Packets: 9, Backends: []api.Backend{
 			{Address: "10.0.2.11:80", Packets: 9, Flows: 2, Health: "unhealthy", Status: "active"}}}},
-		Sockets: []api.SocketStats{{Interface: "up0", Queue: 0, RxPackets: 5, FillRingEmpty: 1}},
+		Sockets: []api.SocketStats{{Interface: "up0", Queue: 0, Mode: "copy", SharedUMEM: true, RxPackets: 5, FillRingEmpty: 1}},
 	}, s.err
 }
 func (source) FirewallRules() ([]api.FirewallRule, error) {
@@ -86,6 +86,7 @@ func TestScrape(t *testing.T) {
 		{"scmlb_backend_new_flows", svc, 0},
 		{"scmlb_flows_rebuilt_total", nil, 1},
 		{"scmlb_conntrack_events_total", map[string]string{"event": "ignored_rst"}, 3},
+		{"scmlb_xsk_socket_info", map[string]string{"interface": "up0", "mode": "copy", "shared_umem": "true"}, 1},
 		{"scmlb_bgp_peer_up", map[string]string{"peer": "10.0.5.1"}, 1},
 		{"scmlb_bgp_peer_up", map[string]string{"peer": "10.0.5.2"}, 0},
 		{"scmlb_bgp_peer_uptime_seconds", map[string]string{"peer": "10.0.5.1"}, 42},
