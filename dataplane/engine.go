@@ -135,16 +135,16 @@ func (e *Engine) Stats() Stats {
 	}
 	for _, w := range e.workers {
 		c := &w.counters
-		s.RxPackets += c.rx.Load()
-		s.Forwarded += c.forwarded.Load()
-		s.Replied += c.replied.Load()
-		s.NewFlows += c.newFlows.Load()
-		s.RebuiltFlows += c.rebuilt.Load()
-		s.EchoReplies += c.echoReplies.Load()
-		s.ICMPTranslated += c.icmpTranslated.Load()
-		s.FragNeededSent += c.fragNeeded.Load()
-		for i := range c.drops {
-			s.Drops[Drop(i).String()] += c.drops[i].Load()
+		s.RxPackets += c.load(cRx)
+		s.Forwarded += c.load(cForwarded)
+		s.Replied += c.load(cReplied)
+		s.NewFlows += c.load(cNewFlows)
+		s.RebuiltFlows += c.load(cRebuilt)
+		s.EchoReplies += c.load(cEchoReplies)
+		s.ICMPTranslated += c.load(cICMPTranslated)
+		s.FragNeededSent += c.load(cFragNeeded)
+		for d := Drop(0); d < NumDrops; d++ {
+			s.Drops[d.String()] += c.load(cDrops + counter(d))
 		}
 	}
 	return s

@@ -85,9 +85,8 @@ func (w *Worker) forward(t *table, svc *service, tup packet.Tuple, n int, now in
 		p.SetSrc(peer, peerPort)
 	}
 	w.toBackend(t, svc.mode, tup, be)
-	be.stats.Packets.Add(1)
-	be.stats.Bytes.Add(uint64(n))
-	w.counters.forwarded.Add(1)
+	w.beCounts.add(be.stats, 1, uint64(n), 0)
+	w.counters.n[cForwarded]++
 	return toBackend
 }
 
@@ -146,7 +145,7 @@ func (w *Worker) reply(t *table, tup packet.Tuple, n int, now int64, backendSide
 		w.drop(DropSpoofedReply)
 		return drop
 	}
-	hit, ok := w.eng.ct.Reply(tup, &p.Seg, n, now)
+	hit, ok := w.flows.Reply(tup, &p.Seg, n, now)
 	if !ok {
 		if hit, ok = w.rebuild(t, ep, tup, n, now); !ok {
 			return drop
@@ -163,10 +162,9 @@ func (w *Worker) reply(t *table, tup packet.Tuple, n int, now int64, backendSide
 	p.DecTTL()
 	p.SetMACs(t.upMAC, hit.ClientMAC)
 	if be := t.backends[hit.Backend]; be != nil {
-		be.stats.Packets.Add(1)
-		be.stats.Bytes.Add(uint64(n))
+		w.beCounts.add(be.stats, 1, uint64(n), 0)
 	}
-	w.counters.replied.Add(1)
+	w.counters.n[cReplied]++
 	return toClient
 }
 
@@ -185,7 +183,7 @@ func (w *Worker) fromBackend(ep *endpoint, backendSide bool) bool {
 // is re-balanced.
 func (w *Worker) forwardBackend(t *table, svc *service, tup packet.Tuple, n int, now int64) (*backend, packet.Addr, uint16) {
 	ct := w.eng.ct
-	if hit, ok := ct.Forward(tup, &w.pkt.Seg, n, now); ok {
+	if hit, ok := w.flows.Forward(tup, &w.pkt.Seg, n, now); ok {
 		if be := t.backends[hit.Backend]; be != nil && be.service == svc.id {
 			return be, hit.Peer, hit.PeerPort
 		}
@@ -216,14 +214,14 @@ func (w *Worker) forwardBackend(t *table, svc *service, tup packet.Tuple, n int,
 		w.drop(DropCollision)
 		return nil, packet.Addr{}, 0
 	}
-	be.stats.Flows.Add(1)
-	w.counters.newFlows.Add(1)
+	w.beCounts.add(be.stats, 0, 0, 1)
+	w.counters.n[cNewFlows]++
 	return be, peer, peerPort
 }
 
 // drop counts a drop and remembers its reason for a tap.
 func (w *Worker) drop(reason Drop) {
-	w.counters.drops[reason].Add(1)
+	w.counters.n[cDrops+counter(reason)]++
 	w.why = reason
 }
 

@@ -18,7 +18,7 @@ func (w *Worker) icmp(t *table, now int64, backendSide bool) side {
 		}
 		p.EchoReply(w.sideMAC(t, backendSide))
 		w.cur.n = len(p.Frame)
-		w.counters.echoReplies.Add(1)
+		w.counters.n[cEchoReplies]++
 		return back
 	}
 	if t.vips[p.Dst] {
@@ -59,7 +59,7 @@ func (w *Worker) icmpToBackend(t *table) side {
 		p.FixICMP()
 	}
 	w.toBackend(t, svc.mode, fwd, be)
-	w.counters.icmpTranslated.Add(1)
+	w.counters.n[cICMPTranslated]++
 	return toBackend
 }
 
@@ -91,7 +91,7 @@ func (w *Worker) icmpToClient(t *table, backendSide bool) side {
 	p.FixICMP()
 	p.DecTTL()
 	p.SetMACs(t.upMAC, e.ClientMAC)
-	w.counters.icmpTranslated.Add(1)
+	w.counters.n[cICMPTranslated]++
 	return toClient
 }
 
@@ -105,7 +105,7 @@ func (w *Worker) tooBig(t *table, mtu int, src packet.Addr, backendSide bool) si
 		return drop
 	}
 	w.cur.n = p.ICMPError(packet.ICMPUnreachable, packet.CodeFragNeeded, uint32(mtu), src, w.sideMAC(t, backendSide))
-	w.counters.fragNeeded.Add(1)
+	w.counters.n[cFragNeeded]++
 	return back
 }
 

@@ -46,9 +46,9 @@ func (w *Worker) rebuild(t *table, ep *endpoint, rev packet.Tuple, n int, now in
 		w.drop(DropCollision)
 		return conntrack.Hit{}, false
 	}
-	pick.stats.Flows.Add(1)
-	w.counters.newFlows.Add(1)
-	w.counters.rebuilt.Add(1)
+	w.beCounts.add(pick.stats, 0, 0, 1)
+	w.counters.n[cNewFlows]++
+	w.counters.n[cRebuilt]++
 	return conntrack.Hit{Backend: pick.id, ClientMAC: mac, VIP: fwd.Dst, VIPPort: fwd.DstPort,
 		Peer: fwd.Src, PeerPort: fwd.SrcPort}, true
 }

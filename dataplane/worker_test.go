@@ -199,8 +199,8 @@ func TestPumpAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("pump allocates %v times per batch", allocs)
 	}
-	if w.counters.newFlows.Load() < 2000 {
-		t.Fatalf("only %d new flows: the measured path missed inserts", w.counters.newFlows.Load())
+	if w.counters.load(cNewFlows) < 2000 {
+		t.Fatalf("only %d new flows: the measured path missed inserts", w.counters.load(cNewFlows))
 	}
 }
 

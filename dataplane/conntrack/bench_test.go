@@ -1,6 +1,7 @@
 package conntrack
 
 import (
+	"fmt"
 	"runtime"
 	"testing"
 	"unsafe"
@@ -49,5 +50,72 @@ func BenchmarkForwardHit(b *testing.B) {
 		if _, ok := tb.Forward(fwd, sg(flagACK), 60, 1); !ok {
 			b.Fatal("miss")
 		}
+	}
+}
+
+// BenchmarkForwardHitPrefetched is BenchmarkForwardHit in batches of 64,
+// each prefetched as a worker does with a large table.
+func BenchmarkForwardHitPrefetched(b *testing.B) {
+	tb := New(1<<20, DefaultTimeouts)
+	const flows = 1 << 19
+	for i := uint32(0); i < flows; i++ {
+		fwd, rev := flow(i, uint16(i))
+		tb.Insert(fwd, rev, NewFlow{Backend: 1, ClientMAC: packet.MAC{}}, sg(flagSYN), 60, 0)
+	}
+	var batch [64]packet.Tuple
+	var probes [64]Probe
+	i := uint32(0)
+	for b.Loop() {
+		for k := range batch {
+			i = (i + 7919) % flows
+			batch[k], _ = flow(i, uint16(i))
+			probes[k] = tb.PrefetchSlot(batch[k], false)
+		}
+		for _, p := range probes {
+			tb.PrefetchEntry(p)
+		}
+		for k := range batch {
+			if _, ok := tb.Forward(batch[k], sg(flagACK), 60, 1); !ok {
+				b.Fatal("miss")
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/lookup")
+}
+
+func BenchmarkForwardHitPipelined(b *testing.B) {
+	tb := New(1<<20, DefaultTimeouts)
+	const flows = 1 << 19
+	for i := uint32(0); i < flows; i++ {
+		fwd, rev := flow(i, uint16(i))
+		tb.Insert(fwd, rev, NewFlow{Backend: 1, ClientMAC: packet.MAC{}}, sg(flagSYN), 60, 0)
+	}
+	for _, d := range [][2]int{{4, 8}, {8, 16}, {12, 24}, {16, 32}} {
+		b.Run(fmt.Sprint(d), func(b *testing.B) {
+			var batch [64]packet.Tuple
+			var probes [64]Probe
+			i := uint32(0)
+			d1, d2 := d[0], d[1]
+			for b.Loop() {
+				for k := range batch {
+					i = (i + 7919) % flows
+					batch[k], _ = flow(i, uint16(i))
+				}
+				for k := 0; k < 64+d2; k++ {
+					if k < 64 {
+						probes[k] = tb.PrefetchSlot(batch[k], false)
+					}
+					if j := k - d1; j >= 0 && j < 64 {
+						tb.PrefetchEntry(probes[j])
+					}
+					if j := k - d2; j >= 0 && j < 64 {
+						if _, ok := tb.Forward(batch[j], sg(flagACK), 60, 1); !ok {
+							b.Fatal("miss")
+						}
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/lookup")
+		})
 	}
 }

@@ -5,26 +5,33 @@ import (
 	"encoding/binary"
 	"sync"
 	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+	"golang.org/x/sys/unix"
 
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
 	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
-// Entry is one tracked flow.
+// Entry is one tracked flow. It is 128 bytes, two cache lines, laid out
+// for a lookup at a million flows: the first line has what a probe and a
+// packet's accounting touch (hashes, tuples, backend, last seen, packets).
 type Entry struct {
-	Fwd       packet.Tuple // client -> VIP
-	Rev       packet.Tuple // backend -> client (after DNAT)
-	ClientMAC packet.MAC   // next hop towards the client, learned from the first packet
-	Backend   uint32       // backend id from the dataplane config
-	State     State
-	LastSeen  int64 // unix nanoseconds
-	Packets   uint64
-	Bytes     uint64
 	fwdHash   uint64
 	revHash   uint64
+	Fwd       packet.Tuple // client -> VIP
+	Rev       packet.Tuple // backend -> client (after DNAT)
+	Backend   uint32       // backend id from the dataplane config
+	LastSeen  int64        // unix nanoseconds
+	Packets   uint64
+	Bytes     uint64
 	tcp       track
+	ClientMAC packet.MAC // next hop towards the client, learned from the first packet
+	State     State
 	OneWay    bool // DSR: only the client's packets pass the load balancer
 	used      bool
+	_         [25]byte
 }
 
 // Counters are cumulative table events.
@@ -43,6 +50,7 @@ type Table struct {
 	seed                                    uint64
 	inserts, evictions, expired, collisions atomic.Uint64
 	ignoredRSTs                             atomic.Uint64
+	count                                   atomic.Int64 // tracked flows, for Large
 	onRemove                                func(*Entry)
 }
 
@@ -64,10 +72,33 @@ func New(capacity int, timeouts Timeouts) *Table {
 	for i := range timeouts {
 		t.timeouts[i] = int64(timeouts[i])
 	}
+	// One allocation each for all shards' entries and index slots, in huge
+	// pages where the kernel gives them (a lookup at a million flows would
+	// otherwise miss the TLB as well as the cache).
+	entries := make([]Entry, per*numShards)
+	isz := indexSize(per)
+	slots := make([]uint64, 2*isz*numShards)
+	adviseHugePages(unsafe.Pointer(unsafe.SliceData(entries)), uintptr(len(entries))*unsafe.Sizeof(Entry{}))
+	adviseHugePages(unsafe.Pointer(unsafe.SliceData(slots)), uintptr(len(slots))*8)
+	gens := make([]atomic.Uint32, per*numShards)
+	adviseHugePages(unsafe.Pointer(unsafe.SliceData(gens)), uintptr(len(gens))*4)
 	for i := range t.shards {
-		t.shards[i].init(per)
+		f := slots[2*i*isz:]
+		t.shards[i].init(entries[i*per:(i+1)*per], gens[i*per:(i+1)*per], f[:isz], f[isz:2*isz])
 	}
 	return t
+}
+
+// adviseHugePages asks for transparent huge pages (madvise mode) for the
+// 2 MiB-aligned part of a large, not yet touched allocation. Best effort.
+func adviseHugePages(p unsafe.Pointer, size uintptr) {
+	const huge = 2 << 20
+	start := (uintptr(p) + huge - 1) &^ (huge - 1)
+	end := (uintptr(p) + size) &^ (huge - 1)
+	if end <= start {
+		return
+	}
+	unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_HUGEPAGE)
 }
 
 // shardOf picks the shard from the client endpoint, which both directions
@@ -111,6 +142,7 @@ func (t *Table) drop(s *shard, i int32) {
 		t.onRemove(&s.entries[i])
 	}
 	s.remove(i)
+	t.count.Add(-1)
 }
 
 // Lookup finds the flow of a tuple without counting a packet or moving
@@ -144,7 +176,15 @@ func (t *Table) Reply(rev packet.Tuple, seg *packet.Segment, bytes int, now int6
 }
 
 func (t *Table) lookup(client packet.Addr, port uint16, tup packet.Tuple, seg *packet.Segment, bytes int, now int64, reply bool) (Hit, bool) {
-	s := t.shardOf(client, port, tup.Proto)
+	hit, _, _, ok := t.lookupAt(t.Shard(client, port, tup.Proto), tup, seg, bytes, now, reply)
+	return hit, ok
+}
+
+// lookupAt looks a packet up in shard si, accounting it, and names the
+// entry (with its generation after this packet) for a Cache, saying
+// whether the flow may be cached.
+func (t *Table) lookupAt(si int, tup packet.Tuple, seg *packet.Segment, bytes int, now int64, reply bool) (Hit, ref, bool, bool) {
+	s := &t.shards[si]
 	idx := &s.fwd
 	if reply {
 		idx = &s.rev
@@ -154,19 +194,25 @@ func (t *Table) lookup(client packet.Addr, port uint16, tup packet.Tuple, seg *p
 	i := idx.find(s, h, &tup, reply)
 	if i < 0 {
 		s.mu.Unlock()
-		return Hit{}, false
+		return Hit{}, ref{}, false, false
 	}
 	e := &s.entries[i]
+	was := e.State
 	if !e.touch(seg, bytes, now, reply) {
 		t.ignoredRSTs.Add(1)
+	}
+	if e.State != was && cacheable(was, e.OneWay) {
+		s.gens[i].Add(1) // caches holding it must come back here
 	}
 	hit := Hit{Backend: e.Backend, ClientMAC: e.ClientMAC, VIP: e.Fwd.Dst, VIPPort: e.Fwd.DstPort,
 		Peer: e.Rev.Dst, PeerPort: e.Rev.DstPort}
 	if reply {
 		hit.Peer, hit.PeerPort = e.Fwd.Src, e.Fwd.SrcPort
 	}
+	r := ref{shard: uint32(si), entry: i, gen: s.gens[i].Load()}
+	c := cacheable(e.State, e.OneWay)
 	s.mu.Unlock()
-	return hit, true
+	return hit, r, c, true
 }
 
 // touch accounts a packet and moves the state; it returns false for an RST
@@ -230,6 +276,7 @@ func (t *Table) Insert(fwd, rev packet.Tuple, nf NewFlow, seg *packet.Segment, b
 	s.fwd.insert(fh, i)
 	s.rev.insert(rh, i)
 	t.inserts.Add(1)
+	t.count.Add(1)
 	return true
 }
 
@@ -314,23 +361,29 @@ func (t *Table) Counters() Counters {
 type shard struct {
 	mu      sync.Mutex
 	entries []Entry
-	free    []int32
-	fwd     index
-	rev     index
-	clock   int // eviction sampling cursor
+	// gens count, per entry slot, the changes a worker's Cache must see:
+	// the entry's removal and its leaving a cacheable state.
+	gens  []atomic.Uint32
+	free  []int32
+	fwd   index
+	rev   index
+	clock int              // eviction sampling cursor
+	_     cpu.CacheLinePad // one shard's lock never shares a line with the next's
 }
 
-func (s *shard) init(n int) {
-	s.entries = make([]Entry, n)
+func (s *shard) init(entries []Entry, gens []atomic.Uint32, fwd, rev []uint64) {
+	n := len(entries)
+	s.entries, s.gens = entries, gens
 	s.free = make([]int32, n)
 	for i := range s.free {
 		s.free[i] = int32(n - 1 - i)
 	}
-	s.fwd.init(n)
-	s.rev.init(n)
+	s.fwd.init(fwd)
+	s.rev.init(rev)
 }
 
 func (s *shard) remove(i int32) {
+	s.gens[i].Add(1)
 	e := &s.entries[i]
 	s.fwd.delete(s, e.fwdHash, i, false)
 	s.rev.delete(s, e.revHash, i, true)
@@ -358,7 +411,8 @@ func (s *shard) victim() int32 {
 }
 
 // Bounds of New's capacity: a few entries per shard at least, and at most
-// 64M flows (about 7.5 GiB at ~116 bytes each).
+// 64M flows (about 10.5 GiB at 168 bytes each: a 128-byte entry, two
+// indexes of 8-byte slots at twice the entries, a generation and a free slot).
 const (
 	MinCapacity = 4 * numShards
 	MaxCapacity = 1 << 26

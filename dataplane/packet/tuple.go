@@ -43,3 +43,19 @@ func (t Tuple) String() string {
 
 // AddrFrom converts a netip.Addr (IPv4) to Addr.
 func AddrFrom(a netip.Addr) Addr { return Addr(a.As4()) }
+
+// PeekTuple reads a frame's TCP or UDP tuple without checking the rest of
+// it, to prefetch its flow before Decode looks at it properly.
+func PeekTuple(frame []byte) (Tuple, bool) {
+	if len(frame) < ethLen+ipv4Min || binary.BigEndian.Uint16(frame[12:]) != 0x0800 || frame[l3]>>4 != 4 ||
+		binary.BigEndian.Uint16(frame[ipFrag:])&0x3fff != 0 {
+		return Tuple{}, false
+	}
+	proto := ipproto.Proto(frame[ipProto])
+	l4 := l3 + int(frame[l3]&0x0f)*4
+	if proto != ProtoTCP && proto != ProtoUDP || len(frame) < l4+4 {
+		return Tuple{}, false
+	}
+	return Tuple{Src: Addr(frame[ipSrc : ipSrc+4]), Dst: Addr(frame[ipDst : ipDst+4]),
+		SrcPort: binary.BigEndian.Uint16(frame[l4:]), DstPort: binary.BigEndian.Uint16(frame[l4+2:]), Proto: proto}, true
+}

@@ -1,0 +1,146 @@
+package conntrack
+
+import (
+	"testing"
+
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
+)
+
+// established makes a flow and walks it through the handshake.
+func established(t *testing.T, tb *Table, i uint32) (fwd, rev packet.Tuple) {
+	t.Helper()
+	fwd, rev = flow(i, uint16(i))
+	if !tb.Insert(fwd, rev, NewFlow{Backend: 1}, sg(flagSYN), 60, 1) {
+		t.Fatal("insert")
+	}
+	tb.Reply(rev, sg(flagSYN|flagACK), 60, 2)
+	tb.Forward(fwd, sg(flagACK), 60, 3)
+	if e, _ := tb.Lookup(fwd, false); e.State != Established {
+		t.Fatalf("state %s", e.State)
+	}
+	return fwd, rev
+}
+
+func entry(t *testing.T, tb *Table, fwd packet.Tuple) Entry {
+	t.Helper()
+	e, ok := tb.Lookup(fwd, false)
+	if !ok {
+		t.Fatal("flow gone")
+	}
+	return e
+}
+
+// Cached packets are counted in the table when flushed: every
+// FlushPackets packets, on FlushAll, and before the table sees the flow.
+func TestCacheDefersCounts(t *testing.T) {
+	tb := New(1024, DefaultTimeouts)
+	c := tb.NewCache(64)
+	fwd, _ := established(t, tb, 1)
+	base := entry(t, tb, fwd).Packets
+	now := int64(10)
+	ack := &packet.Segment{Flags: flagACK, Seq: 1000, Len: 100, Win: 500}
+	for range 10 { // the first two are misses (admission), the rest hits
+		now++
+		if h, ok := c.Forward(fwd, ack, 100, now); !ok || h.Backend != 1 {
+			t.Fatal("cached lookup failed")
+		}
+		ack.Seq += 100
+	}
+	if got := entry(t, tb, fwd).Packets - base; got >= 10 {
+		t.Fatalf("table already has %d of 10 packets: nothing was deferred", got)
+	}
+	c.FlushAll(now)
+	e := entry(t, tb, fwd)
+	if e.Packets-base != 10 || e.LastSeen != now {
+		t.Fatalf("after flush: %d packets, last seen %d; want 10, %d", e.Packets-base, e.LastSeen, now)
+	}
+	// FlushPackets packets in a row reach the table without FlushAll.
+	for range FlushPackets {
+		now++
+		c.Forward(fwd, ack, 100, now)
+	}
+	if e := entry(t, tb, fwd); e.Packets-base != 10+FlushPackets {
+		t.Fatalf("%d packets after %d more, want %d", e.Packets-base, FlushPackets, 10+FlushPackets)
+	}
+}
+
+// A FIN goes to the table and ends caching of both directions: the other
+// direction's cache (another worker) sees the generation move.
+func TestCacheLeavesStateChangesToTheTable(t *testing.T) {
+	tb := New(1024, DefaultTimeouts)
+	fc, rc := tb.NewCache(64), tb.NewCache(64)
+	fwd, rev := established(t, tb, 2)
+	for range 3 {
+		fc.Forward(fwd, sg(flagACK), 60, 5)
+		rc.Reply(rev, sg(flagACK), 60, 5)
+	}
+	fc.Forward(fwd, sg(flagFIN|flagACK), 60, 6)
+	if e := entry(t, tb, fwd); e.State != Closing {
+		t.Fatalf("state after FIN %s", e.State)
+	}
+	// The backend's ACK of that FIN, through the cache that held the
+	// established flow, must reach the table at once.
+	rc.FlushAll(6)
+	before := entry(t, tb, fwd).Packets
+	rc.Reply(rev, sg(flagACK), 60, 7)
+	if entry(t, tb, fwd).Packets != before+1 {
+		t.Fatal("a packet of a closing flow was answered from another worker's cache")
+	}
+	rc.Reply(rev, sg(flagFIN|flagACK), 60, 8)
+	if e := entry(t, tb, fwd); e.State != Closed {
+		t.Fatalf("state after both FINs %s", e.State)
+	}
+}
+
+// A flow the table dropped (expired, evicted, replaced) is a miss.
+func TestCacheMissesRemovedFlow(t *testing.T) {
+	tb := New(1024, DefaultTimeouts)
+	c := tb.NewCache(64)
+	fwd, _ := established(t, tb, 3)
+	for range 3 {
+		c.Forward(fwd, sg(flagACK), 60, 5)
+	}
+	if n := tb.Expire(int64(DefaultTimeouts[Established]) + 100); n != 1 {
+		t.Fatalf("expired %d", n)
+	}
+	if _, ok := c.Forward(fwd, sg(flagACK), 60, int64(DefaultTimeouts[Established])+200); ok {
+		t.Fatal("an expired flow was found in the cache")
+	}
+}
+
+// An RST is checked against the sequence numbers the cache deferred: the
+// cache's highest sequence reaches the table before the RST does.
+func TestCacheRSTSeesDeferredSequence(t *testing.T) {
+	tb := New(1024, DefaultTimeouts)
+	c := tb.NewCache(64)
+	fwd, _ := established(t, tb, 4)
+	seq := uint32(1)
+	for range 20 { // 20 x 60000 bytes: far beyond a 64 KiB window from the start
+		c.Forward(fwd, &packet.Segment{Flags: flagACK, Seq: seq, Len: 60000, Win: 65535, WScale: packet.NoWScale}, 60, 5)
+		seq += 60000
+	}
+	c.Forward(fwd, &packet.Segment{Flags: flagRST, Seq: seq, WScale: packet.NoWScale}, 40, 6)
+	if e := entry(t, tb, fwd); e.State != Closed {
+		t.Fatalf("an in-window RST after cached segments left the flow %s (ignored RSTs %d)", e.State,
+			tb.Counters().IgnoredRSTs)
+	}
+}
+
+// Bypass flushes and empties the cache; lookups then go to the table.
+func TestCacheBypass(t *testing.T) {
+	tb := New(1024, DefaultTimeouts)
+	c := tb.NewCache(64)
+	fwd, _ := established(t, tb, 5)
+	base := entry(t, tb, fwd).Packets
+	for range 5 {
+		c.Forward(fwd, sg(flagACK), 60, 5)
+	}
+	c.Bypass(true, 6)
+	if got := entry(t, tb, fwd).Packets - base; got != 5 {
+		t.Fatalf("%d of 5 packets after bypass", got)
+	}
+	c.Forward(fwd, sg(flagACK), 60, 7)
+	if got := entry(t, tb, fwd).Packets - base; got != 6 {
+		t.Fatal("a bypassed cache deferred a packet")
+	}
+}
