@@ -37,13 +37,17 @@ test: deps build
 demo: build
 	$(GO) run ./internal/demo -bin $(BIN)
 
-# Go benchmarks of the per-packet path, then (as root) the netns comparison
-# with nftables DNAT and kernel routing on the same topology.
+# Go benchmarks of the per-packet path (established flows at 1k and 1M flows, 1 and 2 workers, new
+# flows, conntrack, Maglev), the control plane at 4096 services, then (as root) the netns comparison
+# with an AF_XDP l2fwd baseline, nftables DNAT and kernel routing, 3 runs of each (docs/benchmarks.md).
 BENCHTIME ?= 3s
+BENCHRUNS ?= 3
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/...
 	$(GO) test -run '^$$' -bench BenchmarkChangeAt4096Services -benchtime 30x ./control/daemon/
-	@if [ "$$(id -u)" = 0 ]; then $(GO) run ./internal/bench -bin $(BIN) -duration $(BENCHTIME); \
+	@if [ "$$(id -u)" = 0 ]; then \
+		command -v nft >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null; }; \
+		$(GO) run ./internal/bench -bin $(BIN) -duration $(BENCHTIME) -runs $(BENCHRUNS); \
 	else echo "netns benchmark skipped: needs root"; fi
 
 clean:

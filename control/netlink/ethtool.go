@@ -15,6 +15,8 @@ const (
 	ethtoolGRXFHINDIR = 0x38 // RSS indirection table
 	ethtoolSTXCSUM    = 0x17 // TX checksum offload
 	ethtoolSTSO       = 0x1f // TCP segmentation offload, which needs TX checksums
+	ethtoolGGRO       = 0x2b // generic receive offload
+	ethtoolSGRO       = 0x2c
 )
 
 type ethtoolChannels struct {
@@ -98,4 +100,30 @@ func RSSQueues(name string) (n int, ok bool) {
 		n = max(n, int(q)+1)
 	}
 	return n, true
+}
+
+// SetGRO is `ethtool -K ifname gro on|off`; it reports what the device has
+// afterwards (a device may refuse).
+func SetGRO(ifname string, on bool) (bool, error) {
+	v := ethtoolValue{cmd: ethtoolSGRO}
+	if on {
+		v.data = 1
+	}
+	if err := ethtool(ifname, unsafe.Pointer(&v)); err != nil {
+		return false, fmt.Errorf("ethtool -K %s gro: %w", ifname, err)
+	}
+	v = ethtoolValue{cmd: ethtoolGGRO}
+	if err := ethtool(ifname, unsafe.Pointer(&v)); err != nil {
+		return false, fmt.Errorf("ethtool -k %s gro: %w", ifname, err)
+	}
+	return v.data != 0, nil
+}
+
+// DisableTSO is `ethtool -K ifname tso off`.
+func DisableTSO(ifname string) error {
+	v := ethtoolValue{cmd: ethtoolSTSO}
+	if err := ethtool(ifname, unsafe.Pointer(&v)); err != nil {
+		return fmt.Errorf("ethtool -K %s tso off: %w", ifname, err)
+	}
+	return nil
 }

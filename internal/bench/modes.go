@@ -18,26 +18,29 @@ const (
 )
 
 // mode sets a lab up to forward VIP traffic one way; targets are the
-// addresses the client sends to.
+// addresses the client sends to, tasks the /proc stat files of the
+// processes or threads that forward in user space (the LB's kernel work
+// is measured from its NAPI kthreads in every mode).
 type mode struct {
-	name  string
-	setup func(td *testenv.Teardown, lab *testenv.Lab) (targets []netip.Addr, err error)
+	name    string
+	udpOnly bool // forwards the UDP flood only
+	setup   func(td *testenv.Teardown, lab *testenv.Lab) (targets []netip.Addr, tasks []string, err error)
 }
 
 func modes(bin string) []mode {
 	return []mode{
-		{"scmlb-xsk", func(td *testenv.Teardown, lab *testenv.Lab) ([]netip.Addr, error) {
+		{"scmlb-xsk", false, func(td *testenv.Teardown, lab *testenv.Lab) ([]netip.Addr, []string, error) {
 			dir, err := os.MkdirTemp("", "scmlb-bench")
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			td.Cleanup(func() { os.RemoveAll(dir) })
 			vip := lab.VIP.String()
 			d, err := testenv.StartDaemon(td, lab.LB, bin, dir, "--upstream", lab.UpstreamIf, "--backend-if", lab.BackendIf,
 				"--vip", fmt.Sprintf("%s:%d/udp", vip, udpPort), "--vip", fmt.Sprintf("%s:%d/tcp", vip, tcpPort), "--vip", fmt.Sprintf("%s:%d/tcp", vip, connPort),
-				"--backend", lab.BackendAddrs[0].String(), "--backend", lab.BackendAddrs[1].String(), "--log-level", "warn")
+				"--backend", lab.BackendAddrs[0].String(), "--backend", lab.BackendAddrs[1].String(), "--log-level", "warn", "--cpus", fmt.Sprint(lbCPU))
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			td.Cleanup(func() {
 				if os.Getenv("BENCH_STATS") != "" {
@@ -46,9 +49,10 @@ func modes(bin string) []mode {
 				}
 				d.Stop(syscall.SIGTERM, 10*time.Second)
 			})
-			return []netip.Addr{lab.VIP}, nil
+			return []netip.Addr{lab.VIP}, []string{fmt.Sprintf("/proc/%d/stat", d.Pid())}, nil
 		}},
-		{"nftables", func(td *testenv.Teardown, lab *testenv.Lab) ([]netip.Addr, error) {
+		{"xsk-l2fwd", true, l2fwd},
+		{"nftables", false, func(td *testenv.Teardown, lab *testenv.Lab) ([]netip.Addr, []string, error) {
 			b1, b2 := lab.BackendAddrs[0], lab.BackendAddrs[1]
 			// The usual nftables load balancer: DNAT chosen by a hash of the
 			// client address and port, conntrack for the replies.
@@ -60,13 +64,13 @@ func modes(bin string) []mode {
 }
 `, lab.VIP, udpPort, tcpPort, b1, b2, connPort)
 			if err := nft(lab.LB, ruleset); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			return []netip.Addr{lab.VIP}, forwarding(lab.LB)
+			return []netip.Addr{lab.VIP}, nil, forwarding(lab.LB)
 		}},
-		{"routing", func(td *testenv.Teardown, lab *testenv.Lab) ([]netip.Addr, error) {
+		{"routing", false, func(td *testenv.Teardown, lab *testenv.Lab) ([]netip.Addr, []string, error) {
 			// No load balancing: the client addresses the backends itself.
-			return lab.BackendAddrs, forwarding(lab.LB)
+			return lab.BackendAddrs, nil, forwarding(lab.LB)
 		}},
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/scmlb-xsk/scmlb-xsk/bpf"
 	"github.com/scmlb-xsk/scmlb-xsk/internal/fixture"
 	"github.com/scmlb-xsk/scmlb-xsk/internal/testenv"
@@ -26,8 +28,8 @@ const (
 // runMode measures one mode on a lab of its own, torn down (td) before the next.
 func runMode(td *testenv.Teardown, m mode, dur time.Duration) (result, error) {
 	defer td.Run()
-	r := result{mode: m.name, duration: dur, udpFlows: flows, tcpStreams: tcpStreams, connWorkers: connWorker}
-	lab, err := testenv.NewLab(td, testenv.LabConfig{Topology: testenv.TwoArm, Backends: 2})
+	r := result{mode: m.name, duration: dur, udpFlows: flows, tcpStreams: tcpStreams, connWorkers: connWorker, udpOnly: m.udpOnly}
+	lab, err := testenv.NewLab(td, testenv.LabConfig{Topology: testenv.TwoArm, Backends: 2, ClientQueues: len(generatorCPUs())})
 	if err != nil {
 		return r, err
 	}
@@ -39,21 +41,45 @@ func runMode(td *testenv.Teardown, m mode, dur time.Duration) (result, error) {
 		}
 		counters = append(counters, p)
 	}
-	targets, err := m.setup(td, lab)
+	if err := applySettings(lab); err != nil {
+		return r, err
+	}
+	targets, tasks, err := m.setup(td, lab)
 	if err != nil {
 		return r, err
 	}
-	if err := waitReady(lab, targets); err != nil {
+	if !m.udpOnly {
+		if err := waitReady(lab, targets); err != nil {
+			return r, err
+		}
+	}
+	if err := pinLab(lab); err != nil {
 		return r, err
 	}
-
+	// The LB's CPU: its user-space forwarder and its NAPI kthreads.
+	napi, err := napiThreads(lab.UpstreamIf, lab.BackendIf)
+	if err != nil {
+		return r, err
+	}
+	lb := append(tasks, napi...)
+	cpu0, err := cpuTicks(lb)
+	if err != nil {
+		return r, err
+	}
 	before := delivered(counters)
 	if r.udpSent, err = flood(lab, targets, dur); err != nil {
 		return r, err
 	}
+	cpu1, err := cpuTicks(lb)
+	if err != nil {
+		return r, err
+	}
 	time.Sleep(300 * time.Millisecond) // in-flight packets
 	r.udpRecv = delivered(counters) - before
-
+	r.lbCPU = time.Duration(cpu1-cpu0) * time.Second / ticksPerSecond
+	if m.udpOnly {
+		return r, nil
+	}
 	if r.tcpBytes, err = throughput(lab, targets, dur); err != nil {
 		return r, err
 	}
@@ -123,8 +149,9 @@ func waitReady(lab *testenv.Lab, targets []netip.Addr) error {
 	})
 }
 
-// flood sends 64-byte UDP frames over `flows` source ports from an AF_XDP
-// socket on the client for dur, and returns how many the socket sent.
+// flood sends 64-byte UDP frames over `flows` source ports for dur from
+// one AF_XDP socket per generator CPU on the client, each on its own queue
+// and pinned to its CPU, and returns how many the sockets sent.
 func flood(lab *testenv.Lab, targets []netip.Addr, dur time.Duration) (uint64, error) {
 	var gw net.HardwareAddr
 	if err := lab.LB.Do(func() error {
@@ -136,40 +163,63 @@ func flood(lab *testenv.Lab, targets []netip.Addr, dur time.Duration) (uint64, e
 	}); err != nil {
 		return 0, err
 	}
-	var sent uint64
-	err := lab.Client.Do(func() error {
-		ifc, err := net.InterfaceByName("eth0")
-		if err != nil {
-			return err
-		}
-		frames := make([][]byte, flows)
-		for i := range frames {
-			frames[i] = fixture.Frame{SrcMAC: [6]byte(ifc.HardwareAddr), DstMAC: [6]byte(gw), Src: lab.ClientAddr,
-				Dst: targets[i%len(targets)], Proto: fixture.ProtoUDP, SrcPort: uint16(10000 + i), DstPort: udpPort,
-				Payload: make([]byte, 64-14-20-8)}.Bytes()
-		}
-		s, err := xsk.Open(ifc.Index, 0, xsk.Options{NumFrames: 4096, FrameSize: 2048, RingSize: 2048, Copy: true})
-		if err != nil {
-			return err
-		}
-		defer s.Close()
-		deadline := time.Now().Add(dur)
-		for k := 0; time.Now().Before(deadline); {
-			for i := 0; i < 64; i++ {
-				addr, buf, ok := s.Alloc()
-				if !ok {
-					break
+	var sent atomic.Uint64
+	var wg sync.WaitGroup
+	gen := generatorCPUs()
+	cpus := len(gen)
+	errs := make(chan error, cpus)
+	deadline := time.Now().Add(dur)
+	for q := range cpus {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- lab.Client.Do(func() error {
+				var set unix.CPUSet
+				set.Set(gen[q])
+				if err := unix.SchedSetaffinity(0, &set); err != nil {
+					return err
 				}
-				n := copy(buf, frames[k%flows])
-				k++
-				s.Transmit(addr, n)
-			}
-			s.Flush()
+				ifc, err := net.InterfaceByName("eth0")
+				if err != nil {
+					return err
+				}
+				frames := make([][]byte, flows/cpus)
+				for i := range frames {
+					port := uint16(10000 + i*cpus + q)
+					frames[i] = fixture.Frame{SrcMAC: [6]byte(ifc.HardwareAddr), DstMAC: [6]byte(gw), Src: lab.ClientAddr,
+						Dst: targets[int(port)%len(targets)], Proto: fixture.ProtoUDP, SrcPort: port, DstPort: udpPort,
+						Payload: make([]byte, 64-14-20-8)}.Bytes()
+				}
+				s, err := xsk.Open(ifc.Index, q, xsk.Options{NumFrames: 4096, FrameSize: 2048, RingSize: 2048, Copy: true})
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				for k := 0; time.Now().Before(deadline); {
+					for i := 0; i < 64; i++ {
+						addr, buf, ok := s.Alloc()
+						if !ok {
+							break
+						}
+						n := copy(buf, frames[k%len(frames)])
+						k++
+						s.Transmit(addr, n)
+					}
+					s.Flush()
+				}
+				sent.Add(s.Counters().TxPackets)
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return 0, err
 		}
-		sent = s.Counters().TxPackets
-		return nil
-	})
-	return sent, err
+	}
+	return sent.Load(), nil
 }
 
 // throughput runs tcpStreams bulk senders for dur and returns the bytes written.

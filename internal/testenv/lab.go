@@ -57,6 +57,8 @@ type LabConfig struct {
 	// the sender's TX queue picks the receiver's RX queue, so both ends get
 	// the same count and flows spread over the queues.
 	UpQueues, DownQueues int
+	// ClientQueues gives the clients' veths (both ends) that many queues.
+	ClientQueues int
 }
 
 // NewLab builds the topology; everything is removed on cleanup.
@@ -105,7 +107,7 @@ func NewLab(c Cleaner, cfg LabConfig) (*Lab, error) {
 		}
 	}
 	for i, cl := range l.Clients {
-		if err := l.host(cl, upBridge, fmt.Sprintf("pc%d", i+1), l.ClientAddrs[i], "10.0.1.1"); err != nil {
+		if err := l.hostQueues(cl, upBridge, fmt.Sprintf("pc%d", i+1), l.ClientAddrs[i], "10.0.1.1", cfg.ClientQueues); err != nil {
 			return nil, err
 		}
 	}
@@ -125,7 +127,12 @@ func NewLab(c Cleaner, cfg LabConfig) (*Lab, error) {
 // host wires an end host: eth0 on a bridge port, a /24 address, a default
 // route, and TX checksum offload off.
 func (l *Lab) host(ns *NS, bridge, port string, addr netip.Addr, gw string) error {
-	if err := l.portOnBridge(ns, "eth0", bridge, port, 0); err != nil {
+	return l.hostQueues(ns, bridge, port, addr, gw, 0)
+}
+
+// hostQueues is host with that many veth queues (0: one).
+func (l *Lab) hostQueues(ns *NS, bridge, port string, addr netip.Addr, gw string, queues int) error {
+	if err := l.portOnBridge(ns, "eth0", bridge, port, queues); err != nil {
 		return err
 	}
 	if err := ns.ipAll([][]string{{"addr", "add", addr.String() + "/24", "dev", "eth0"}, {"link", "set", "eth0", "up"},
