@@ -37,12 +37,7 @@ func BenchmarkInsertEvict(b *testing.B) {
 }
 
 func BenchmarkForwardHit(b *testing.B) {
-	tb := New(1<<20, DefaultTimeouts)
-	const flows = 1 << 19 // half full, beyond the CPU caches
-	for i := uint32(0); i < flows; i++ {
-		fwd, rev := flow(i, uint16(i))
-		tb.Insert(fwd, rev, NewFlow{Backend: 1, ClientMAC: packet.MAC{}}, sg(flagSYN), 60, 0)
-	}
+	tb := halfFull()
 	i := uint32(0)
 	for b.Loop() {
 		i = (i + 7919) % flows
@@ -56,12 +51,7 @@ func BenchmarkForwardHit(b *testing.B) {
 // BenchmarkForwardHitPrefetched is BenchmarkForwardHit in batches of 64,
 // each prefetched as a worker does with a large table.
 func BenchmarkForwardHitPrefetched(b *testing.B) {
-	tb := New(1<<20, DefaultTimeouts)
-	const flows = 1 << 19
-	for i := uint32(0); i < flows; i++ {
-		fwd, rev := flow(i, uint16(i))
-		tb.Insert(fwd, rev, NewFlow{Backend: 1, ClientMAC: packet.MAC{}}, sg(flagSYN), 60, 0)
-	}
+	tb := halfFull()
 	var batch [64]packet.Tuple
 	var probes [64]Probe
 	i := uint32(0)
@@ -84,12 +74,7 @@ func BenchmarkForwardHitPrefetched(b *testing.B) {
 }
 
 func BenchmarkForwardHitPipelined(b *testing.B) {
-	tb := New(1<<20, DefaultTimeouts)
-	const flows = 1 << 19
-	for i := uint32(0); i < flows; i++ {
-		fwd, rev := flow(i, uint16(i))
-		tb.Insert(fwd, rev, NewFlow{Backend: 1, ClientMAC: packet.MAC{}}, sg(flagSYN), 60, 0)
-	}
+	tb := halfFull()
 	for _, d := range [][2]int{{4, 8}, {8, 16}, {12, 24}, {16, 32}} {
 		b.Run(fmt.Sprint(d), func(b *testing.B) {
 			var batch [64]packet.Tuple
@@ -118,4 +103,17 @@ func BenchmarkForwardHitPipelined(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/lookup")
 		})
 	}
+}
+
+// flows is how many flows halfFull tracks.
+const flows = 1 << 19
+
+// halfFull is a 1M-flow table half full: beyond the CPU caches.
+func halfFull() *Table {
+	tb := New(1<<20, DefaultTimeouts)
+	for i := uint32(0); i < flows; i++ {
+		fwd, rev := flow(i, uint16(i))
+		tb.Insert(fwd, rev, NewFlow{Backend: 1, ClientMAC: packet.MAC{}}, sg(flagSYN), 60, 0)
+	}
+	return tb
 }
