@@ -32,16 +32,8 @@ type Probe struct {
 // PrefetchSlot starts loading the index slot of tup's flow (reply: a
 // backend's packet, looked up by the reverse tuple) and returns where it is.
 func (t *Table) PrefetchSlot(tup packet.Tuple, reply bool) Probe {
-	client, port := tup.Src, tup.SrcPort
-	if reply {
-		client, port = tup.Dst, tup.DstPort
-	}
-	si := t.Shard(client, port, tup.Proto)
-	s := &t.shards[si]
-	x := &s.fwd
-	if reply {
-		x = &s.rev
-	}
+	si := t.shardFor(tup, reply)
+	x := t.shards[si].index(reply)
 	h := tup.Hash(t.seed)
 	p := Probe{shard: uint32(si), rev: reply, pos: h & x.mask, tag: h &^ 0xffffffff}
 	prefetch(uintptr(unsafe.Pointer(&x.slots[p.pos])))
@@ -52,11 +44,7 @@ func (t *Table) PrefetchSlot(tup packet.Tuple, reply bool) Probe {
 // is the flow's (most flows are found in their first slot).
 func (t *Table) PrefetchEntry(p Probe) {
 	s := &t.shards[p.shard]
-	x := &s.fwd
-	if p.rev {
-		x = &s.rev
-	}
-	v := atomic.LoadUint64(&x.slots[p.pos])
+	v := atomic.LoadUint64(&s.index(p.rev).slots[p.pos])
 	if v == 0 || v&^0xffffffff != p.tag {
 		return
 	}
@@ -64,6 +52,5 @@ func (t *Table) PrefetchEntry(p Probe) {
 		e := uintptr(unsafe.Pointer(&s.entries[i]))
 		prefetch(e)
 		prefetch(e + 64)
-		prefetch(uintptr(unsafe.Pointer(&s.gens[i])))
 	}
 }

@@ -93,11 +93,11 @@ func (c *Cache) Bypass(on bool, now int64) {
 }
 
 func (c *Cache) lookup(tup packet.Tuple, seg *packet.Segment, bytes int, now int64, reply bool) (Hit, bool) {
+	h := tup.Hash(c.t.seed)
 	if c.bypass {
-		hit, _, _, ok := c.t.lookupRef(tup, seg, bytes, now, reply)
+		hit, _, _, ok := c.t.lookup(tup, h, seg, bytes, now, reply, false)
 		return hit, ok
 	}
-	h := tup.Hash(c.t.seed)
 	sl := &c.slots[h&c.mask]
 	quiet := tup.Proto == packet.ProtoUDP || seg.Flags&(flagSYN|flagFIN|flagRST) == 0
 	same := sl.valid && sl.reply == reply && sl.tup == tup
@@ -119,10 +119,11 @@ func (c *Cache) lookup(tup packet.Tuple, seg *packet.Segment, bytes int, now int
 	// The table decides. What the slot holds goes there first, so the
 	// table sees this flow's deferred counts before, say, its RST.
 	c.flush(sl, now)
-	hit, r, cacheable, ok := c.t.lookupRef(tup, seg, bytes, now, reply)
 	tag := uint32(h >> 32)
+	admit := quiet && (same || sl.candidate == tag)
+	hit, r, cacheable, ok := c.t.lookup(tup, h, seg, bytes, now, reply, admit)
 	switch {
-	case ok && cacheable && quiet && (same || sl.candidate == tag):
+	case ok && admit && cacheable:
 		*sl = cacheSlot{tup: tup, reply: reply, valid: true, hit: hit, shard: r.shard, entry: r.entry, gen: r.gen,
 			flushed: now}
 	case same:
@@ -161,15 +162,6 @@ type ref struct {
 // Cache: nothing but a FIN, RST or SYN would change it.
 func cacheable(s State, oneWay bool) bool {
 	return s == Established || s == UDP || oneWay && s == MidStream
-}
-
-// lookupRef is lookup, also naming the entry for a Cache.
-func (t *Table) lookupRef(tup packet.Tuple, seg *packet.Segment, bytes int, now int64, reply bool) (Hit, ref, bool, bool) {
-	client, port := tup.Src, tup.SrcPort
-	if reply {
-		client, port = tup.Dst, tup.DstPort
-	}
-	return t.lookupAt(t.Shard(client, port, tup.Proto), tup, seg, bytes, now, reply)
 }
 
 // addDeferred adds a Cache's deferred counts to the entry r names, unless

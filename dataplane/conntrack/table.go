@@ -101,15 +101,8 @@ func adviseHugePages(p unsafe.Pointer, size uintptr) {
 	unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_HUGEPAGE)
 }
 
-// shardOf picks the shard from the client endpoint, which both directions
-// share: one multiply, the top bits of which spread well (Fibonacci hashing).
-// Full-NAT replies name the SNAT endpoint instead: its port is chosen in the
-// client's shard (see Shard).
-func (t *Table) shardOf(client packet.Addr, port uint16, proto ipproto.Proto) *shard {
-	return &t.shards[t.Shard(client, port, proto)]
-}
-
-// Shard is the shard of an endpoint. A full-NAT source port must be one
+// Shard is the shard of an endpoint: one multiply, the top bits of which
+// spread well (Fibonacci hashing). A full-NAT source port must be one
 // whose endpoint falls in the same shard as the client's, so the reply,
 // which names only the SNAT endpoint, finds the flow.
 func (t *Table) Shard(addr packet.Addr, port uint16, proto ipproto.Proto) int {
@@ -145,21 +138,34 @@ func (t *Table) drop(s *shard, i int32) {
 	t.count.Add(-1)
 }
 
+// shardFor is the shard of tup's flow: that of its client endpoint, which
+// both directions share (the source of a client's packet, the destination
+// of a reply). Full-NAT replies name the SNAT endpoint instead: its port is
+// chosen in the client's shard (see Shard).
+func (t *Table) shardFor(tup packet.Tuple, reply bool) int {
+	if reply {
+		return t.Shard(tup.Dst, tup.DstPort, tup.Proto)
+	}
+	return t.Shard(tup.Src, tup.SrcPort, tup.Proto)
+}
+
+// index is the shard's index of a direction's tuples.
+func (s *shard) index(reply bool) *index {
+	if reply {
+		return &s.rev
+	}
+	return &s.fwd
+}
+
 // Lookup finds the flow of a tuple without counting a packet or moving
 // its state (for an ICMP error quoting it); reply says which direction
 // the tuple is. It copies the entry.
 func (t *Table) Lookup(tup packet.Tuple, reply bool) (Entry, bool) {
-	client, port := tup.Src, tup.SrcPort
-	idx := func(s *shard) *index { return &s.fwd }
-	if reply {
-		client, port = tup.Dst, tup.DstPort
-		idx = func(s *shard) *index { return &s.rev }
-	}
-	s := t.shardOf(client, port, tup.Proto)
+	s := &t.shards[t.shardFor(tup, reply)]
 	h := tup.Hash(t.seed)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if i := idx(s).find(s, h, &tup, reply); i >= 0 {
+	if i := s.index(reply).find(s, h, &tup, reply); i >= 0 {
 		return s.entries[i], true
 	}
 	return Entry{}, false
@@ -167,31 +173,25 @@ func (t *Table) Lookup(tup packet.Tuple, reply bool) (Entry, bool) {
 
 // Forward looks up a client->VIP packet, updating state and counters.
 func (t *Table) Forward(fwd packet.Tuple, seg *packet.Segment, bytes int, now int64) (Hit, bool) {
-	return t.lookup(fwd.Src, fwd.SrcPort, fwd, seg, bytes, now, false)
+	hit, _, _, ok := t.lookup(fwd, fwd.Hash(t.seed), seg, bytes, now, false, false)
+	return hit, ok
 }
 
 // Reply looks up a backend->client packet.
 func (t *Table) Reply(rev packet.Tuple, seg *packet.Segment, bytes int, now int64) (Hit, bool) {
-	return t.lookup(rev.Dst, rev.DstPort, rev, seg, bytes, now, true)
-}
-
-func (t *Table) lookup(client packet.Addr, port uint16, tup packet.Tuple, seg *packet.Segment, bytes int, now int64, reply bool) (Hit, bool) {
-	hit, _, _, ok := t.lookupAt(t.Shard(client, port, tup.Proto), tup, seg, bytes, now, reply)
+	hit, _, _, ok := t.lookup(rev, rev.Hash(t.seed), seg, bytes, now, true, false)
 	return hit, ok
 }
 
-// lookupAt looks a packet up in shard si, accounting it, and names the
-// entry (with its generation after this packet) for a Cache, saying
-// whether the flow may be cached.
-func (t *Table) lookupAt(si int, tup packet.Tuple, seg *packet.Segment, bytes int, now int64, reply bool) (Hit, ref, bool, bool) {
+// lookup looks a packet up (h is its tuple's hash), accounting it. With
+// wantRef it also names the entry (with its generation after this packet)
+// for a Cache and says whether the flow may be cached; both are read
+// under the lock, where they agree with each other.
+func (t *Table) lookup(tup packet.Tuple, h uint64, seg *packet.Segment, bytes int, now int64, reply, wantRef bool) (Hit, ref, bool, bool) {
+	si := t.shardFor(tup, reply)
 	s := &t.shards[si]
-	idx := &s.fwd
-	if reply {
-		idx = &s.rev
-	}
-	h := tup.Hash(t.seed)
 	s.mu.Lock()
-	i := idx.find(s, h, &tup, reply)
+	i := s.index(reply).find(s, h, &tup, reply)
 	if i < 0 {
 		s.mu.Unlock()
 		return Hit{}, ref{}, false, false
@@ -209,8 +209,12 @@ func (t *Table) lookupAt(si int, tup packet.Tuple, seg *packet.Segment, bytes in
 	if reply {
 		hit.Peer, hit.PeerPort = e.Fwd.Src, e.Fwd.SrcPort
 	}
-	r := ref{shard: uint32(si), entry: i, gen: s.gens[i].Load()}
-	c := cacheable(e.State, e.OneWay)
+	var r ref
+	var c bool
+	if wantRef {
+		r = ref{shard: uint32(si), entry: i, gen: s.gens[i].Load()}
+		c = cacheable(e.State, e.OneWay)
+	}
 	s.mu.Unlock()
 	return hit, r, c, true
 }
@@ -246,7 +250,7 @@ type NewFlow struct {
 // only if rev already belongs to another flow (the same backend:port serving
 // two VIPs to the same client port), which is counted as a collision.
 func (t *Table) Insert(fwd, rev packet.Tuple, nf NewFlow, seg *packet.Segment, bytes int, now int64) bool {
-	s := t.shardOf(fwd.Src, fwd.SrcPort, fwd.Proto)
+	s := &t.shards[t.shardFor(fwd, false)]
 	fh, rh := fwd.Hash(t.seed), rev.Hash(t.seed)
 	s.mu.Lock()
 	defer s.mu.Unlock()
