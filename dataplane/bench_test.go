@@ -24,10 +24,7 @@ func BenchmarkPipeline(b *testing.B) {
 		i++
 		if len(up.rx) == BatchSize {
 			w.pump(up)
-			for _, d := range down.tx {
-				down.Release(d.Addr)
-			}
-			down.tx = down.tx[:0]
+			down.complete()
 		}
 	}
 }
@@ -45,9 +42,6 @@ func BenchmarkNewFlows(b *testing.B) {
 		udp[26]++ // vary the client address too
 		up.inject(udp)
 		w.pump(up)
-		for _, d := range down.tx {
-			down.Release(d.Addr)
-		}
-		down.tx = down.tx[:0]
+		down.complete()
 	}
 }

@@ -102,19 +102,11 @@ func (fb *flowBench) run(k, packets int) {
 		up.inject(ack)
 		if len(up.rx) == BatchSize {
 			w.pump(up)
-			fb.complete(down)
+			down.complete()
 		}
 	}
 	w.pump(up)
-	fb.complete(down)
-}
-
-// complete gives the transmitted frames back, as TX completions do.
-func (fb *flowBench) complete(q *memQueue) {
-	for _, d := range q.tx {
-		q.Release(d.Addr)
-	}
-	q.tx = q.tx[:0]
+	down.complete()
 }
 
 // BenchmarkEstablished is the per-packet worker path for a client's packet

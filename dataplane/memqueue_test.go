@@ -96,3 +96,11 @@ func (q *memQueue) takeTx() [][]byte {
 	q.tx = q.tx[:0]
 	return out
 }
+
+// complete gives the transmitted frames back, as TX completions do.
+func (q *memQueue) complete() {
+	for _, d := range q.tx {
+		q.Release(d.Addr)
+	}
+	q.tx = q.tx[:0]
+}

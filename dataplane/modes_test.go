@@ -275,10 +275,7 @@ func TestModesAllocs(t *testing.T) {
 		}
 		w.pump(up)
 		for _, q := range []*memQueue{up, down} {
-			for _, d := range q.tx {
-				q.Release(d.Addr)
-			}
-			q.tx = q.tx[:0]
+			q.complete()
 		}
 	})
 	if allocs != 0 {

@@ -72,10 +72,7 @@ func TestTapNoAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, func() {
 		up.inject(frame)
 		w.pump(up)
-		for _, d := range down.tx {
-			down.Release(d.Addr)
-		}
-		down.tx = down.tx[:0]
+		down.complete()
 		for _, c := range drain(tap) {
 			tap.Release(c)
 		}

@@ -186,15 +186,9 @@ func TestPumpAllocs(t *testing.T) {
 			up.inject(fr)
 		}
 		w.pump(up)
-		for _, d := range down.tx {
-			down.Release(d.Addr)
-		}
-		down.tx = down.tx[:0]
+		down.complete()
 		w.pump(down)
-		for _, d := range up.tx {
-			up.Release(d.Addr)
-		}
-		up.tx = up.tx[:0]
+		up.complete()
 	})
 	if allocs != 0 {
 		t.Fatalf("pump allocates %v times per batch", allocs)
