@@ -24,11 +24,7 @@ type Decap struct {
 func LoadDecap() (*Decap, error) {
 	d := &Decap{links: map[int]link.Link{}}
 	if err := loadDecapObjects(&d.objs, nil); err != nil {
-		var verr *ebpf.VerifierError
-		if errors.As(err, &verr) {
-			return nil, fmt.Errorf("load decap program: %+v", verr)
-		}
-		return nil, fmt.Errorf("load decap program: %w", err)
+		return nil, loadError("decap", err)
 	}
 	d.addrs = newMirror[uint32, uint8](d.objs.DecapAddrs)
 	d.vips = newMirror[uint32, uint8](d.objs.DecapVips)

@@ -88,11 +88,7 @@ func Load() (*Program, error) {
 	}
 	p := &Program{links: map[int]link.Link{}}
 	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
-		var verr *ebpf.VerifierError
-		if errors.As(err, &verr) {
-			return nil, fmt.Errorf("load xdp program: %+v", verr)
-		}
-		return nil, fmt.Errorf("load xdp program: %w", err)
+		return nil, loadError("xdp", err)
 	}
 	p.services = newMirror[xdpEndpoint, uint32](p.objs.Services)
 	p.backends = newMirror[xdpEndpoint, uint32](p.objs.Backends)
@@ -325,4 +321,14 @@ func IsOwnProgram(id uint32) (bool, error) {
 		return false, fmt.Errorf("program %d info: %w", id, err)
 	}
 	return info.Name == ProgramName && info.Type == ebpf.XDP, nil
+}
+
+// loadError wraps a program load failure; a verifier error is printed in
+// full (its log says which instruction was refused).
+func loadError(what string, err error) error {
+	var verr *ebpf.VerifierError
+	if errors.As(err, &verr) {
+		return fmt.Errorf("load %s program: %+v", what, verr)
+	}
+	return fmt.Errorf("load %s program: %w", what, err)
 }
