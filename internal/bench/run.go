@@ -53,14 +53,11 @@ func runMode(td *testenv.Teardown, m mode, dur time.Duration) (result, error) {
 			return r, err
 		}
 	}
-	if err := pinLab(lab); err != nil {
-		return r, err
-	}
-	// The LB's CPU: its user-space forwarder and its NAPI kthreads.
-	napi, err := napiThreads(lab.UpstreamIf, lab.BackendIf)
+	napi, err := pinLab(lab)
 	if err != nil {
 		return r, err
 	}
+	// The LB's CPU: its user-space forwarder and its NAPI kthreads.
 	lb := append(tasks, napi...)
 	cpu0, err := cpuTicks(lb)
 	if err != nil {

@@ -27,20 +27,21 @@ const settings = "GRO on and threaded NAPI on the LB's up0/down0, the backends' 
 var lbCPU = runtime.NumCPU() - 1
 
 // pinLab pins the LB's NAPI kthreads to lbCPU and everyone else's to the
-// other CPUs, once the mode has set the lab up (XDP makes NAPI instances).
-func pinLab(lab *testenv.Lab) error {
+// other CPUs, once the mode has set the lab up (XDP makes NAPI instances),
+// and returns the LB's, whose CPU time is the LB's kernel work.
+func pinLab(lab *testenv.Lab) ([]string, error) {
 	lb, err := napiThreads(lab.UpstreamIf, lab.BackendIf)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := pin(lb, lbCPU); err != nil {
-		return err
+		return nil, err
 	}
 	others, err := napiThreads("eth0")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return pin(others, generatorCPUs()...)
+	return lb, pin(others, generatorCPUs()...)
 }
 
 // generatorCPUs are the CPUs but lbCPU.
