@@ -39,7 +39,7 @@ var bgpCommand = &cli.Command{
 				&cli.DurationFlag{Name: "hold", Value: 9 * time.Second, Usage: "hold time offered to the routers"},
 			},
 			Action: func(c *cli.Context) error {
-				s, err := bgpSettingsFromFlags(c)
+				s, err := bgpFlags(c, "")
 				if err != nil {
 					return err
 				}
@@ -65,19 +65,23 @@ var bgpCommand = &cli.Command{
 	},
 }
 
-func bgpSettingsFromFlags(c *cli.Context) (api.BGPSettings, error) {
-	if c.Uint("asn") > math.MaxUint32 {
-		return api.BGPSettings{}, fmt.Errorf("--asn %d: want 1 to 4294967295", c.Uint("asn"))
+// bgpFlags reads the BGP settings from the flags named prefix+"asn",
+// "router-id", "peer", "listen-port" and "hold" (`bgp set` has no prefix,
+// `run` has "bgp-"), checking what the flags' types let through.
+func bgpFlags(c *cli.Context, prefix string) (api.BGPSettings, error) {
+	if asn := c.Uint(prefix + "asn"); asn > math.MaxUint32 {
+		return api.BGPSettings{}, fmt.Errorf("--%sasn %d: want 1 to 4294967295", prefix, asn)
 	}
-	if c.Uint("listen-port") > 65535 {
-		return api.BGPSettings{}, fmt.Errorf("--listen-port %d: want 0 to 65535", c.Uint("listen-port"))
+	if port := c.Uint(prefix + "listen-port"); port > 65535 {
+		return api.BGPSettings{}, fmt.Errorf("--%slisten-port %d: want 0 to 65535", prefix, port)
 	}
-	hold := c.Duration("hold")
+	hold := c.Duration(prefix + "hold")
 	if hold < 3*time.Second || hold > 65535*time.Second || hold%time.Second != 0 {
-		return api.BGPSettings{}, fmt.Errorf("--hold %s: want whole seconds, 3s to 65535s (RFC 4271)", hold)
+		return api.BGPSettings{}, fmt.Errorf("--%shold %s: want whole seconds, 3s to 65535s (RFC 4271)", prefix, hold)
 	}
-	return api.BGPSettings{ASN: uint32(c.Uint("asn")), RouterID: c.String("router-id"), Peers: c.StringSlice("peer"),
-		ListenPort: uint16(c.Uint("listen-port")), HoldSeconds: uint32(hold / time.Second)}, nil
+	return api.BGPSettings{ASN: uint32(c.Uint(prefix + "asn")), RouterID: c.String(prefix + "router-id"),
+		Peers: c.StringSlice(prefix + "peer"), ListenPort: uint16(c.Uint(prefix + "listen-port")),
+		HoldSeconds: uint32(hold / time.Second)}, nil
 }
 
 func bgpTable(w io.Writer, b api.BGP) {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"math"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -211,18 +210,11 @@ func bgpFromFlags(c *cli.Context) (*config.BGP, error) {
 	if !c.IsSet("bgp-asn") || !c.IsSet("bgp-router-id") || !c.IsSet("bgp-peer") {
 		return nil, fmt.Errorf("BGP needs --bgp-asn, --bgp-router-id and at least one --bgp-peer")
 	}
-	if c.Uint("bgp-asn") > math.MaxUint32 {
-		return nil, fmt.Errorf("--bgp-asn %d: want 1 to 4294967295", c.Uint("bgp-asn"))
+	f, err := bgpFlags(c, "bgp-")
+	if err != nil {
+		return nil, err
 	}
-	if c.Uint("bgp-listen-port") > 65535 {
-		return nil, fmt.Errorf("--bgp-listen-port %d: want 0 to 65535", c.Uint("bgp-listen-port"))
-	}
-	hold := c.Duration("bgp-hold")
-	if hold < 3*time.Second || hold > 65535*time.Second || hold%time.Second != 0 {
-		return nil, fmt.Errorf("--bgp-hold %s: want whole seconds, 3s to 65535s (RFC 4271)", hold)
-	}
-	b, err := config.ParseBGP(uint32(c.Uint("bgp-asn")), c.String("bgp-router-id"), c.StringSlice("bgp-peer"),
-		uint16(c.Uint("bgp-listen-port")), uint32(hold/time.Second))
+	b, err := config.ParseBGP(f.ASN, f.RouterID, f.Peers, f.ListenPort, f.HoldSeconds)
 	if err != nil {
 		return nil, fmt.Errorf("--bgp-*: %w", err)
 	}
