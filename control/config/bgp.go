@@ -102,13 +102,18 @@ func (s *State) SetBGP(b *BGP) error {
 	if err := b.validate(); err != nil {
 		return err
 	}
-	if b != nil {
-		c := *b
-		c.Peers = slices.Clone(b.Peers)
-		b = &c
-	}
-	s.BGP = b
+	s.BGP = b.clone()
 	return nil
+}
+
+// clone is a deep copy (nil stays nil).
+func (b *BGP) clone() *BGP {
+	if b == nil {
+		return nil
+	}
+	c := *b
+	c.Peers = slices.Clone(b.Peers)
+	return &c
 }
 
 // ParseBGP builds and checks BGP settings from their text form (flags, the

@@ -73,11 +73,7 @@ func (s *State) Clone() *State {
 	}
 	c.FirewallRules = append([]FirewallRule(nil), s.FirewallRules...)
 	c.DosPolicies = append([]DosPolicy(nil), s.DosPolicies...)
-	if s.BGP != nil {
-		b := *s.BGP
-		b.Peers = append([]BGPPeer(nil), s.BGP.Peers...)
-		c.BGP = &b
-	}
+	c.BGP = s.BGP.clone()
 	return &c
 }
 
