@@ -57,8 +57,8 @@ func NewUMEM(o Options) (*UMEM, error) {
 // registers the memory, trying zero-copy before copy mode (unless
 // Options.Copy); the others share it and run in the first one's mode. A
 // socket the kernel will not let share the memory (a device without
-// zero-copy when the first one has it) gets a UMEM of its own: its
-// SharesUMEM with the others is false, and frames crossing to it are copied.
+// zero-copy when the first one has it) gets a UMEM of its own: its UMEMID
+// differs from the others', and frames crossing to it are copied.
 func (u *UMEM) Open(ifindex, queue int) (*Socket, error) {
 	if u.owner == nil {
 		s, err := u.openOwner(ifindex, queue)
@@ -72,16 +72,13 @@ func (u *UMEM) Open(ifindex, queue int) (*Socket, error) {
 	s, err := open(u, ifindex, queue, unix.XDP_SHARED_UMEM, u.owner.fd)
 	if err != nil {
 		// Its own memory, in whatever mode its device allows.
-		own, uerr := NewUMEM(Options{NumFrames: u.numFrames, FrameSize: int(u.frameSize), RingSize: u.ringSize, Copy: u.copyMode})
-		if uerr != nil {
-			return nil, errors.Join(err, uerr)
+		own, oerr := Open(ifindex, queue, Options{NumFrames: u.numFrames, FrameSize: int(u.frameSize),
+			RingSize: u.ringSize, Copy: u.copyMode})
+		if oerr != nil {
+			return nil, fmt.Errorf("shared umem: %w; own umem: %w", err, oerr)
 		}
-		if s, uerr = own.Open(ifindex, queue); uerr != nil {
-			own.Close()
-			return nil, fmt.Errorf("shared umem: %w; own umem: %w", err, uerr)
-		}
-		s.ownsUMEM, s.shareError = true, err.Error()
-		return s, nil
+		own.shareError = err.Error()
+		return own, nil
 	}
 	u.add(s)
 	return s, nil
