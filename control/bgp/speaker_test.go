@@ -14,6 +14,7 @@ import (
 	bgppkt "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v4/pkg/server"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // router is a second GoBGP instance on loopback playing the router: it
@@ -145,4 +146,19 @@ func TestListenPortInUse(t *testing.T) {
 		t.Fatalf("started on port %d, which is in use", port)
 	}
 	t.Log(err)
+}
+
+// Stopping a speaker logs no error (GoBGP's Stop stops the BGP server
+// itself; stopping it first made Stop log "BGP server is not running").
+func TestStopIsQuiet(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	s, err := Start(Config{ASN: 65001, RouterID: netip.MustParseAddr("10.0.5.11"), Hold: 3 * time.Second,
+		Peers: []Peer{{Addr: netip.MustParseAddr("127.0.0.1"), ASN: 65000, Port: 1}}}, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Stop()
+	for _, e := range logs.All() {
+		t.Errorf("stop logged %s: %s %v", e.Level, e.Message, e.Context)
+	}
 }
