@@ -22,9 +22,9 @@ type Config struct {
 	// packets are answered with ICMP fragmentation-needed, and forwarded
 	// SYNs' MSS is clamped so peers do not send more than a link takes.
 	UpstreamMTU, BackendMTU int
-	// BackendAddr is the load balancer's address on the backend side: the
-	// source of the ICMP errors it sends to backends.
-	BackendAddr netip.Addr
+	// BackendAddr and BackendAddr6 are the load balancer's addresses on the
+	// backend side: the sources of the ICMP errors it sends to backends.
+	BackendAddr, BackendAddr6 netip.Addr
 	// MSSClamp lowers the MSS of every forwarded SYN and SYN-ACK (0: off).
 	MSSClamp uint16
 	Services []Service
@@ -53,28 +53,31 @@ type Backend struct {
 }
 
 // ClientHops is the upstream side's next-hop knowledge: the resolved
-// neighbours of the upstream interface, its on-link prefixes, and the MAC
-// of its default gateway (zero if none).
+// neighbours of the upstream interface, its on-link prefixes, and the MACs
+// of its default gateways, IPv4 and IPv6 (zero if none).
 type ClientHops struct {
-	Neighbours map[netip.Addr]packet.MAC
-	OnLink     []netip.Prefix
-	Gateway    packet.MAC
+	Neighbours        map[netip.Addr]packet.MAC
+	OnLink            []netip.Prefix
+	Gateway, Gateway6 packet.MAC
 }
 
-// svcKey packs an IPv4 address, port and protocol into one word: a Go map
-// with an integer key skips hashing a struct on every packet.
-type svcKey uint64
+// svcKey is an address, port and protocol: a service or a backend endpoint.
+type svcKey struct {
+	addr  packet.Addr
+	port  uint16
+	proto ipproto.Proto
+}
 
 func keyOf(addr packet.Addr, port uint16, proto ipproto.Proto) svcKey {
-	return svcKey(uint64(addr[0])<<56 | uint64(addr[1])<<48 | uint64(addr[2])<<40 | uint64(addr[3])<<32 |
-		uint64(port)<<8 | uint64(proto))
+	return svcKey{addr, port, proto}
 }
 
 // table is the immutable, compiled form of a Config.
 type table struct {
 	upMAC, downMAC packet.MAC
 	upMTU, downMTU int
-	downAddr       packet.Addr
+	downAddr       packet.Addr // IPv4
+	downAddr6      packet.Addr
 	mssClamp       uint16
 	services       map[svcKey]*service
 	backends       map[uint32]*backend
@@ -143,6 +146,9 @@ func compile(c Config, prev *table, stats func(id uint32) *BackendStats) (*table
 	if c.BackendAddr.Is4() {
 		t.downAddr = packet.AddrFrom(c.BackendAddr)
 	}
+	if c.BackendAddr6.Is6() {
+		t.downAddr6 = packet.AddrFrom(c.BackendAddr6)
+	}
 	t.hops = compileHops(c.ClientHops)
 	var prevByID map[uint32]*service
 	if prev != nil {
@@ -166,8 +172,11 @@ func compile(c Config, prev *table, stats func(id uint32) *BackendStats) (*table
 }
 
 func (t *table) addService(s Service, stats func(id uint32) *BackendStats) (*service, error) {
-	if !s.VIP.Is4() {
-		return nil, fmt.Errorf("service %d: VIP %s is not IPv4", s.ID, s.VIP)
+	if !s.VIP.IsValid() || s.VIP.Is4In6() {
+		return nil, fmt.Errorf("service %d: VIP %s is not an IPv4 or IPv6 address", s.ID, s.VIP)
+	}
+	if s.VIP.Is6() && s.Mode == fwdmode.DSRIPIP {
+		return nil, fmt.Errorf("service %d: %s is IPv4 only", s.ID, s.Mode)
 	}
 	if !s.Proto.IsL4() {
 		return nil, fmt.Errorf("service %d: protocol %s is not tcp or udp", s.ID, s.Proto)
@@ -188,8 +197,8 @@ func (t *table) addService(s Service, stats func(id uint32) *BackendStats) (*ser
 		return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(a.Port, b.Port))
 	})
 	for _, b := range bs {
-		if !b.Addr.Is4() {
-			return nil, fmt.Errorf("backend %d: %s is not IPv4", b.ID, b.Addr)
+		if b.Addr.Is4() != s.VIP.Is4() || b.Addr.Is4In6() {
+			return nil, fmt.Errorf("backend %d: %s is not of VIP %s's address family", b.ID, b.Addr, s.VIP)
 		}
 		if _, dup := t.backends[b.ID]; dup {
 			return nil, fmt.Errorf("backend id %d used twice", b.ID)
@@ -212,29 +221,16 @@ func (t *table) addService(s Service, stats func(id uint32) *BackendStats) (*ser
 
 // clientHops is ClientHops compiled for lookups from a worker.
 type clientHops struct {
-	neigh   map[packet.Addr]packet.MAC
-	onLink  []prefix4
-	gateway packet.MAC
+	neigh             map[packet.Addr]packet.MAC
+	onLink            []netip.Prefix
+	gateway, gateway6 packet.MAC
 }
 
-type prefix4 struct{ net, mask uint32 }
-
 func compileHops(h ClientHops) clientHops {
-	out := clientHops{neigh: make(map[packet.Addr]packet.MAC, len(h.Neighbours)), gateway: h.Gateway}
+	out := clientHops{neigh: make(map[packet.Addr]packet.MAC, len(h.Neighbours)), gateway: h.Gateway, gateway6: h.Gateway6,
+		onLink: slices.Clone(h.OnLink)}
 	for a, m := range h.Neighbours {
-		if a.Is4() {
-			out.neigh[packet.AddrFrom(a)] = m
-		}
-	}
-	for _, p := range h.OnLink {
-		if !p.Addr().Is4() {
-			continue
-		}
-		mask := ^uint32(0) << (32 - p.Bits())
-		if p.Bits() == 0 {
-			mask = 0
-		}
-		out.onLink = append(out.onLink, prefix4{net: u32(packet.AddrFrom(p.Masked().Addr())), mask: mask})
+		out.neigh[packet.AddrFrom(a)] = m
 	}
 	return out
 }
@@ -246,23 +242,23 @@ func mtuOr1500(m int) int {
 	return m
 }
 
-func u32(a packet.Addr) uint32 {
-	return uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
-}
-
 // mac is the next hop towards a client: its own MAC when it is on-link
 // and resolved, the gateway's when it is not on-link; false when unknown.
 func (h *clientHops) mac(a packet.Addr) (packet.MAC, bool) {
 	if m, ok := h.neigh[a]; ok {
 		return m, true
 	}
-	v := u32(a)
+	ip := a.IP()
 	for _, p := range h.onLink {
-		if v&p.mask == p.net {
+		if p.Contains(ip) {
 			return packet.MAC{}, false
 		}
 	}
-	return h.gateway, h.gateway != packet.MAC{}
+	gw := h.gateway
+	if !a.Is4() {
+		gw = h.gateway6
+	}
+	return gw, gw != packet.MAC{}
 }
 
 // Equal reports whether two configurations compile to the same table, so a
@@ -270,7 +266,8 @@ func (h *clientHops) mac(a packet.Addr) (packet.MAC, bool) {
 func (c *Config) Equal(o *Config) bool {
 	return c.UpstreamMAC == o.UpstreamMAC && c.BackendMAC == o.BackendMAC && c.UpstreamMTU == o.UpstreamMTU &&
 		c.BackendMTU == o.BackendMTU && c.BackendAddr == o.BackendAddr && c.MSSClamp == o.MSSClamp &&
-		c.ClientHops.Gateway == o.ClientHops.Gateway && slices.Equal(c.ClientHops.OnLink, o.ClientHops.OnLink) &&
+		c.ClientHops.Gateway == o.ClientHops.Gateway && c.ClientHops.Gateway6 == o.ClientHops.Gateway6 &&
+		c.BackendAddr6 == o.BackendAddr6 && slices.Equal(c.ClientHops.OnLink, o.ClientHops.OnLink) &&
 		maps.Equal(c.ClientHops.Neighbours, o.ClientHops.Neighbours) &&
 		slices.EqualFunc(c.Services, o.Services, func(a, b Service) bool {
 			return a.ID == b.ID && a.VIP == b.VIP && a.Port == b.Port && a.Proto == b.Proto && a.Mode == b.Mode &&

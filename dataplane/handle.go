@@ -5,7 +5,6 @@ import (
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/snat"
 	"github.com/scmlb-xsk/scmlb-xsk/fwdmode"
-	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
 // side is where a handled packet goes.
@@ -22,11 +21,16 @@ const (
 // flow from the same Maglev table.
 const flowHashSeed = 0x5c4d1b
 
-// tcpIPHeaders is what an MSS leaves out of a packet: IPv4 and TCP headers.
-const tcpIPHeaders = 40
+// tcpIPHeaders is what an MSS leaves out of a packet: IP and TCP headers.
+func tcpIPHeaders(v6 bool) int {
+	if v6 {
+		return 60
+	}
+	return 40
+}
 
 var decodeDrop = [packet.NumResults]Drop{
-	packet.ErrTruncated: DropTruncated, packet.ErrNotIPv4: DropNotIPv4, packet.ErrBadHeader: DropBadHeader,
+	packet.ErrTruncated: DropTruncated, packet.ErrNotIP: DropNotIP, packet.ErrBadHeader: DropBadHeader,
 	packet.ErrFragment: DropFragment, packet.ErrProto: DropUnsupportedProto,
 }
 
@@ -45,7 +49,7 @@ func (w *Worker) handle(t *table, now int64, backendSide bool) side {
 		w.drop(DropTTLExceeded)
 		return drop
 	}
-	if p.Proto == ipproto.ICMP {
+	if p.Proto.IsICMP() {
 		return w.icmp(t, now, backendSide)
 	}
 	n := p.Len()
@@ -106,7 +110,7 @@ func (w *Worker) toBackend(t *table, mode fwdmode.Mode, fwd packet.Tuple, be *ba
 // as Katran does), so the backend's RSS still spreads flows over queues.
 func (w *Worker) encap(t *table, fwd packet.Tuple, be *backend) {
 	h := fwd.Hash(flowHashSeed)
-	src := packet.Addr{172, 16, byte(h >> 8), byte(h)}
+	src := packet.Addr{10: 0xff, 11: 0xff, 12: 172, 13: 16, 14: byte(h >> 8), 15: byte(h)}
 	f := w.pkt.EncapIPIP(w.cur.chunk, w.cur.off, src, be.addr, t.downMAC, be.mac)
 	w.cur.off -= packet.IPIPOverhead
 	w.cur.n = len(f)
@@ -126,7 +130,7 @@ func (w *Worker) clampMSS(t *table, mtu int, linkBound bool) {
 		limit = t.mssClamp
 	}
 	if linkBound {
-		limit = min(limit, uint16(mtu-tcpIPHeaders))
+		limit = min(limit, uint16(mtu-tcpIPHeaders(p.V6)))
 	}
 	p.ClampMSS(limit)
 }
@@ -152,7 +156,7 @@ func (w *Worker) reply(t *table, tup packet.Tuple, n int, now int64, backendSide
 		}
 	}
 	if n > t.upMTU {
-		return w.tooBig(t, t.upMTU, t.downAddr, backendSide)
+		return w.tooBig(t, t.upMTU, t.lbAddr(p.V6), backendSide)
 	}
 	w.clampMSS(t, t.upMTU, true)
 	p.SetSrc(hit.VIP, hit.VIPPort)

@@ -59,7 +59,7 @@ func TestSpoofedReplies(t *testing.T) {
 		fwd := down.takeTx()
 		var p packet.Packet
 		packet.Decode(fwd[0], &p)
-		be := netip.AddrFrom4(p.Dst)
+		be := p.Dst.IP()
 		mac := map[netip.Addr][6]byte{fixture.Backend1: fixture.BackendMAC1, fixture.Backend2: fixture.BackendMAC2}[be]
 		// From the client side, or from the client's MAC.
 		spoof := backendReply(fixture.ClientMAC, be, 80, 40000)
@@ -107,7 +107,7 @@ func TestRebuildFromReply(t *testing.T) {
 			packet.AddrFrom(fixture.Backend2): fixture.BackendMAC2}[b.addr]
 	}
 	reply := func(b *backend) []byte {
-		return backendReply(macOf(b), netip.AddrFrom4(b.addr), 80, 40000).Bytes()
+		return backendReply(macOf(b), b.addr.IP(), 80, 40000).Bytes()
 	}
 
 	// The client is on-link but its MAC is not known yet: ask for it.
@@ -140,7 +140,7 @@ func TestRebuildFromReply(t *testing.T) {
 	if len(out) != 1 {
 		t.Fatalf("rebuilt flow's reply not sent: %v", e.Stats().Drops)
 	}
-	want := backendReply(macOf(picked), netip.AddrFrom4(picked.addr), 80, 40000)
+	want := backendReply(macOf(picked), picked.addr.IP(), 80, 40000)
 	want.Src, want.SrcMAC, want.DstMAC, want.TTL = fixture.VIP, fixture.LBUpMAC, fixture.ClientMAC, 63
 	if !bytes.Equal(out[0], want.Bytes()) {
 		t.Fatalf("rebuilt reply\n%x\nwant\n%x", out[0], want.Bytes())
@@ -174,7 +174,7 @@ func TestClientHops(t *testing.T) {
 		}
 	}
 	none := compileHops(ClientHops{})
-	if _, ok := none.mac(packet.Addr{1, 2, 3, 4}); ok {
+	if _, ok := none.mac(packet.Addr4([]byte{1, 2, 3, 4})); ok {
 		t.Error("no gateway, no neighbour: a MAC was made up")
 	}
 }

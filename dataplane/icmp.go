@@ -12,7 +12,7 @@ import (
 func (w *Worker) icmp(t *table, now int64, backendSide bool) side {
 	p := &w.pkt
 	if !p.ICMP.Error {
-		if p.ICMP.Type != packet.ICMPEchoRequest || !t.vips[p.Dst] {
+		if !p.IsEchoRequest() || !t.vips[p.Dst] {
 			w.drop(DropUnsupportedProto)
 			return drop
 		}
@@ -52,7 +52,7 @@ func (w *Worker) icmpToBackend(t *table) side {
 		p.FixICMP()
 	case fwdmode.FullNAT:
 		// From the load balancer: the backend may have no route to the router.
-		p.SetSrcAddr(t.downAddr)
+		p.SetSrcAddr(t.lbAddr(p.V6))
 		p.SetDstAddr(be.addr)
 		p.SetInnerSrc(be.addr, be.port)
 		p.SetInnerDst(e.Rev.Dst, e.Rev.DstPort)
@@ -96,15 +96,16 @@ func (w *Worker) icmpToClient(t *table, backendSide bool) side {
 }
 
 // tooBig answers a packet larger than the next link takes with ICMP
-// fragmentation-needed (mtu: what fits) from src, when the sender forbade
-// fragmenting; the load balancer does not fragment.
+// fragmentation-needed or ICMPv6 packet-too-big (mtu: what fits) from src,
+// when the sender forbade fragmenting (IPv6 always does); the load balancer
+// does not fragment.
 func (w *Worker) tooBig(t *table, mtu int, src packet.Addr, backendSide bool) side {
 	p := &w.pkt
 	if !p.DF() {
 		w.drop(DropTooBig)
 		return drop
 	}
-	w.cur.n = p.ICMPError(packet.ICMPUnreachable, packet.CodeFragNeeded, uint32(mtu), src, w.sideMAC(t, backendSide))
+	w.cur.n = p.TooBig(mtu, src, w.sideMAC(t, backendSide))
 	w.counters.n[cFragNeeded]++
 	return back
 }
@@ -115,4 +116,12 @@ func (w *Worker) sideMAC(t *table, backendSide bool) packet.MAC {
 		return t.downMAC
 	}
 	return t.upMAC
+}
+
+// lbAddr is the load balancer's backend-side address of a family.
+func (t *table) lbAddr(v6 bool) packet.Addr {
+	if v6 {
+		return t.downAddr6
+	}
+	return t.downAddr
 }

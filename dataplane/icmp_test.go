@@ -2,7 +2,6 @@ package dataplane
 
 import (
 	"bytes"
-	"net/netip"
 	"testing"
 
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
@@ -40,8 +39,8 @@ func TestFragNeededReachesBackend(t *testing.T) {
 		got := one(t, down)
 		// What the backend sent (its view of the reply) is what it must see quoted.
 		backendReply := vipReply
-		backendReply.Src, backendReply.SrcPort = netip.AddrFrom4(seen.Dst), seen.DstPort
-		backendReply.Dst, backendReply.DstPort = netip.AddrFrom4(seen.Src), seen.SrcPort
+		backendReply.Src, backendReply.SrcPort = seen.Dst.IP(), seen.DstPort
+		backendReply.Dst, backendReply.DstPort = seen.Src.IP(), seen.SrcPort
 		want := icmp
 		want.TTL, want.SrcMAC, want.DstMAC = 63, fixture.LBDownMAC, fixture.BackendMAC1
 		want.Payload = fixture.Quote(backendReply, 8)
@@ -68,9 +67,9 @@ func TestUnreachableReachesClient(t *testing.T) {
 	for _, mode := range []fwdmode.Mode{fwdmode.NAT, fwdmode.FullNAT} {
 		e, w, up, down := modeWorker(t, mode, nil)
 		seen := start(t, w, up, down, mode, 4100)
-		asSeen := fixture.Frame{Src: netip.AddrFrom4(seen.Src), Dst: netip.AddrFrom4(seen.Dst), Proto: fixture.ProtoTCP,
+		asSeen := fixture.Frame{Src: seen.Src.IP(), Dst: seen.Dst.IP(), Proto: fixture.ProtoTCP,
 			SrcPort: seen.SrcPort, DstPort: seen.DstPort, TCPFlags: fixture.FlagSYN}
-		icmp := fixture.Frame{SrcMAC: backend1, DstMAC: fixture.LBDownMAC, Src: fixture.Backend1, Dst: netip.AddrFrom4(seen.Src),
+		icmp := fixture.Frame{SrcMAC: backend1, DstMAC: fixture.LBDownMAC, Src: fixture.Backend1, Dst: seen.Src.IP(),
 			Proto: fixture.ProtoICMP, ICMP: &fixture.ICMPHeader{Type: 3, Code: 3}, Payload: fixture.Quote(asSeen, 8)}
 		down.inject(icmp.Bytes())
 		w.pump(down)

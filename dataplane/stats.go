@@ -11,7 +11,7 @@ type Drop uint8
 // Drop reasons counted by the workers.
 const (
 	DropTruncated Drop = iota
-	DropNotIPv4
+	DropNotIP
 	DropBadHeader
 	DropFragment
 	DropUnsupportedProto
@@ -30,7 +30,7 @@ const (
 	NumDrops
 )
 
-var dropNames = [NumDrops]string{"truncated", "not_ipv4", "bad_header", "fragment", "unsupported_proto",
+var dropNames = [NumDrops]string{"truncated", "not_ip", "bad_header", "fragment", "unsupported_proto",
 	"no_backend", "no_neighbour", "no_flow", "conntrack_collision", "tx_ring_full", "no_free_frame",
 	"ttl_exceeded", "spoofed_reply", "no_client_hop", "too_big", "snat_exhausted", "icmp_no_flow"}
 

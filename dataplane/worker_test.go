@@ -25,6 +25,12 @@ func fixtureConfig() Config {
 				b(3, fixture.Backend1, 9090, fixture.BackendMAC1), b(4, fixture.Backend2, 9090, fixture.BackendMAC2)}},
 			{ID: 3, VIP: fixture.VIP, Port: fixture.MySQLVPort, Proto: packet.ProtoTCP, Backends: []Backend{
 				b(5, fixture.Backend1, fixture.MySQLPort, fixture.BackendMAC1)}},
+			{ID: 4, VIP: fixture.VIP6, Port: fixture.HTTPPort, Proto: packet.ProtoTCP, Backends: []Backend{
+				b(6, fixture.Backend61, 80, fixture.BackendMAC1), b(7, fixture.Backend62, 80, fixture.BackendMAC2)}},
+			{ID: 5, VIP: fixture.VIP6, Port: fixture.UDPPort, Proto: packet.ProtoUDP, Backends: []Backend{
+				b(8, fixture.Backend61, 9090, fixture.BackendMAC1), b(9, fixture.Backend62, 9090, fixture.BackendMAC2)}},
+			{ID: 6, VIP: fixture.VIP6, Port: fixture.MySQLVPort, Proto: packet.ProtoTCP, Backends: []Backend{
+				b(10, fixture.Backend61, fixture.MySQLPort, fixture.BackendMAC1)}},
 		},
 	}
 }
@@ -129,9 +135,11 @@ func TestDropsAreCounted(t *testing.T) {
 	st := e.Stats()
 	// Passed fixtures: vip:22 and host-address TCP have no flow (2), an echo
 	// to a host address and an error quoting ICMP are unsupported, fragment,
-	// arp is not IPv4, truncated TCP and an error's short quote, bad IHL;
-	// plus the orphan reply.
-	want := map[string]uint64{"no_flow": 3, "unsupported_proto": 2, "fragment": 1, "not_ipv4": 1, "truncated": 2, "bad_header": 1}
+	// arp is not IP, truncated TCP and an error's short quote, bad IHL;
+	// IPv6: host-address TCP (no flow), fragment, too many extension
+	// headers (bad header), a neighbour solicitation (unsupported),
+	// truncated TCP; plus the orphan reply.
+	want := map[string]uint64{"no_flow": 4, "unsupported_proto": 3, "fragment": 2, "not_ip": 1, "truncated": 3, "bad_header": 2}
 	for k, v := range want {
 		if st.Drops[k] != v {
 			t.Errorf("drop %s = %d, want %d (%v)", k, st.Drops[k], v, st.Drops)
@@ -168,7 +176,7 @@ func TestReconfigRejectsBadConfig(t *testing.T) {
 	if err := e.Reconfig(c); err == nil {
 		t.Fatal("duplicate service accepted")
 	}
-	if len(e.cfg.Load().services) != 3 {
+	if len(e.cfg.Load().services) != len(fixtureConfig().Services) {
 		t.Fatal("failed Reconfig changed the running table")
 	}
 }

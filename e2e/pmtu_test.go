@@ -121,7 +121,7 @@ func checkCapturedICMP(t *testing.T, lab *testenv.Lab, file string, mode fwdmode
 	if r := packet.Decode(data, &p); r != packet.OK || p.ICMP.Type != 3 || p.ICMP.Code != 4 {
 		t.Fatalf("captured %v: %+v", r, p.ICMP)
 	}
-	addr := func(a packet.Addr) netip.Addr { return netip.AddrFrom4(a) }
+	addr := func(a packet.Addr) netip.Addr { return a.IP() }
 	switch {
 	case verdict == "answer":
 		if addr(p.Src) != lab.VIP || addr(p.Dst) != lab.ClientAddr {

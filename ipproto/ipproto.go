@@ -14,12 +14,13 @@ type Proto uint8
 // The protocols the load balancer knows.
 const (
 	Any  Proto = 0
-	ICMP Proto = 1
-	TCP  Proto = 6
-	UDP  Proto = 17
+	ICMP   Proto = 1
+	TCP    Proto = 6
+	UDP    Proto = 17
+	ICMPv6 Proto = 58
 )
 
-var names = map[Proto]string{Any: "any", ICMP: "icmp", TCP: "tcp", UDP: "udp"}
+var names = map[Proto]string{Any: "any", ICMP: "icmp", TCP: "tcp", UDP: "udp", ICMPv6: "icmpv6"}
 
 // String is the lower-case name, or the number for others.
 func (p Proto) String() string {
@@ -29,14 +30,14 @@ func (p Proto) String() string {
 	return fmt.Sprintf("proto-%d", uint8(p))
 }
 
-// Parse reads a protocol name in any letter case: any, icmp, tcp or udp.
+// Parse reads a protocol name in any letter case: any, icmp, icmpv6, tcp or udp.
 func Parse(s string) (Proto, error) {
 	for p, n := range names {
 		if strings.EqualFold(s, n) {
 			return p, nil
 		}
 	}
-	return 0, fmt.Errorf("protocol %q: want any, icmp, tcp or udp", s)
+	return 0, fmt.Errorf("protocol %q: want any, icmp, icmpv6, tcp or udp", s)
 }
 
 // ParseL4 reads a protocol a service can have: tcp or udp, any letter case.
@@ -47,6 +48,9 @@ func ParseL4(s string) (Proto, error) {
 	}
 	return p, nil
 }
+
+// IsICMP is true for ICMP and ICMPv6.
+func (p Proto) IsICMP() bool { return p == ICMP || p == ICMPv6 }
 
 // IsL4 is true for TCP and UDP, the protocols with ports.
 func (p Proto) IsL4() bool { return p == TCP || p == UDP }

@@ -254,7 +254,7 @@ func (d *Daemon) serve(ctx context.Context) error {
 				watch.check(d.prog)
 			}
 		case a := <-d.eng.HopRequests():
-			d.hops.RequestClient(netip.AddrFrom4(a))
+			d.hops.RequestClient(a.IP())
 		case <-gc.C:
 			if n := d.eng.Conntrack().Expire(time.Now().UnixNano()); n > 0 {
 				d.log.Debug("conntrack expired", zap.Int("flows", n))

@@ -99,7 +99,7 @@ func (c *core) Conntrack() []api.Flow {
 // flowView shows both tuples: client -> VIP, and the backend's side; a
 // full-NAT flow's backend sees the SNAT address, a DSR flow is one-way.
 func flowView(e conntrack.Entry, now int64) api.Flow {
-	ep := func(a [4]byte, p uint16) string { return netip.AddrPortFrom(netip.AddrFrom4(a), p).String() }
+	ep := func(a packet.Addr, p uint16) string { return netip.AddrPortFrom(a.IP(), p).String() }
 	f := api.Flow{Proto: e.Fwd.Proto.String(), Client: ep(e.Fwd.Src, e.Fwd.SrcPort), VIP: ep(e.Fwd.Dst, e.Fwd.DstPort),
 		Backend: ep(e.Rev.Src, e.Rev.SrcPort), BackendID: e.Backend, State: e.State.String(), OneWay: e.OneWay,
 		IdleSeconds: float64(now-e.LastSeen) / 1e9, Packets: e.Packets, Bytes: e.Bytes}

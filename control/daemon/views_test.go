@@ -26,8 +26,8 @@ func TestViews(t *testing.T) {
 	c.DrainBackend(2)
 	c.probes.setHealthy(1, true)
 	// A tracked flow to backend 1.
-	fwd := packet.Tuple{Src: packet.Addr{10, 0, 1, 2}, Dst: packet.Addr{10, 0, 100, 1}, SrcPort: 40000, DstPort: 80, Proto: ipproto.TCP}
-	rev := packet.Tuple{Src: packet.Addr{10, 0, 2, 11}, Dst: fwd.Src, SrcPort: 80, DstPort: 40000, Proto: ipproto.TCP}
+	fwd := packet.Tuple{Src: packet.Addr4([]byte{10, 0, 1, 2}), Dst: packet.Addr4([]byte{10, 0, 100, 1}), SrcPort: 40000, DstPort: 80, Proto: ipproto.TCP}
+	rev := packet.Tuple{Src: packet.Addr4([]byte{10, 0, 2, 11}), Dst: fwd.Src, SrcPort: 80, DstPort: 40000, Proto: ipproto.TCP}
 	seg := &packet.Segment{Flags: packet.FlagSYN, WScale: packet.NoWScale}
 	c.eng.Conntrack().Insert(fwd, rev, conntrack.NewFlow{Backend: 1}, seg, 60, time.Now().UnixNano())
 

@@ -25,8 +25,10 @@ func Update32(hc uint16, old, new [4]byte) uint16 {
 // Compute returns the Internet checksum of b (RFC 1071), ready to store:
 // for headers built from scratch and for ICMP messages, whose checksum
 // covers a payload that is cheaper to sum again than to follow.
-func Compute(b []byte) uint16 {
-	var s uint32
+func Compute(b []byte) uint16 { return ComputeFrom(0, b) }
+
+// ComputeFrom is Compute over a pseudo-header's partial sum s and b.
+func ComputeFrom(s uint32, b []byte) uint16 {
 	for len(b) >= 2 {
 		s += uint32(b[0])<<8 | uint32(b[1])
 		b = b[2:]
@@ -38,4 +40,28 @@ func Compute(b []byte) uint16 {
 		s = s>>16 + s&0xffff
 	}
 	return ^uint16(s)
+}
+
+// Update128 is Update16 for a 128-bit field such as an IPv6 address.
+func Update128(hc uint16, old, new [16]byte) uint16 {
+	s := uint32(^hc)
+	for i := 0; i < 16; i += 2 {
+		s += uint32(^(uint16(old[i])<<8 | uint16(old[i+1])))
+		s += uint32(uint16(new[i])<<8 | uint16(new[i+1]))
+	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return ^uint16(s)
+}
+
+// Pseudo6 is the partial sum of an IPv6 pseudo-header (RFC 8200 8.1), for
+// ComputeFrom.
+func Pseudo6(src, dst [16]byte, length uint32, next uint8) uint32 {
+	var s uint32
+	for i := 0; i < 16; i += 2 {
+		s += uint32(src[i])<<8 | uint32(src[i+1])
+		s += uint32(dst[i])<<8 | uint32(dst[i+1])
+	}
+	return s + length>>16 + length&0xffff + uint32(next)
 }

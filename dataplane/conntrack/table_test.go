@@ -9,12 +9,12 @@ import (
 )
 
 var (
-	vip     = packet.Addr{10, 0, 100, 1}
-	backend = packet.Addr{10, 0, 2, 11}
+	vip     = packet.Addr4([]byte{10, 0, 100, 1})
+	backend = packet.Addr4([]byte{10, 0, 2, 11})
 )
 
 func flow(client uint32, port uint16) (fwd, rev packet.Tuple) {
-	c := packet.Addr{10, byte(client >> 16), byte(client >> 8), byte(client)}
+	c := packet.Addr4([]byte{10, byte(client >> 16), byte(client >> 8), byte(client)})
 	fwd = packet.Tuple{Src: c, Dst: vip, SrcPort: port, DstPort: 80, Proto: packet.ProtoTCP}
 	rev = packet.Tuple{Src: backend, Dst: c, SrcPort: 8080, DstPort: port, Proto: packet.ProtoTCP}
 	return
@@ -111,7 +111,7 @@ func TestCollision(t *testing.T) {
 	fwd, rev := flow(1, 1)
 	tb.Insert(fwd, rev, NewFlow{Backend: 1, ClientMAC: packet.MAC{}}, sg(flagSYN), 0, 0)
 	other := fwd
-	other.Dst = packet.Addr{10, 0, 100, 2} // another VIP, same backend and client port
+	other.Dst = packet.Addr4([]byte{10, 0, 100, 2}) // another VIP, same backend and client port
 	if tb.Insert(other, rev, NewFlow{Backend: 1, ClientMAC: packet.MAC{}}, sg(flagSYN), 0, 0) {
 		t.Fatal("a second flow with the same reply tuple was accepted")
 	}

@@ -9,7 +9,7 @@ import (
 func BenchmarkDecodeRewrite(b *testing.B) {
 	frame := fixture.Cases()[0].Frame
 	var p Packet
-	a := Addr{10, 0, 2, 11}
+	a := v4(10, 0, 2, 11)
 	for b.Loop() {
 		Decode(frame, &p)
 		p.SetDst(a, 80)

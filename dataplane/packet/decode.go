@@ -6,9 +6,6 @@ import (
 	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
-// Addr is an IPv4 address in network order.
-type Addr [4]byte
-
 // MAC is an Ethernet address.
 type MAC [6]byte
 
@@ -32,14 +29,14 @@ type Result uint8
 const (
 	OK Result = iota
 	ErrTruncated
-	ErrNotIPv4   // another EtherType, or IP version != 4
-	ErrBadHeader // IHL < 5, total length shorter than the header, TCP data offset < 5
-	ErrFragment  // IPv4 fragment: ports unknown or payload incomplete
-	ErrProto     // not TCP or UDP
+	ErrNotIP     // another EtherType, or an IP version that does not match it
+	ErrBadHeader // IHL < 5, total length shorter than the header, TCP data offset < 5, too many IPv6 extension headers
+	ErrFragment  // IPv4 fragment or IPv6 fragment header: ports unknown or payload incomplete
+	ErrProto     // not TCP, UDP or an ICMP message the worker handles
 	NumResults
 )
 
-var resultNames = [NumResults]string{"ok", "truncated", "not_ipv4", "bad_header", "fragment", "unsupported_proto"}
+var resultNames = [NumResults]string{"ok", "truncated", "not_ip", "bad_header", "fragment", "unsupported_proto"}
 
 func (r Result) String() string {
 	if r < NumResults {
@@ -67,8 +64,10 @@ type Segment struct {
 type Packet struct {
 	Frame    []byte
 	L4       int // offset of the TCP/UDP/ICMP header in Frame
-	Proto    ipproto.Proto
-	TTL      uint8
+	IPLen    int // the IP datagram's length, headers included (Ethernet padding excluded)
+	V6       bool
+	Proto    ipproto.Proto // upper-layer protocol (for IPv6: after the extension headers)
+	TTL      uint8         // IPv4 TTL or IPv6 hop limit
 	Src, Dst Addr
 	SrcPort  uint16 // TCP/UDP; 0 for ICMP
 	DstPort  uint16
@@ -93,21 +92,63 @@ const (
 	tcpFlags  = 13
 	tcpWin    = 14
 	tcpMinLen = 20
+
+	ipv6Len   = 40
+	ip6Plen   = l3 + 4
+	ip6Next   = l3 + 6
+	ip6Hop    = l3 + 7
+	ip6Src    = l3 + 8
+	ip6Dst    = l3 + 24
+	etherIPv4 = 0x0800
+	etherIPv6 = 0x86dd
 )
 
-// Decode parses frame into p. Only untagged IPv4 TCP/UDP is accepted; IP
-// options are skipped by IHL. Ethernet padding after the IP total length is
-// allowed.
+// IPv6 extension headers the decoder walks over (RFC 8200 4.1), and the
+// fragment header, which makes a packet a fragment.
+const (
+	ext6HopByHop = 0
+	ext6Routing  = 43
+	ext6Fragment = 44
+	ext6DestOpts = 60
+	// MaxExtHeaders bounds the walk, as the XDP program's is bounded: a
+	// packet with more is ErrBadHeader.
+	MaxExtHeaders = 4
+)
+
+// Decode parses frame into p. Only untagged IPv4 and IPv6 carrying TCP,
+// UDP or ICMP are accepted; IPv4 options are skipped by IHL, IPv6
+// extension headers by walking them (at most MaxExtHeaders). Ethernet
+// padding after the IP datagram is allowed.
 func Decode(frame []byte, p *Packet) Result {
 	p.Frame = frame
-	if len(frame) < ethLen+ipv4Min {
-		if len(frame) >= ethLen && binary.BigEndian.Uint16(frame[12:]) != 0x0800 {
-			return ErrNotIPv4
-		}
+	if len(frame) < ethLen {
 		return ErrTruncated
 	}
-	if binary.BigEndian.Uint16(frame[12:]) != 0x0800 || frame[l3]>>4 != 4 {
-		return ErrNotIPv4
+	var l4len int
+	switch binary.BigEndian.Uint16(frame[12:]) {
+	case etherIPv4:
+		if r := p.decode4(); r != OK {
+			return r
+		}
+		l4len = p.IPLen - (p.L4 - l3)
+	case etherIPv6:
+		if r := p.decode6(); r != OK {
+			return r
+		}
+		l4len = p.IPLen - (p.L4 - l3)
+	default:
+		return ErrNotIP
+	}
+	return p.decodeL4(l4len)
+}
+
+func (p *Packet) decode4() Result {
+	frame := p.Frame
+	if len(frame) < ethLen+ipv4Min {
+		return ErrTruncated
+	}
+	if frame[l3]>>4 != 4 {
+		return ErrNotIP
 	}
 	ihl := int(frame[l3]&0x0f) * 4
 	total := int(binary.BigEndian.Uint16(frame[ipTotal:]))
@@ -120,12 +161,68 @@ func Decode(frame []byte, p *Packet) Result {
 	if binary.BigEndian.Uint16(frame[ipFrag:])&0x3fff != 0 { // MF or offset
 		return ErrFragment
 	}
+	p.V6 = false
+	p.IPLen = total
 	p.Proto = ipproto.Proto(frame[ipProto])
 	p.TTL = frame[ipTTL]
-	p.Src = Addr(frame[ipSrc : ipSrc+4])
-	p.Dst = Addr(frame[ipDst : ipDst+4])
+	p.Src = Addr4(frame[ipSrc:])
+	p.Dst = Addr4(frame[ipDst:])
 	p.L4 = l3 + ihl
-	l4len := total - ihl
+	return OK
+}
+
+func (p *Packet) decode6() Result {
+	frame := p.Frame
+	if len(frame) < ethLen+ipv6Len {
+		return ErrTruncated
+	}
+	if frame[l3]>>4 != 6 {
+		return ErrNotIP
+	}
+	total := ipv6Len + int(binary.BigEndian.Uint16(frame[ip6Plen:]))
+	if l3+total > len(frame) {
+		return ErrTruncated
+	}
+	p.V6 = true
+	p.IPLen = total
+	p.TTL = frame[ip6Hop]
+	p.Src = Addr(frame[ip6Src : ip6Src+16])
+	p.Dst = Addr(frame[ip6Dst : ip6Dst+16])
+	next, off, r := walkExt6(frame[l3:l3+total], frame[ip6Next], ipv6Len)
+	if r != OK {
+		return r
+	}
+	p.Proto = ipproto.Proto(next)
+	p.L4 = l3 + off
+	return OK
+}
+
+// walkExt6 skips the extension headers of an IPv6 packet pkt (from its
+// IPv6 header on) that start at off with type next; it returns the
+// upper-layer protocol and its offset. A fragment header is ErrFragment.
+func walkExt6(pkt []byte, next byte, off int) (byte, int, Result) {
+	for range MaxExtHeaders + 1 {
+		switch next {
+		case ext6HopByHop, ext6Routing, ext6DestOpts:
+		case ext6Fragment:
+			return 0, 0, ErrFragment
+		default:
+			return next, off, OK
+		}
+		if off+8 > len(pkt) {
+			return 0, 0, ErrTruncated
+		}
+		next = pkt[off]
+		off += (int(pkt[off+1]) + 1) * 8
+		if off > len(pkt) {
+			return 0, 0, ErrTruncated
+		}
+	}
+	return 0, 0, ErrBadHeader
+}
+
+func (p *Packet) decodeL4(l4len int) Result {
+	frame := p.Frame
 	switch p.Proto {
 	case ProtoTCP:
 		if l4len < tcpMinLen {
@@ -139,7 +236,10 @@ func Decode(frame []byte, p *Packet) Result {
 			return ErrTruncated
 		}
 		p.Seg = Segment{}
-	case ipproto.ICMP:
+	case ipproto.ICMP, ipproto.ICMPv6:
+		if (p.Proto == ipproto.ICMPv6) != p.V6 {
+			return ErrProto
+		}
 		p.Seg, p.SrcPort, p.DstPort = Segment{}, 0, 0
 		return p.decodeICMP(l4len)
 	default:
@@ -210,7 +310,6 @@ func (p *Packet) Tuple() Tuple {
 	return Tuple{Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Proto: p.Proto}
 }
 
-// Len is the length of the IP datagram (header + payload), for byte counters.
-func (p *Packet) Len() int {
-	return int(binary.BigEndian.Uint16(p.Frame[ipTotal:]))
-}
+// Len is the length of the IP datagram (headers + payload), for byte
+// counters and MTU checks.
+func (p *Packet) Len() int { return p.IPLen }

@@ -6,13 +6,16 @@ import (
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/checksum"
 )
 
+// EncapIPIP is IPv4 only (dsr-ipip services are IPv4).
+
 // IPIPOverhead is what IPv4-in-IPv4 encapsulation adds to a datagram.
 const IPIPOverhead = ipv4Min
 
 const protoIPIP = 4
 
 // DF reports whether the datagram may not be fragmented.
-func (p *Packet) DF() bool { return binary.BigEndian.Uint16(p.Frame[ipFrag:])&0x4000 != 0 }
+// IPv6 routers never fragment: every IPv6 packet is DF.
+func (p *Packet) DF() bool { return p.V6 || binary.BigEndian.Uint16(p.Frame[ipFrag:])&0x4000 != 0 }
 
 // EncapIPIP prepends an outer IPv4 header (protocol 4) from src to dst,
 // using the headroom in front of the frame: buf is the frame's whole UMEM
@@ -33,8 +36,8 @@ func (p *Packet) EncapIPIP(buf []byte, off int, src, dst Addr, srcMAC, dstMAC MA
 	binary.BigEndian.PutUint16(ip[4:], 0)
 	binary.BigEndian.PutUint16(ip[6:], df)
 	ip[8], ip[9] = 64, protoIPIP
-	copy(ip[12:16], src[:])
-	copy(ip[16:20], dst[:])
+	copy(ip[12:16], src[12:])
+	copy(ip[16:20], dst[12:])
 	fixIPHeader(ip)
 	p.Frame = f
 	return f

@@ -1,10 +1,10 @@
 package packet
 
 import (
+	"net/netip"
 	"testing"
 
 	"github.com/scmlb-xsk/scmlb-xsk/internal/fixture"
-	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
 // FuzzDecodeRewrite: no frame may panic or write out of bounds, and a
@@ -20,17 +20,25 @@ func FuzzDecodeRewrite(f *testing.F) {
 			return
 		}
 		n := len(frame)
+		a, b, c := v4(10, 1, 2, 3), v4(192, 0, 2, 1), v4(10, 9, 9, 9)
+		if p.V6 {
+			a, b, c = v6("2001:db8:2::11"), v6("2001:db8:1::7"), v6("2001:db8:9::9")
+		}
+		inner6 := p.Proto.IsICMP() && p.ICMP.Error && !p.ICMP.Inner.Src.Is4()
+		if inner6 != (p.Proto.IsICMP() && p.ICMP.Error && p.V6) {
+			t.Fatal("an ICMP error quotes a packet of the other family")
+		}
 		switch {
-		case p.Proto == ipproto.ICMP && p.ICMP.Error:
-			p.SetInnerSrc(Addr{10, 1, 2, 3}, 3306)
-			p.SetInnerDst(Addr{192, 0, 2, 1}, 3307)
-			p.SetSrcAddr(Addr{10, 9, 9, 9})
+		case p.Proto.IsICMP() && p.ICMP.Error:
+			p.SetInnerSrc(a, 3306)
+			p.SetInnerDst(b, 3307)
+			p.SetSrcAddr(c)
 			p.FixICMP()
-		case p.Proto == ipproto.ICMP:
+		case p.Proto.IsICMP():
 			p.EchoReply(MAC{3})
 		default:
-			p.SetDst(Addr{10, 1, 2, 3}, 3306)
-			p.SetSrc(Addr{192, 0, 2, 1}, 3307)
+			p.SetDst(a, 3306)
+			p.SetSrc(b, 3307)
 			p.ClampMSS(536)
 		}
 		p.SetMACs(MAC{1}, MAC{2})
@@ -43,7 +51,7 @@ func FuzzDecodeRewrite(f *testing.F) {
 		copy(buf, frame)
 		var q Packet
 		if n <= 1792 && Decode(buf[:n], &q) == OK {
-			m := q.ICMPError(ICMPUnreachable, CodeFragNeeded, 1400, Addr{10, 0, 100, 1}, MAC{4})
+			m := q.TooBig(1400, c, MAC{4})
 			if err := fixture.VerifyChecksums(buf[:m]); err != nil {
 				t.Fatalf("generated error invalid: %v", err)
 			}
@@ -55,3 +63,7 @@ func FuzzDecodeRewrite(f *testing.F) {
 		}
 	})
 }
+
+func v4(a, b, c, d byte) Addr { return Addr4([]byte{a, b, c, d}) }
+
+func v6(s string) Addr { return AddrFrom(netip.MustParseAddr(s)) }

@@ -3,7 +3,6 @@ package packet
 import (
 	"bytes"
 	"encoding/binary"
-	"net/netip"
 	"testing"
 
 	"github.com/scmlb-xsk/scmlb-xsk/internal/fixture"
@@ -137,9 +136,9 @@ func TestEncapIPIP(t *testing.T) {
 	buf := make([]byte, 2048)
 	copy(buf[256:], orig)
 	p := decoded(t, buf[256:256+len(orig)])
-	src := Addr{172, 16, 1, 2}
+	src := v4(172, 16, 1, 2)
 	f := p.EncapIPIP(buf, 256, src, AddrFrom(fixture.Backend1), MAC(fixture.LBDownMAC), MAC(fixture.BackendMAC1))
-	want := fixture.Frame{SrcMAC: fixture.LBDownMAC, DstMAC: fixture.BackendMAC1, Src: netip.AddrFrom4(src), Dst: fixture.Backend1,
+	want := fixture.Frame{SrcMAC: fixture.LBDownMAC, DstMAC: fixture.BackendMAC1, Src: src.IP(), Dst: fixture.Backend1,
 		Proto: 4, TOS: 0x10, FragOff: 0x4000, ID: &zero, Payload: orig[14:]}
 	if !bytes.Equal(f, want.Bytes()) || &f[0] != &buf[256-IPIPOverhead] {
 		t.Fatalf("encapsulated\n%x\nwant\n%x", f, want.Bytes())

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/scmlb-xsk/scmlb-xsk/internal/fixture"
-	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
 func TestDecodeFixtures(t *testing.T) {
@@ -53,7 +52,7 @@ func TestDecodeResults(t *testing.T) {
 	}{
 		{"empty", nil, ErrTruncated},
 		{"ethernet only", syn[:14], ErrTruncated},
-		{"ipv6", ipv6, ErrNotIPv4},
+		{"ipv6", ipv6, ErrNotIP},
 		{"tcp header cut by ip length", shortTotal, ErrTruncated},
 		{"ip length beyond frame", longTotal, ErrTruncated},
 		{"ethernet padding", padded, OK},
@@ -76,6 +75,10 @@ func TestRewriteChecksums(t *testing.T) {
 			var p Packet
 			if r := Decode(frame, &p); r != OK {
 				t.Fatalf("%s: %v", c.Name, r)
+			}
+			newAddr := newAddr
+			if p.V6 {
+				newAddr = v6("2001:db8:77::9")
 			}
 			if dir == "dst" {
 				p.SetDst(newAddr, 3306)
@@ -145,7 +148,7 @@ func TestDecodeRewriteAllocs(t *testing.T) {
 func TestHashSpread(t *testing.T) {
 	const buckets = 64
 	var n [buckets]int
-	base := Tuple{Src: Addr{10, 0, 1, 2}, Dst: Addr{10, 0, 100, 1}, DstPort: 80, Proto: ProtoTCP}
+	base := Tuple{Src: v4(10, 0, 1, 2), Dst: v4(10, 0, 100, 1), DstPort: 80, Proto: ProtoTCP}
 	for p := 0; p < 64000; p++ {
 		base.SrcPort = uint16(p)
 		n[base.Hash(7)%buckets]++
@@ -162,5 +165,5 @@ func TestHashSpread(t *testing.T) {
 
 func isICMP(frame []byte) bool {
 	var p Packet
-	return Decode(frame, &p) == OK && p.Proto == ipproto.ICMP
+	return Decode(frame, &p) == OK && p.Proto.IsICMP()
 }

@@ -20,15 +20,40 @@ func (t Tuple) Reverse() Tuple {
 	return Tuple{Src: t.Dst, Dst: t.Src, SrcPort: t.DstPort, DstPort: t.SrcPort, Proto: t.Proto}
 }
 
-// Hash is a fast, seeded, allocation-free hash of t: the tuple packed into
+// Hash is a fast, seeded, allocation-free hash of t: the tuple folded into
 // two words, combined with a multiply and spread by the splitmix64
 // finalizer, so the low bits are usable (conntrack masks them; Maglev takes
-// the hash modulo a prime). Conntrack seeds it at random.
+// the hash modulo a prime). Conntrack seeds it at random. For IPv4 the
+// fold is the IPv4 addresses alone (the mapped prefix cancels out), so
+// IPv4 flows hash as they did before IPv6: an upgraded instance picks the
+// same backends as one not yet upgraded.
 func (t Tuple) Hash(seed uint64) uint64 {
-	a := uint64(binary.LittleEndian.Uint32(t.Src[:]))<<32 | uint64(binary.LittleEndian.Uint32(t.Dst[:]))
+	a := uint64(binary.LittleEndian.Uint32(t.Src[12:]))<<32 | uint64(binary.LittleEndian.Uint32(t.Dst[12:]))
 	b := uint64(t.SrcPort)<<32 | uint64(t.DstPort)<<16 | uint64(t.Proto)
-	return mix(a ^ seed ^ b*0x9e3779b97f4a7c15)
+	return mix(a ^ seed ^ b*0x9e3779b97f4a7c15 ^ fold6(&t.Src, &t.Dst))
 }
+
+// mappedLo is the low word of an IPv4-mapped address's bytes 8-11
+// (0000ffff), little-endian.
+const mappedLo = 0xffff0000
+
+// fold6 is 0 for two IPv4-mapped addresses and mixes the upper 96 bits of
+// IPv6 addresses otherwise.
+func fold6(s, d *Addr) uint64 {
+	u := s.hi() ^ (d.hi()<<29 | d.hi()>>35) ^
+		uint64(binary.LittleEndian.Uint32(s[8:])^mappedLo)<<32 ^ uint64(binary.LittleEndian.Uint32(d[8:])^mappedLo)
+	return u * 0xd6e8feb86659fd93
+}
+
+// Low is the last 32 bits of an address (all of an IPv4 address), and
+// Upper a word mixed from the upper 96 bits that is 0 for IPv4: sharding
+// takes both, so IPv4 shards as it did before IPv6.
+func (a *Addr) Low() uint32 { return binary.LittleEndian.Uint32(a[12:]) }
+
+// Upper: see Low.
+func (a *Addr) Upper() uint64 { return fold6(a, &mapped) }
+
+var mapped = Addr{10: 0xff, 11: 0xff}
 
 func mix(h uint64) uint64 {
 	h += 0x9e3779b97f4a7c15
@@ -38,24 +63,37 @@ func mix(h uint64) uint64 {
 }
 
 func (t Tuple) String() string {
-	return fmt.Sprintf("%s %s:%d -> %s:%d", t.Proto, netip.AddrFrom4(t.Src), t.SrcPort, netip.AddrFrom4(t.Dst), t.DstPort)
+	return fmt.Sprintf("%s %s -> %s", t.Proto, netip.AddrPortFrom(t.Src.IP(), t.SrcPort), netip.AddrPortFrom(t.Dst.IP(), t.DstPort))
 }
 
-// AddrFrom converts a netip.Addr (IPv4) to Addr.
-func AddrFrom(a netip.Addr) Addr { return Addr(a.As4()) }
-
 // PeekTuple reads a frame's TCP or UDP tuple without checking the rest of
-// it, to prefetch its flow before Decode looks at it properly.
+// it, to prefetch its flow before Decode looks at it properly. IPv6 with
+// extension headers is not peeked.
 func PeekTuple(frame []byte) (Tuple, bool) {
-	if len(frame) < ethLen+ipv4Min || binary.BigEndian.Uint16(frame[12:]) != 0x0800 || frame[l3]>>4 != 4 ||
-		binary.BigEndian.Uint16(frame[ipFrag:])&0x3fff != 0 {
+	if len(frame) < ethLen+ipv4Min {
 		return Tuple{}, false
 	}
-	proto := ipproto.Proto(frame[ipProto])
-	l4 := l3 + int(frame[l3]&0x0f)*4
-	if proto != ProtoTCP && proto != ProtoUDP || len(frame) < l4+4 {
+	var t Tuple
+	l4 := 0
+	switch binary.BigEndian.Uint16(frame[12:]) {
+	case etherIPv4:
+		if frame[l3]>>4 != 4 || binary.BigEndian.Uint16(frame[ipFrag:])&0x3fff != 0 {
+			return Tuple{}, false
+		}
+		t = Tuple{Src: Addr4(frame[ipSrc:]), Dst: Addr4(frame[ipDst:]), Proto: ipproto.Proto(frame[ipProto])}
+		l4 = l3 + int(frame[l3]&0x0f)*4
+	case etherIPv6:
+		if len(frame) < ethLen+ipv6Len {
+			return Tuple{}, false
+		}
+		t = Tuple{Src: Addr(frame[ip6Src : ip6Src+16]), Dst: Addr(frame[ip6Dst : ip6Dst+16]), Proto: ipproto.Proto(frame[ip6Next])}
+		l4 = l3 + ipv6Len
+	default:
 		return Tuple{}, false
 	}
-	return Tuple{Src: Addr(frame[ipSrc : ipSrc+4]), Dst: Addr(frame[ipDst : ipDst+4]),
-		SrcPort: binary.BigEndian.Uint16(frame[l4:]), DstPort: binary.BigEndian.Uint16(frame[l4+2:]), Proto: proto}, true
+	if t.Proto != ProtoTCP && t.Proto != ProtoUDP || len(frame) < l4+4 {
+		return Tuple{}, false
+	}
+	t.SrcPort, t.DstPort = binary.BigEndian.Uint16(frame[l4:]), binary.BigEndian.Uint16(frame[l4+2:])
+	return t, true
 }

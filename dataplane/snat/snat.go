@@ -40,7 +40,8 @@ func New(addrs []packet.Addr, lo, hi uint16) *Allocator {
 	return &Allocator{addrs: addrs, lo: lo, hi: hi, used: map[key][]uint64{}}
 }
 
-// Alloc returns a SNAT address and port for a new flow to be, one that
+// Alloc returns a SNAT address of the backend's family and a port for a
+// new flow to be, one that
 // accept takes (nil: any); ok is false when every address's range is in
 // use for this backend, or holds no free port accept takes.
 func (a *Allocator) Alloc(be Backend, accept func(packet.Addr, uint16) bool) (packet.Addr, uint16, bool) {
@@ -53,6 +54,9 @@ func (a *Allocator) Alloc(be Backend, accept func(packet.Addr, uint16) bool) (pa
 	n := int(a.hi-a.lo) + 1
 	for i := range a.addrs {
 		s := (int(a.next>>16) + i) % len(a.addrs)
+		if a.addrs[s].Is4() != be.Addr.Is4() {
+			continue // a flow keeps its address family
+		}
 		k := key{s, be}
 		bm := a.used[k]
 		if bm == nil {

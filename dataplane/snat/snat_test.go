@@ -9,9 +9,9 @@ import (
 )
 
 var (
-	s1, s2 = packet.Addr{10, 0, 2, 100}, packet.Addr{10, 0, 2, 101}
-	b1     = Backend{Addr: packet.Addr{10, 0, 2, 11}, Port: 80, Proto: ipproto.TCP}
-	b2     = Backend{Addr: packet.Addr{10, 0, 2, 12}, Port: 80, Proto: ipproto.TCP}
+	s1, s2 = packet.Addr4([]byte{10, 0, 2, 100}), packet.Addr4([]byte{10, 0, 2, 101})
+	b1     = Backend{Addr: packet.Addr4([]byte{10, 0, 2, 11}), Port: 80, Proto: ipproto.TCP}
+	b2     = Backend{Addr: packet.Addr4([]byte{10, 0, 2, 12}), Port: 80, Proto: ipproto.TCP}
 )
 
 type sp struct {
@@ -38,8 +38,8 @@ func TestPerBackendRangeAndExhaustion(t *testing.T) {
 		t.Fatal("another backend has its own range")
 	}
 	a.Free(s1, 1042, b1)
-	a.Free(s1, 80, b1)               // outside the range: ignored
-	a.Free(packet.Addr{1}, 1043, b1) // not ours: ignored
+	a.Free(s1, 80, b1)                                 // outside the range: ignored
+	a.Free(packet.Addr4([]byte{1, 0, 0, 0}), 1043, b1) // not ours: ignored
 	if addr, port, ok := a.Alloc(b1, nil); !ok || addr != s1 || port != 1042 {
 		t.Fatalf("freed port not reused: %v %d %v", addr, port, ok)
 	}
