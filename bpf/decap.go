@@ -1,6 +1,7 @@
 package bpf
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -35,8 +36,8 @@ func LoadDecap() (*Decap, error) {
 func (d *Decap) SetAddrs(addrs []netip.Addr) error {
 	want := map[uint32]uint8{}
 	for _, a := range addrs {
-		if k, err := (Endpoint{Addr: a}).key(); err == nil {
-			want[k.Addr] = 1
+		if a.Is4() {
+			want[v4Key(a)] = 1
 		}
 	}
 	return d.addrs.sync(want)
@@ -44,9 +45,12 @@ func (d *Decap) SetAddrs(addrs []netip.Addr) error {
 
 // SetVIPs limits decapsulation to inner packets to these VIPs (none: any).
 func (d *Decap) SetVIPs(vips []netip.Addr) error {
-	want, err := addrSet(vips)
-	if err != nil {
-		return err
+	want := map[uint32]uint8{}
+	for _, a := range vips {
+		if !a.Is4() {
+			return fmt.Errorf("decap VIP %s: IPIP decapsulation is IPv4 only", a)
+		}
+		want[v4Key(a)] = 1
 	}
 	if err := d.vips.sync(want); err != nil {
 		return err
@@ -109,3 +113,9 @@ var decapNames = sync.OnceValue(func() []string {
 	}
 	return mustEnum(spec.Types, "decap_verdict", "DECAP_", int(decapDecapVerdictDECAP_MAX))
 })
+
+// v4Key is an IPv4 address as a __u32 key in network order.
+func v4Key(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.LittleEndian.Uint32(b[:])
+}

@@ -56,12 +56,12 @@ func (p *Program) StartDump(f DumpFilter) (*Dumper, error) {
 	d := &Dumper{p: p, rd: rd, epoch: time.Now().Add(-time.Duration(ts.Nano()))}
 	cfg := xdpDumpCfg{Enabled: 1, Port: f.Port, Proto: uint8(f.Proto), Snaplen: f.Snaplen}
 	if f.Host.IsValid() {
-		k, err := Endpoint{Addr: f.Host}.key()
+		k, err := addrKey(f.Host)
 		if err != nil {
 			rd.Close()
 			return nil, err
 		}
-		cfg.Addr = k.Addr
+		cfg.Addr = k
 	}
 	if err := p.objs.DumpConfig.Put(uint32(0), cfg); err != nil {
 		rd.Close()

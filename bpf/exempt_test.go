@@ -142,3 +142,34 @@ func TestQueueBeyondLayoutIsNotSteered(t *testing.T) {
 		t.Fatalf("queue beyond the layout not counted as no_socket: %v", st)
 	}
 }
+
+// The same exemption for an IPv6 backend host, keyed by its 16 bytes.
+func TestFiltersSkipBackendTraffic6(t *testing.T) {
+	prog := load(t)
+	_, backends := fixtureServices()
+	if err := prog.SetBackends(backends); err != nil {
+		t.Fatal(err)
+	}
+	if err := prog.SetFirewall([]bpf.FirewallRule{rule(0, "2001:db8:2::/64", fixture.ProtoTCP, anyPort, anyPort)}); err != nil {
+		t.Fatal(err)
+	}
+	reply := fixture.Frame{SrcMAC: fixture.BackendMAC1, DstMAC: fixture.LBDownMAC, Src: fixture.Backend61, Dst: fixture.Client6,
+		Proto: fixture.ProtoTCP, SrcPort: 80, DstPort: 40000, TCPFlags: fixture.FlagACK}
+	spoofed := reply
+	spoofed.SrcMAC = fixture.ClientMAC
+	if run(t, prog, reply.Bytes()) != xdpDrop {
+		t.Fatal("an unknown backend host was exempt")
+	}
+	if err := prog.SetBackendHosts(map[netip.Addr][6]byte{fixture.Backend61: fixture.BackendMAC1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := prog.SetBackendInterface(1); err != nil {
+		t.Fatal(err)
+	}
+	if run(t, prog, reply.Bytes()) == xdpDrop {
+		t.Fatal("the IPv6 backend's reply was filtered")
+	}
+	if run(t, prog, spoofed.Bytes()) != xdpDrop {
+		t.Fatal("the IPv6 backend address from another MAC was exempt")
+	}
+}

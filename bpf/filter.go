@@ -37,7 +37,10 @@ func (p *Program) SetFirewall(rules []FirewallRule) error {
 		}
 		active[r.Slot] = true
 	}
-	if err := p.fwPrefixes.sync(sets); err != nil {
+	if err := p.fwPrefixes.sync(sets.v4); err != nil {
+		return err
+	}
+	if err := p.fwPrefixes6.sync(sets.v6); err != nil {
 		return err
 	}
 	for slot := range p.fwActive {
@@ -51,41 +54,50 @@ func (p *Program) SetFirewall(rules []FirewallRule) error {
 	return nil
 }
 
+// prefixSets are the rule sets of both tries.
+type prefixSets struct {
+	v4 map[xdpLpmV4Key]xdpRuleSet
+	v6 map[xdpLpmV6Key]xdpRuleSet
+}
+
 // ruleSets gives every distinct rule prefix the slots of all rules whose
 // prefix contains it: prefixes containing an address are nested, so the
-// longest match on the source then sees every rule that applies.
-func ruleSets(rules []FirewallRule) (map[xdpLpmV4Key]xdpRuleSet, error) {
-	sets := map[xdpLpmV4Key]xdpRuleSet{}
+// longest match on the source then sees every rule that applies. IPv4 and
+// IPv6 prefixes go to their own tries; a prefix never contains one of the
+// other family.
+func ruleSets(rules []FirewallRule) (prefixSets, error) {
+	sets := prefixSets{v4: map[xdpLpmV4Key]xdpRuleSet{}, v6: map[xdpLpmV6Key]xdpRuleSet{}}
+	done := map[netip.Prefix]bool{}
 	for _, r := range rules {
 		if int(r.Slot) >= MaxFirewallRules {
-			return nil, fmt.Errorf("firewall slot %d out of range", r.Slot)
+			return prefixSets{}, fmt.Errorf("firewall slot %d out of range", r.Slot)
 		}
-		if !r.Prefix.Addr().Is4() {
-			return nil, fmt.Errorf("firewall rule %s: only IPv4 is supported", r.Prefix)
+		if !r.Prefix.IsValid() || r.Prefix.Addr().Is4In6() {
+			return prefixSets{}, fmt.Errorf("firewall rule %s: want an IPv4 or IPv6 prefix", r.Prefix)
 		}
 		pfx := r.Prefix.Masked()
-		k := lpmKey(pfx)
-		if _, done := sets[k]; done {
+		if done[pfx] {
 			continue
 		}
+		done[pfx] = true
 		var set xdpRuleSet
 		for _, o := range rules {
 			if o.Prefix.Bits() <= pfx.Bits() && o.Prefix.Masked().Contains(pfx.Addr()) {
 				if int(set.Count) == MaxRulesPerPrefix {
-					return nil, fmt.Errorf("more than %d rules cover %s", MaxRulesPerPrefix, pfx)
+					return prefixSets{}, fmt.Errorf("more than %d rules cover %s", MaxRulesPerPrefix, pfx)
 				}
 				set.Slots[set.Count] = o.Slot
 				set.Count++
 			}
 		}
-		sets[k] = set
+		k, _ := addrKey(pfx.Addr())
+		if pfx.Addr().Is4() {
+			sets.v4[xdpLpmV4Key{Prefixlen: uint32(pfx.Bits()), Addr: k.W[3]}] = set
+		} else {
+			sets.v6[xdpLpmV6Key{Prefixlen: uint32(pfx.Bits()), Addr: k.W}] = set
+		}
 	}
 	return sets, nil
-}
-
-func lpmKey(p netip.Prefix) xdpLpmV4Key {
-	e, _ := Endpoint{Addr: p.Addr()}.key()
-	return xdpLpmV4Key{Prefixlen: uint32(p.Bits()), Addr: e.Addr}
 }
 
 // FirewallDrops returns the drop counters of the active rule slots.
@@ -144,7 +156,10 @@ func (p *Program) SetDosPolicies(ps []DosPolicy) error {
 	if len(changed) == 0 {
 		return nil
 	}
-	return deleteWhere[xdpDosKey, xdpDosState](p.objs.DosSources, func(k xdpDosKey) bool { return changed[k.Policy] })
+	if err := deleteWhere[xdpDosKey, xdpDosState](p.objs.DosSources, func(k xdpDosKey) bool { return changed[k.Policy] }); err != nil {
+		return err
+	}
+	return deleteWhere[xdpDosKey6, xdpDosState](p.objs.DosSources6, func(k xdpDosKey6) bool { return changed[k.Policy] })
 }
 
 // DosDrops returns the drop counters of the active policy slots.
@@ -182,13 +197,22 @@ func (p *Program) DosBlocked() ([]Blocked, error) {
 	it := p.objs.DosSources.Iterate()
 	for it.Next(&k, &st) {
 		if st.BlockedUntil > now {
-			var a [4]byte
-			a[0], a[1], a[2], a[3] = byte(k.Addr), byte(k.Addr>>8), byte(k.Addr>>16), byte(k.Addr>>24)
-			out = append(out, Blocked{Addr: netip.AddrFrom4(a), Slot: k.Policy, Remaining: time.Duration(st.BlockedUntil - now)})
+			out = append(out, Blocked{Addr: keyAddr([4]uint32{0, 0, 0xffff0000, k.Addr}), Slot: k.Policy,
+				Remaining: time.Duration(st.BlockedUntil - now)})
 		}
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("iterate dos sources: %w", err)
+	}
+	var k6 xdpDosKey6
+	it = p.objs.DosSources6.Iterate()
+	for it.Next(&k6, &st) {
+		if st.BlockedUntil > now {
+			out = append(out, Blocked{Addr: keyAddr(k6.Addr), Slot: k6.Policy, Remaining: time.Duration(st.BlockedUntil - now)})
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("iterate dos sources6: %w", err)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Remaining > out[j].Remaining })
 	return out, nil

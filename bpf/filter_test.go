@@ -24,9 +24,14 @@ func load(t *testing.T) *bpf.Program {
 	return prog
 }
 
+// pkt is a packet from src to the VIP of src's family.
 func pkt(src string, proto ipproto.Proto, sport, dport uint16, flags uint8) []byte {
-	return fixture.Frame{SrcMAC: fixture.ClientMAC, DstMAC: fixture.LBUpMAC, Src: netip.MustParseAddr(src),
-		Dst: fixture.VIP, Proto: proto, SrcPort: sport, DstPort: dport, TCPFlags: flags}.Bytes()
+	a, dst := netip.MustParseAddr(src), fixture.VIP
+	if a.Is6() {
+		dst = fixture.VIP6
+	}
+	return fixture.Frame{SrcMAC: fixture.ClientMAC, DstMAC: fixture.LBUpMAC, Src: a,
+		Dst: dst, Proto: proto, SrcPort: sport, DstPort: dport, TCPFlags: flags}.Bytes()
 }
 
 func rule(slot uint32, cidr string, proto ipproto.Proto, sport, dport [2]uint16) bpf.FirewallRule {
@@ -214,5 +219,132 @@ func TestDumpCapturesMatchingPackets(t *testing.T) {
 	}
 	if _, err := d.Read(); err != bpf.ErrDumpClosed {
 		t.Fatalf("read after close: %v", err)
+	}
+}
+
+// IPv6 rules live in their own trie; a rule of one family never matches
+// the other's packets, and counts stay per rule.
+func TestFirewallMatching6(t *testing.T) {
+	prog := load(t)
+	rules := []bpf.FirewallRule{
+		rule(0, "2001:db8:1::/48", fixture.ProtoTCP, anyPort, [2]uint16{8000, 9000}),
+		rule(1, "2001:db8:1:2::/64", fixture.ProtoUDP, [2]uint16{53, 53}, anyPort), // nested in slot 0's
+		rule(2, "0.0.0.0/0", fixture.ProtoTCP, anyPort, [2]uint16{23, 23}),         // IPv4 only
+		rule(3, "::/0", fixture.ProtoTCP, anyPort, [2]uint16{25, 25}),              // every IPv6 source
+		rule(4, "2001:db8:9::9/128", fixture.ProtoICMPv6, anyPort, anyPort),
+		rule(5, "10.0.0.0/8", 0, anyPort, anyPort),
+	}
+	if err := prog.SetFirewall(rules); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		pkt  []byte
+		drop bool
+		slot uint32
+	}{
+		{"/48 port range", pkt("2001:db8:1:5::5", fixture.ProtoTCP, 1000, 8000, 0), true, 0},
+		{"/48 below range", pkt("2001:db8:1:5::5", fixture.ProtoTCP, 1000, 7999, 0), false, 0},
+		{"/48 seen through /64", pkt("2001:db8:1:2::7", fixture.ProtoTCP, 1000, 8500, 0), true, 0},
+		{"/64 udp sport", pkt("2001:db8:1:2::7", fixture.ProtoUDP, 53, 1, 0), true, 1},
+		{"/64 udp outside", pkt("2001:db8:1:3::7", fixture.ProtoUDP, 53, 1, 0), false, 0},
+		{"IPv4 /0 does not cover IPv6", pkt("2001:db8:7::1", fixture.ProtoTCP, 1000, 23, 0), false, 0},
+		{"::/0 covers IPv6", pkt("2001:db8:7::1", fixture.ProtoTCP, 1000, 25, 0), true, 3},
+		{"::/0 does not cover IPv4", pkt("192.0.2.1", fixture.ProtoTCP, 1000, 25, 0), false, 0},
+		{"IPv4 /0 still covers IPv4", pkt("192.0.2.1", fixture.ProtoTCP, 1000, 23, 0), true, 2},
+		{"icmpv6 /128", pkt("2001:db8:9::9", fixture.ProtoICMPv6, 0, 0, 0), true, 4},
+		{"icmpv6 /128 neighbour", pkt("2001:db8:9::8", fixture.ProtoICMPv6, 0, 0, 0), false, 0},
+		{"IPv6 with 10/8's low bits", pkt("::ffff:0:a00:1", fixture.ProtoUDP, 1, 2, 0), false, 0},
+	}
+	want := map[uint32]uint64{}
+	for _, c := range cases {
+		if ret := run(t, prog, c.pkt); (ret == xdpDrop) != c.drop {
+			t.Errorf("%s: verdict %d, want drop=%v", c.name, ret, c.drop)
+		}
+		if c.drop {
+			want[c.slot]++
+		}
+	}
+	got, err := prog.FirewallDrops()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for slot := uint32(0); slot < 6; slot++ {
+		if got[slot].Packets != want[slot] {
+			t.Errorf("slot %d counted %d drops, want %d", slot, got[slot].Packets, want[slot])
+		}
+	}
+	// A rule set without IPv6 rules empties the IPv6 trie.
+	if err := prog.SetFirewall(rules[2:3]); err != nil {
+		t.Fatal(err)
+	}
+	if run(t, prog, pkt("2001:db8:7::1", fixture.ProtoTCP, 1000, 25, 0)) == xdpDrop {
+		t.Error("removed IPv6 rule still drops")
+	}
+}
+
+func TestDosPolicy6(t *testing.T) {
+	prog := load(t)
+	const limit = 10
+	if err := prog.SetDosPolicies([]bpf.DosPolicy{{Slot: 1, Proto: fixture.ProtoUDP, LimitPPS: limit, Block: time.Minute}}); err != nil {
+		t.Fatal(err)
+	}
+	flood := pkt("2001:db8:5::1", fixture.ProtoUDP, 1000, 53, 0)
+	for i := 0; i < limit; i++ {
+		if run(t, prog, flood) == xdpDrop {
+			t.Fatalf("packet %d of %d dropped", i+1, limit)
+		}
+	}
+	if run(t, prog, flood) != xdpDrop {
+		t.Fatal("packet over the limit passed")
+	}
+	// Another IPv6 source, and the IPv4 source with the same low 32 bits.
+	if run(t, prog, pkt("2001:db8:5::2", fixture.ProtoUDP, 1000, 53, 0)) == xdpDrop ||
+		run(t, prog, pkt("0.0.0.1", fixture.ProtoUDP, 1000, 53, 0)) == xdpDrop {
+		t.Fatal("another source dropped")
+	}
+	blocked, err := prog.DosBlocked()
+	if err != nil || len(blocked) != 1 || blocked[0].Addr != netip.MustParseAddr("2001:db8:5::1") || blocked[0].Slot != 1 {
+		t.Fatalf("blocked %+v %v", blocked, err)
+	}
+	if d, _ := prog.DosDrops(); d[1].Packets != 1 {
+		t.Fatalf("drops %+v", d)
+	}
+	if err := prog.SetDosPolicies(nil); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := prog.DosBlocked(); len(b) != 0 {
+		t.Fatalf("IPv6 blocks left after removal: %+v", b)
+	}
+}
+
+func TestDumpFiltersIPv6Host(t *testing.T) {
+	prog := load(t)
+	d, err := prog.StartDump(bpf.DumpFilter{Host: netip.MustParseAddr("2001:db8:1::7"), Snaplen: 128})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	want := pkt("2001:db8:1::7", fixture.ProtoTCP, 1000, 80, fixture.FlagSYN)
+	run(t, prog, pkt("2001:db8:1::8", fixture.ProtoTCP, 1000, 80, fixture.FlagSYN)) // another host
+	run(t, prog, pkt("0.0.0.7", fixture.ProtoTCP, 1000, 80, fixture.FlagSYN))       // same low bits, IPv4
+	run(t, prog, want)
+	got := make(chan bpf.DumpRecord, 3)
+	go func() {
+		for {
+			r, err := d.Read()
+			if err != nil {
+				return
+			}
+			got <- r
+		}
+	}()
+	select {
+	case r := <-got:
+		if string(r.Data) != string(want) {
+			t.Fatalf("captured %x, want %x", r.Data, want)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no record")
 	}
 }

@@ -29,7 +29,7 @@ func TestNamesFromBTF(t *testing.T) {
 	if VerdictDosDrop.String() != "dos_drop" || Verdict(99).String() != "unknown-99" {
 		t.Fatal("Verdict.String")
 	}
-	if got := ProtoNames(); strings.Join(got, ",") != "non_ipv4,ipv4_other,icmp,tcp,udp" {
+	if got := ProtoNames(); strings.Join(got, ",") != "non_ip,ipv4_other,icmp,tcp,udp,ipv6_other,icmpv6,tcp6,udp6" {
 		t.Fatalf("proto names %v", got)
 	}
 }

@@ -42,22 +42,41 @@ func ParseMode(s string) (Mode, error) {
 
 // Endpoint is an L4 address: a service VIP:port or a backend ip:port.
 type Endpoint struct {
-	Addr  netip.Addr // IPv4
+	Addr  netip.Addr // IPv4 or IPv6
 	Port  uint16
 	Proto ipproto.Proto // TCP or UDP
 }
 
 func (e Endpoint) key() (xdpEndpoint, error) {
-	if !e.Addr.Is4() {
-		return xdpEndpoint{}, fmt.Errorf("endpoint %s: only IPv4 is supported", e.Addr)
+	a, err := addrKey(e.Addr)
+	if err != nil {
+		return xdpEndpoint{}, err
 	}
-	a := e.Addr.As4()
-	// The C side compares raw packet bytes, so store both in network order.
-	return xdpEndpoint{
-		Addr:  binary.LittleEndian.Uint32(a[:]),
-		Port:  e.Port<<8 | e.Port>>8,
-		Proto: uint8(e.Proto),
-	}, nil
+	return xdpEndpoint{Addr: a, Port: e.Port<<8 | e.Port>>8, Proto: uint8(e.Proto)}, nil
+}
+
+// addrKey is an address as the maps hold it: 16 bytes in network order,
+// IPv4 mapped (::ffff:a.b.c.d). The C side compares raw packet bytes, so
+// each word keeps the packet's byte order.
+func addrKey(a netip.Addr) (xdpAddr, error) {
+	if !a.IsValid() || a.Is4In6() {
+		return xdpAddr{}, fmt.Errorf("address %s: want IPv4 or IPv6 (not IPv4-mapped)", a)
+	}
+	b := a.As16()
+	var k xdpAddr
+	for i := range k.W {
+		k.W[i] = binary.LittleEndian.Uint32(b[4*i:])
+	}
+	return k, nil
+}
+
+// keyAddr is addrKey's inverse.
+func keyAddr(w [4]uint32) netip.Addr {
+	var b [16]byte
+	for i := range w {
+		binary.LittleEndian.PutUint32(b[4*i:], w[i])
+	}
+	return netip.AddrFrom16(b).Unmap()
 }
 
 // Program is the loaded XDP program and its maps, attached to zero or more
@@ -70,10 +89,11 @@ type Program struct {
 	dosActive    map[uint32]xdpDosPolicy
 	services     *mirror[xdpEndpoint, uint32]
 	backends     *mirror[xdpEndpoint, uint32]
-	backendHosts *mirror[uint32, xdpBackendHost]
-	localAddrs   *mirror[uint32, uint8]
-	vips         *mirror[uint32, uint8]
+	backendHosts *mirror[xdpAddr, xdpBackendHost]
+	localAddrs   *mirror[xdpAddr, uint8]
+	vips         *mirror[xdpAddr, uint8]
 	fwPrefixes   *mirror[xdpLpmV4Key, xdpRuleSet]
+	fwPrefixes6  *mirror[xdpLpmV6Key, xdpRuleSet]
 }
 
 // Load checks the object against the limits, loads the program and creates
@@ -92,10 +112,11 @@ func Load() (*Program, error) {
 	}
 	p.services = newMirror[xdpEndpoint, uint32](p.objs.Services)
 	p.backends = newMirror[xdpEndpoint, uint32](p.objs.Backends)
-	p.backendHosts = newMirror[uint32, xdpBackendHost](p.objs.BackendHosts)
-	p.localAddrs = newMirror[uint32, uint8](p.objs.LocalAddrs)
-	p.vips = newMirror[uint32, uint8](p.objs.Vips)
+	p.backendHosts = newMirror[xdpAddr, xdpBackendHost](p.objs.BackendHosts)
+	p.localAddrs = newMirror[xdpAddr, uint8](p.objs.LocalAddrs)
+	p.vips = newMirror[xdpAddr, uint8](p.objs.Vips)
 	p.fwPrefixes = newMirror[xdpLpmV4Key, xdpRuleSet](p.objs.FwPrefixes)
+	p.fwPrefixes6 = newMirror[xdpLpmV6Key, xdpRuleSet](p.objs.FwPrefixes6)
 	return p, nil
 }
 
@@ -212,13 +233,13 @@ func syncEndpoints(mr *mirror[xdpEndpoint, uint32], eps map[Endpoint]uint32) err
 // SetBackendHosts replaces the backend addresses and their next-hop MACs
 // whose packets on the backend interface skip the filters.
 func (p *Program) SetBackendHosts(hosts map[netip.Addr][6]byte) error {
-	want := make(map[uint32]xdpBackendHost, len(hosts))
+	want := make(map[xdpAddr]xdpBackendHost, len(hosts))
 	for a, mac := range hosts {
-		k, err := Endpoint{Addr: a}.key()
+		k, err := addrKey(a)
 		if err != nil {
 			return err
 		}
-		want[k.Addr] = xdpBackendHost{Mac: mac}
+		want[k] = xdpBackendHost{Mac: mac}
 	}
 	return p.backendHosts.sync(want)
 }
@@ -258,14 +279,14 @@ func (p *Program) SetSNAT(addrs []netip.Addr, lo, hi uint16) error {
 	return nil
 }
 
-func addrSet(addrs []netip.Addr) (map[uint32]uint8, error) {
-	want := make(map[uint32]uint8, len(addrs))
+func addrSet(addrs []netip.Addr) (map[xdpAddr]uint8, error) {
+	want := make(map[xdpAddr]uint8, len(addrs))
 	for _, a := range addrs {
-		k, err := Endpoint{Addr: a}.key()
+		k, err := addrKey(a)
 		if err != nil {
 			return nil, err
 		}
-		want[k.Addr] = 1
+		want[k] = 1
 	}
 	return want, nil
 }
@@ -289,17 +310,17 @@ func (p *Program) Close() error {
 	return errors.Join(errs...)
 }
 
-// SetLocalAddrs replaces the host's own addresses, to which packets are
-// never steered. IPv6 addresses are not the XDP program's business.
+// SetLocalAddrs replaces the host's own addresses (both families), to
+// which packets are never steered.
 func (p *Program) SetLocalAddrs(addrs []netip.Addr) error {
-	want := map[uint32]uint8{}
+	want := map[xdpAddr]uint8{}
 	for _, a := range addrs {
-		if k, err := (Endpoint{Addr: a}).key(); err == nil {
-			want[k.Addr] = 1
+		if k, err := addrKey(a.Unmap()); err == nil {
+			want[k] = 1
 		}
 	}
 	if len(want) > MaxLocalAddrs {
-		return fmt.Errorf("the host has %d IPv4 addresses; the XDP program holds at most %d (MAX_LOCAL_ADDRS)", len(want), MaxLocalAddrs)
+		return fmt.Errorf("the host has %d addresses; the XDP program holds at most %d (MAX_LOCAL_ADDRS)", len(want), MaxLocalAddrs)
 	}
 	return p.localAddrs.sync(want)
 }

@@ -36,7 +36,7 @@ func (v Verdict) String() string { return enumName(enumNames().verdicts, int(v))
 // VerdictNames lists the verdict names in index order.
 func VerdictNames() []string { return enumNames().verdicts }
 
-// ProtoNames lists the proto_stats names in index order (non_ipv4, ...).
+// ProtoNames lists the proto_stats names in index order (non_ip, ...).
 func ProtoNames() []string { return enumNames().protos }
 
 func enumName(names []string, i int) string {

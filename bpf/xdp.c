@@ -27,11 +27,11 @@ __u32 backend_ifindex;
 /* from_backend: the packet comes from a backend host through its next hop
  * on the backend interface (a reply, or an answer to the host's health
  * probe), so it is not client traffic and the filters leave it alone. */
-static __always_inline int from_backend(struct xdp_md *ctx, const struct ethhdr *eth, __u32 saddr)
+static __always_inline int from_backend(struct xdp_md *ctx, const struct ethhdr *eth, const struct addr *saddr)
 {
 	if (!backend_ifindex || ctx->ingress_ifindex != backend_ifindex)
 		return 0;
-	struct backend_host *h = bpf_map_lookup_elem(&backend_hosts, &saddr);
+	struct backend_host *h = bpf_map_lookup_elem(&backend_hosts, saddr);
 	if (!h)
 		return 0;
 	const __u8 *a = h->mac, *b = eth->h_source;
@@ -48,8 +48,19 @@ static __always_inline void count(void *map, __u32 idx, __u64 bytes)
 	}
 }
 
-static __always_inline __u32 proto_index(__u8 proto)
+static __always_inline __u32 proto_index(__u8 proto, int v6)
 {
+	if (v6) {
+		switch (proto) {
+		case IPPROTO_ICMPV6:
+			return PROTO_ICMPV6;
+		case IPPROTO_TCP:
+			return PROTO_TCP6;
+		case IPPROTO_UDP:
+			return PROTO_UDP6;
+		}
+		return PROTO_IPV6_OTHER;
+	}
 	switch (proto) {
 	case IPPROTO_ICMP:
 		return PROTO_ICMP;
@@ -61,6 +72,15 @@ static __always_inline __u32 proto_index(__u8 proto)
 	return PROTO_IPV4_OTHER;
 }
 
+/* mapped4 is an IPv4 address as the maps hold it: ::ffff:a.b.c.d. */
+static __always_inline void mapped4(struct addr *a, __u32 v4)
+{
+	a->w[0] = 0;
+	a->w[1] = 0;
+	a->w[2] = bpf_htonl(0xffff);
+	a->w[3] = v4;
+}
+
 /* Full-NAT source ports, host order, written by the daemon. */
 __u32 snat_port_lo;
 __u32 snat_port_hi;
@@ -68,39 +88,48 @@ __u32 snat_port_hi;
 /* to_lb: a backend's packet to daddr:dport belongs to the load balancer
  * (a reply to steer), not to the host: any address but the host's own,
  * and the host's full-NAT addresses within the SNAT port range. */
-static __always_inline int to_lb(__u32 daddr, __u16 dport)
+static __always_inline int to_lb(const struct addr *daddr, __u16 dport)
 {
-	if (!bpf_map_lookup_elem(&local_addrs, &daddr))
+	if (!bpf_map_lookup_elem(&local_addrs, daddr))
 		return 1;
-	return bpf_map_lookup_elem(&snat_addrs, &daddr) && dport >= snat_port_lo && dport <= snat_port_hi;
+	return bpf_map_lookup_elem(&snat_addrs, daddr) && dport >= snat_port_lo && dport <= snat_port_hi;
 }
 
 /* steer_l4: a TCP/UDP packet to a service, or a backend's reply. */
-static __always_inline __u32 steer_l4(const struct iphdr *ip, const struct l4ports *ports, int proto)
+static __always_inline __u32 steer_l4(const struct pkt_meta *m, const struct l4ports *ports)
 {
-	struct endpoint ep = { .addr = ip->daddr, .port = ports->dest, .proto = proto };
+	struct endpoint ep = { .addr = m->daddr, .port = ports->dest, .proto = m->proto };
 	if (bpf_map_lookup_elem(&services, &ep))
 		return VERDICT_STEER_SERVICE;
-	ep.addr = ip->saddr;
+	ep.addr = m->saddr;
 	ep.port = ports->source;
 	if (!bpf_map_lookup_elem(&backends, &ep))
 		return VERDICT_PASS;
-	return to_lb(ip->daddr, bpf_ntohs(ports->dest)) ? VERDICT_STEER_REPLY : VERDICT_PASS;
+	return to_lb(&m->daddr, bpf_ntohs(ports->dest)) ? VERDICT_STEER_REPLY : VERDICT_PASS;
+}
+
+/* steer_error: an ICMP(v6) error that is not about a VIP's packet is a
+ * backend's about one the load balancer forwarded when the quoted packet
+ * went to a backend: steered like its replies. */
+static __always_inline __u32 steer_error(const struct pkt_meta *m, struct endpoint *quoted_dst, __u16 quoted_sport)
+{
+	if (!bpf_map_lookup_elem(&backends, quoted_dst))
+		return VERDICT_PASS;
+	return to_lb(&m->daddr, bpf_ntohs(quoted_sport)) ? VERDICT_STEER_REPLY : VERDICT_PASS;
 }
 
 /* steer_icmp: echo requests to a VIP, and errors about a VIP's packets,
  * go to the workers like service traffic; errors a backend sends about a
  * packet the load balancer forwarded (the quoted packet's destination is a
  * backend) like its replies. The worker looks the quoted flow up. */
-static __always_inline __u32 steer_icmp(struct cursor *c, const struct iphdr *ip)
+static __always_inline __u32 steer_icmp(struct cursor *c, const struct pkt_meta *m)
 {
 	__u8 *h = c->pos;
 	if ((void *)(h + 8) > c->end)
 		return VERDICT_PASS;
 	__u8 type = h[0];
 	int err = type == ICMP_DEST_UNREACH || type == ICMP_TIME_EXCEEDED || type == ICMP_PARAM_PROBLEM;
-	__u32 daddr = ip->daddr;
-	if ((type == ICMP_ECHO || err) && bpf_map_lookup_elem(&vips, &daddr))
+	if ((type == ICMP_ECHO || err) && bpf_map_lookup_elem(&vips, &m->daddr))
 		return VERDICT_STEER_SERVICE;
 	if (!err)
 		return VERDICT_PASS;
@@ -112,10 +141,42 @@ static __always_inline __u32 steer_icmp(struct cursor *c, const struct iphdr *ip
 	struct l4ports *p = (void *)in + in->ihl * 4;
 	if ((void *)(p + 1) > c->end)
 		return VERDICT_PASS;
-	struct endpoint ep = { .addr = in->daddr, .port = p->dest, .proto = in->protocol };
-	if (!bpf_map_lookup_elem(&backends, &ep))
+	struct endpoint ep = { .port = p->dest, .proto = in->protocol };
+	mapped4(&ep.addr, in->daddr);
+	return steer_error(m, &ep, p->source);
+}
+
+/* steer_icmp6 is steer_icmp for ICMPv6: echo requests and errors (types
+ * 1-4) about a VIP's packets, and backends' errors. NDP and the rest pass.
+ * A quoted packet with extension headers is not looked into. */
+static __always_inline __u32 steer_icmp6(struct cursor *c, const struct pkt_meta *m)
+{
+	__u8 *h = c->pos;
+	if ((void *)(h + 8) > c->end)
 		return VERDICT_PASS;
-	return to_lb(daddr, bpf_ntohs(p->source)) ? VERDICT_STEER_REPLY : VERDICT_PASS;
+	__u8 type = h[0];
+	int err = type >= ICMPV6_ERR_MIN && type <= ICMPV6_ERR_MAX;
+	if ((type == ICMPV6_ECHO_REQUEST || err) && bpf_map_lookup_elem(&vips, &m->daddr))
+		return VERDICT_STEER_SERVICE;
+	if (!err)
+		return VERDICT_PASS;
+	struct ipv6hdr *in = (void *)(h + 8);
+	if ((void *)(in + 1) > c->end)
+		return VERDICT_PASS;
+	if (in->nexthdr != IPPROTO_TCP && in->nexthdr != IPPROTO_UDP)
+		return VERDICT_PASS;
+	struct l4ports *p = (void *)(in + 1);
+	if ((void *)(p + 1) > c->end)
+		return VERDICT_PASS;
+	struct endpoint ep = { .port = p->dest, .proto = in->nexthdr };
+	__builtin_memcpy(ep.addr.w, &in->daddr, sizeof(ep.addr.w));
+	return steer_error(m, &ep, p->source);
+}
+
+/* addr_eq compares two addresses. */
+static __always_inline int addr_eq(const struct addr *a, const struct addr *b)
+{
+	return a->w[0] == b->w[0] && a->w[1] == b->w[1] && a->w[2] == b->w[2] && a->w[3] == b->w[3];
 }
 
 /* dump copies a packet matching the capture filter to userspace. */
@@ -127,7 +188,8 @@ static __always_inline void dump(struct xdp_md *ctx, const struct pkt_meta *m, _
 		return;
 	if (cfg->proto && cfg->proto != m->proto)
 		return;
-	if (cfg->addr && cfg->addr != m->saddr && cfg->addr != m->daddr)
+	const struct addr any = {};
+	if (!addr_eq(&cfg->addr, &any) && !addr_eq(&cfg->addr, &m->saddr) && !addr_eq(&cfg->addr, &m->daddr))
 		return;
 	if (cfg->port && (!m->has_ports || (cfg->port != m->sport && cfg->port != m->dport)))
 		return;
@@ -152,32 +214,48 @@ int xdp_steer(struct xdp_md *ctx)
 	__u32 verdict = VERDICT_PASS;
 	int action = XDP_PASS;
 	struct ethhdr *eth;
-	struct iphdr *ip;
 	struct l4ports *ports = 0;
 	struct pkt_meta m = { .bytes = bytes };
 
 	int eth_type = parse_eth(&c, &eth);
 	if (eth_type < 0) {
-		count(&proto_stats, PROTO_NON_IPV4, bytes);
+		count(&proto_stats, PROTO_NON_IP, bytes);
 		verdict = VERDICT_MALFORMED;
 		goto out;
 	}
-	if (eth_type != bpf_htons(ETH_P_IP)) {
-		count(&proto_stats, PROTO_NON_IPV4, bytes);
+	int proto, fragment = 0;
+	if (eth_type == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip;
+		proto = parse_ipv4(&c, &ip);
+		if (proto < 0) {
+			count(&proto_stats, PROTO_IPV4_OTHER, bytes);
+			verdict = VERDICT_MALFORMED;
+			goto out;
+		}
+		mapped4(&m.saddr, ip->saddr);
+		mapped4(&m.daddr, ip->daddr);
+		fragment = ip->frag_off & bpf_htons(IP_MF | IP_OFFSET);
+	} else if (eth_type == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6;
+		m.v6 = 1;
+		proto = parse_ipv6(&c, &ip6);
+		if (proto >= 0) {
+			__builtin_memcpy(m.saddr.w, &ip6->saddr, sizeof(m.saddr.w));
+			__builtin_memcpy(m.daddr.w, &ip6->daddr, sizeof(m.daddr.w));
+			proto = skip_ext6(&c, proto, &fragment);
+		}
+		if (proto < 0) {
+			count(&proto_stats, PROTO_IPV6_OTHER, bytes);
+			verdict = VERDICT_MALFORMED;
+			goto out;
+		}
+	} else {
+		count(&proto_stats, PROTO_NON_IP, bytes);
 		goto out;
 	}
-	int proto = parse_ipv4(&c, &ip);
-	if (proto < 0) {
-		count(&proto_stats, PROTO_IPV4_OTHER, bytes);
-		verdict = VERDICT_MALFORMED;
-		goto out;
-	}
-	count(&proto_stats, proto_index(proto), bytes);
+	count(&proto_stats, proto_index(proto, m.v6), bytes);
 
-	m.saddr = ip->saddr;
-	m.daddr = ip->daddr;
 	m.proto = proto;
-	int fragment = ip->frag_off & bpf_htons(IP_MF | IP_OFFSET);
 	if ((proto == IPPROTO_TCP || proto == IPPROTO_UDP) && !fragment) {
 		if (parse_ports(&c, &ports) < 0) {
 			verdict = VERDICT_MALFORMED;
@@ -191,10 +269,10 @@ int xdp_steer(struct xdp_md *ctx)
 			goto out;
 		}
 	}
-	/* Filters run on every IPv4 packet from clients, steered or not: they
+	/* Filters run on every IP packet from clients, steered or not: they
 	 * protect the host as well as the services. Backends' own packets are
 	 * not theirs to judge (a policy must never stall a reply stream). */
-	if (!from_backend(ctx, eth, m.saddr)) {
+	if (!from_backend(ctx, eth, &m.saddr)) {
 		if (firewall(&m)) {
 			verdict = VERDICT_FW_DROP;
 			action = XDP_DROP;
@@ -211,9 +289,11 @@ int xdp_steer(struct xdp_md *ctx)
 		goto out;
 	}
 	if (ports)
-		verdict = steer_l4(ip, ports, proto);
-	else if (proto == IPPROTO_ICMP)
-		verdict = steer_icmp(&c, ip);
+		verdict = steer_l4(&m, ports);
+	else if (proto == IPPROTO_ICMP && !m.v6)
+		verdict = steer_icmp(&c, &m);
+	else if (proto == IPPROTO_ICMPV6 && m.v6)
+		verdict = steer_icmp6(&c, &m);
 	if (verdict == VERDICT_PASS)
 		goto out;
 	__u32 ifindex = ctx->ingress_ifindex;

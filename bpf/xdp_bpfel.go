@@ -13,6 +13,11 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type xdpAddr struct {
+	_ structs.HostLayout
+	W [4]uint32
+}
+
 type xdpBackendHost struct {
 	_   structs.HostLayout
 	Mac [6]uint8
@@ -28,6 +33,12 @@ type xdpCounter struct {
 type xdpDosKey struct {
 	_      structs.HostLayout
 	Addr   uint32
+	Policy uint32
+}
+
+type xdpDosKey6 struct {
+	_      structs.HostLayout
+	Addr   [4]uint32
 	Policy uint32
 }
 
@@ -52,7 +63,7 @@ type xdpDosState struct {
 type xdpDumpCfg struct {
 	_       structs.HostLayout
 	Enabled uint32
-	Addr    uint32
+	Addr    xdpAddr
 	Port    uint16
 	Proto   uint8
 	Pad     uint8
@@ -72,7 +83,7 @@ type xdpDumpMeta struct {
 
 type xdpEndpoint struct {
 	_     structs.HostLayout
-	Addr  uint32
+	Addr  xdpAddr
 	Port  uint16
 	Proto uint8
 	Pad   uint8
@@ -111,15 +122,25 @@ type xdpLpmV4Key struct {
 	Addr      uint32
 }
 
+type xdpLpmV6Key struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      [4]uint32
+}
+
 type xdpProtoIdx uint32
 
 const (
-	xdpProtoIdxPROTO_NON_IPV4  xdpProtoIdx = 0
+	xdpProtoIdxPROTO_NON_IP    xdpProtoIdx = 0
 	xdpProtoIdxPROTO_IPV4OTHER xdpProtoIdx = 1
 	xdpProtoIdxPROTO_ICMP      xdpProtoIdx = 2
 	xdpProtoIdxPROTO_TCP       xdpProtoIdx = 3
 	xdpProtoIdxPROTO_UDP       xdpProtoIdx = 4
-	xdpProtoIdxPROTO_MAX       xdpProtoIdx = 5
+	xdpProtoIdxPROTO_IPV6OTHER xdpProtoIdx = 5
+	xdpProtoIdxPROTO_ICMPV6    xdpProtoIdx = 6
+	xdpProtoIdxPROTO_TCP6      xdpProtoIdx = 7
+	xdpProtoIdxPROTO_UDP6      xdpProtoIdx = 8
+	xdpProtoIdxPROTO_MAX       xdpProtoIdx = 9
 )
 
 type xdpRuleSet struct {
@@ -151,10 +172,12 @@ const (
 	xdpMapDosDrops          = "dos_drops"
 	xdpMapDosPolicies       = "dos_policies"
 	xdpMapDosSources        = "dos_sources"
+	xdpMapDosSources6       = "dos_sources6"
 	xdpMapDumpConfig        = "dump_config"
 	xdpMapDumpEvents        = "dump_events"
 	xdpMapFwDrops           = "fw_drops"
 	xdpMapFwPrefixes        = "fw_prefixes"
+	xdpMapFwPrefixes6       = "fw_prefixes6"
 	xdpMapFwRules           = "fw_rules"
 	xdpMapIfSlots           = "if_slots"
 	xdpMapLocalAddrs        = "local_addrs"
@@ -230,10 +253,12 @@ type xdpMapSpecs struct {
 	DosDrops     *ebpf.MapSpec `ebpf:"dos_drops"`
 	DosPolicies  *ebpf.MapSpec `ebpf:"dos_policies"`
 	DosSources   *ebpf.MapSpec `ebpf:"dos_sources"`
+	DosSources6  *ebpf.MapSpec `ebpf:"dos_sources6"`
 	DumpConfig   *ebpf.MapSpec `ebpf:"dump_config"`
 	DumpEvents   *ebpf.MapSpec `ebpf:"dump_events"`
 	FwDrops      *ebpf.MapSpec `ebpf:"fw_drops"`
 	FwPrefixes   *ebpf.MapSpec `ebpf:"fw_prefixes"`
+	FwPrefixes6  *ebpf.MapSpec `ebpf:"fw_prefixes6"`
 	FwRules      *ebpf.MapSpec `ebpf:"fw_rules"`
 	IfSlots      *ebpf.MapSpec `ebpf:"if_slots"`
 	LocalAddrs   *ebpf.MapSpec `ebpf:"local_addrs"`
@@ -285,10 +310,12 @@ type xdpMaps struct {
 	DosDrops     *ebpf.Map `ebpf:"dos_drops"`
 	DosPolicies  *ebpf.Map `ebpf:"dos_policies"`
 	DosSources   *ebpf.Map `ebpf:"dos_sources"`
+	DosSources6  *ebpf.Map `ebpf:"dos_sources6"`
 	DumpConfig   *ebpf.Map `ebpf:"dump_config"`
 	DumpEvents   *ebpf.Map `ebpf:"dump_events"`
 	FwDrops      *ebpf.Map `ebpf:"fw_drops"`
 	FwPrefixes   *ebpf.Map `ebpf:"fw_prefixes"`
+	FwPrefixes6  *ebpf.Map `ebpf:"fw_prefixes6"`
 	FwRules      *ebpf.Map `ebpf:"fw_rules"`
 	IfSlots      *ebpf.Map `ebpf:"if_slots"`
 	LocalAddrs   *ebpf.Map `ebpf:"local_addrs"`
@@ -307,10 +334,12 @@ func (m *xdpMaps) Close() error {
 		m.DosDrops,
 		m.DosPolicies,
 		m.DosSources,
+		m.DosSources6,
 		m.DumpConfig,
 		m.DumpEvents,
 		m.FwDrops,
 		m.FwPrefixes,
+		m.FwPrefixes6,
 		m.FwRules,
 		m.IfSlots,
 		m.LocalAddrs,

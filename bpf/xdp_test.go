@@ -20,15 +20,20 @@ const (
 
 func fixtureServices() (svcs, backends map[bpf.Endpoint]uint32) {
 	svcs = map[bpf.Endpoint]uint32{
-		{Addr: fixture.VIP, Port: fixture.HTTPPort, Proto: fixture.ProtoTCP}:   1,
-		{Addr: fixture.VIP, Port: fixture.UDPPort, Proto: fixture.ProtoUDP}:    2,
-		{Addr: fixture.VIP, Port: fixture.MySQLVPort, Proto: fixture.ProtoTCP}: 3,
+		{Addr: fixture.VIP, Port: fixture.HTTPPort, Proto: fixture.ProtoTCP}:    1,
+		{Addr: fixture.VIP, Port: fixture.UDPPort, Proto: fixture.ProtoUDP}:     2,
+		{Addr: fixture.VIP, Port: fixture.MySQLVPort, Proto: fixture.ProtoTCP}:  3,
+		{Addr: fixture.VIP6, Port: fixture.HTTPPort, Proto: fixture.ProtoTCP}:   4,
+		{Addr: fixture.VIP6, Port: fixture.UDPPort, Proto: fixture.ProtoUDP}:    5,
+		{Addr: fixture.VIP6, Port: fixture.MySQLVPort, Proto: fixture.ProtoTCP}: 6,
 	}
 	backends = map[bpf.Endpoint]uint32{}
 	for _, b := range []bpf.Endpoint{
 		{Addr: fixture.Backend1, Port: fixture.HTTPPort, Proto: fixture.ProtoTCP},
 		{Addr: fixture.Backend2, Port: fixture.HTTPPort, Proto: fixture.ProtoTCP},
 		{Addr: fixture.Backend1, Port: fixture.MySQLPort, Proto: fixture.ProtoTCP},
+		{Addr: fixture.Backend61, Port: fixture.HTTPPort, Proto: fixture.ProtoTCP},
+		{Addr: fixture.Backend62, Port: fixture.HTTPPort, Proto: fixture.ProtoTCP},
 	} {
 		backends[b] = 1
 	}
@@ -85,7 +90,7 @@ func TestSteerVerdicts(t *testing.T) {
 	if err := prog.SetBackends(backends); err != nil {
 		t.Fatal(err)
 	}
-	if err := prog.SetVIPs([]netip.Addr{fixture.VIP}); err != nil {
+	if err := prog.SetVIPs([]netip.Addr{fixture.VIP, fixture.VIP6}); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]uint64{}
@@ -112,7 +117,9 @@ func TestSteerVerdicts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want["fragment"], want["malformed"] = 1, 2
+	// Fragments: IPv4 and IPv6. Malformed: truncated TCP and bad IHL;
+	// truncated TCP over IPv6 and too many extension headers.
+	want["fragment"], want["malformed"] = 2, 4
 	for k, v := range want {
 		if got[k].Packets != v {
 			t.Errorf("verdict %s counted %d, want %d (all: %v)", k, got[k].Packets, v, got)
@@ -123,10 +130,15 @@ func TestSteerVerdicts(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The truncated TCP frame still has a whole IP header, so it counts as
-	// tcp; the bad-IHL frame does not parse and counts as ipv4_other.
-	if protos["tcp"].Packets != 7 || protos["udp"].Packets != 3 || protos["icmp"].Packets != 6 ||
-		protos["non_ipv4"].Packets != 1 || protos["ipv4_other"].Packets != 1 {
-		t.Errorf("proto counters %v", protos)
+	// tcp; the bad-IHL frame does not parse and counts as ipv4_other, and
+	// the IPv6 one with too many extension headers as ipv6_other. NDP is
+	// icmpv6.
+	want = map[string]uint64{"tcp": 7, "udp": 3, "icmp": 6, "non_ip": 1, "ipv4_other": 1,
+		"tcp6": 6, "udp6": 2, "icmpv6": 4, "ipv6_other": 1}
+	for k, v := range want {
+		if protos[k].Packets != v {
+			t.Errorf("proto %s counted %d, want %d (all: %v)", k, protos[k].Packets, v, protos)
+		}
 	}
 }
 

@@ -13,7 +13,7 @@ type Proto uint8
 
 // The protocols the load balancer knows.
 const (
-	Any  Proto = 0
+	Any    Proto = 0
 	ICMP   Proto = 1
 	TCP    Proto = 6
 	UDP    Proto = 17

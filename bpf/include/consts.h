@@ -8,6 +8,18 @@
 #define ICMP_TIME_EXCEEDED 11
 #define ICMP_PARAM_PROBLEM 12
 
+/* ICMPv6 types (RFC 4443). Errors are 1-4; NDP (133-137) is never steered. */
+#define ICMPV6_ERR_MIN 1
+#define ICMPV6_ERR_MAX 4
+#define ICMPV6_ECHO_REQUEST 128
+
+/* IPv6 extension headers walked over, and the fragment header. */
+#define NEXTHDR_HOP 0
+#define NEXTHDR_ROUTING 43
+#define NEXTHDR_FRAGMENT 44
+#define NEXTHDR_DEST 60
+#define MAX_EXT_HEADERS 4 /* more before the upper layer: malformed */
+
 /* IPv4 frag_off bits (host order), from include/net/ip.h which is not UAPI. */
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
@@ -37,7 +49,7 @@
 #endif
 
 #ifndef MAX_LOCAL_ADDRS
-#define MAX_LOCAL_ADDRS 256 /* the host's own IPv4 addresses */
+#define MAX_LOCAL_ADDRS 256 /* the host's own IPv4 and IPv6 addresses */
 #endif
 
 #ifndef MAX_FW_RULES
@@ -74,12 +86,16 @@ enum limits {
 
 /* Index into proto_stats: what the packet was. */
 enum proto_idx {
-	PROTO_NON_IPV4 = 0, /* ARP, IPv6, VLAN-tagged ...: always XDP_PASS */
+	PROTO_NON_IP = 0, /* ARP, VLAN-tagged ...: always XDP_PASS */
 	PROTO_IPV4_OTHER = 1,
 	PROTO_ICMP = 2,
 	PROTO_TCP = 3,
 	PROTO_UDP = 4,
-	PROTO_MAX = 5,
+	PROTO_IPV6_OTHER = 5, /* and malformed IPv6 */
+	PROTO_ICMPV6 = 6,
+	PROTO_TCP6 = 7,
+	PROTO_UDP6 = 8,
+	PROTO_MAX = 9,
 };
 
 /* Index into verdict_stats: what the program did with it. */
@@ -88,8 +104,8 @@ enum verdict {
 	VERDICT_STEER_SERVICE = 1, /* to VIP:port, sent to the AF_XDP socket */
 	VERDICT_STEER_REPLY = 2,   /* from a backend ip:port, sent to the AF_XDP socket */
 	VERDICT_NO_SOCKET = 3,     /* ours, but no socket on this queue (or queue >= MAX_QUEUES): passed */
-	VERDICT_MALFORMED = 4,     /* truncated or bad IHL: passed, the kernel drops it */
-	VERDICT_FRAGMENT = 5,      /* IPv4 fragment: passed, no reassembly in userspace */
+	VERDICT_MALFORMED = 4,     /* truncated, bad IHL, too many IPv6 extension headers: passed */
+	VERDICT_FRAGMENT = 5,      /* IPv4 fragment or IPv6 fragment header: passed, no reassembly in userspace */
 	VERDICT_FW_DROP = 6,       /* matched a firewall rule: XDP_DROP */
 	VERDICT_DOS_DROP = 7,      /* source over a DoS policy limit, or blocked: XDP_DROP */
 	VERDICT_MAX = 8,

@@ -10,14 +10,14 @@
 
 /* What the filters look at. has_ports is 0 for ICMP and fragments. */
 struct pkt_meta {
-	__u32 saddr;
-	__u32 daddr;
+	struct addr saddr; /* IPv4-mapped for IPv4 */
+	struct addr daddr;
 	__u16 sport; /* host order */
 	__u16 dport;
 	__u8 proto;
 	__u8 has_ports;
 	__u8 tcp_flags;
-	__u8 pad;
+	__u8 v6;
 	__u64 bytes;
 };
 
@@ -68,9 +68,15 @@ static long fw_step(__u32 i, void *data)
  * matching rule (in rule order) gets the count. */
 static __always_inline int firewall(const struct pkt_meta *m)
 {
-	struct lpm_v4_key key = { .prefixlen = 32, .addr = m->saddr };
 	struct fw_loop l = { .m = m };
-	l.set = bpf_map_lookup_elem(&fw_prefixes, &key);
+	if (m->v6) {
+		struct lpm_v6_key key = { .prefixlen = 128 };
+		__builtin_memcpy(key.addr, m->saddr.w, sizeof(key.addr));
+		l.set = bpf_map_lookup_elem(&fw_prefixes6, &key);
+	} else {
+		struct lpm_v4_key key = { .prefixlen = 32, .addr = m->saddr.w[3] };
+		l.set = bpf_map_lookup_elem(&fw_prefixes, &key);
+	}
 	if (!l.set)
 		return 0;
 	bpf_loop(MAX_RULES_PER_PREFIX, fw_step, &l, 0);
@@ -83,6 +89,30 @@ struct dos_loop {
 	int drop;
 };
 
+/* The source's state for policy i, in the map of its family. */
+static __always_inline struct dos_state *dos_state_of(const struct pkt_meta *m, __u32 i)
+{
+	if (m->v6) {
+		struct dos_key6 k = { .policy = i };
+		__builtin_memcpy(k.addr, m->saddr.w, sizeof(k.addr));
+		return bpf_map_lookup_elem(&dos_sources6, &k);
+	}
+	struct dos_key k = { .addr = m->saddr.w[3], .policy = i };
+	return bpf_map_lookup_elem(&dos_sources, &k);
+}
+
+static __always_inline void dos_track(const struct pkt_meta *m, __u32 i, const struct dos_state *fresh)
+{
+	if (m->v6) {
+		struct dos_key6 k = { .policy = i };
+		__builtin_memcpy(k.addr, m->saddr.w, sizeof(k.addr));
+		bpf_map_update_elem(&dos_sources6, &k, fresh, BPF_NOEXIST);
+		return;
+	}
+	struct dos_key k = { .addr = m->saddr.w[3], .policy = i };
+	bpf_map_update_elem(&dos_sources, &k, fresh, BPF_NOEXIST);
+}
+
 /* dos_step counts packets per source and policy in 1-second windows; past
  * the limit the source is blocked for the policy's time. Counting is
  * approximate under races between CPUs, which only shifts the trigger by a
@@ -94,8 +124,7 @@ static long dos_step(__u32 i, void *data)
 	struct dos_policy *p = bpf_map_lookup_elem(&dos_policies, &i);
 	if (!p || !p->active || p->proto != m->proto)
 		return 0;
-	struct dos_key key = { .addr = m->saddr, .policy = i };
-	struct dos_state *st = bpf_map_lookup_elem(&dos_sources, &key);
+	struct dos_state *st = dos_state_of(m, i);
 	if (st && st->blocked_until > l->now) {
 		count_slot(&dos_drops, i, m->bytes);
 		l->drop = 1;
@@ -105,7 +134,7 @@ static long dos_step(__u32 i, void *data)
 		return 0;
 	if (!st) {
 		struct dos_state fresh = { .window_start = l->now, .count = 1 };
-		bpf_map_update_elem(&dos_sources, &key, &fresh, BPF_NOEXIST);
+		dos_track(m, i, &fresh);
 		return 0;
 	}
 	if (l->now - st->window_start >= 1000000000ULL) {

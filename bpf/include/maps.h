@@ -39,42 +39,42 @@ struct {
 	__type(value, __u32);
 } backends SEC(".maps");
 
-/* VIP address (network order) -> 1. Written by the daemon. ICMP echo
- * requests to a VIP, and ICMP errors about a VIP's packets, are steered. */
+/* VIP address -> 1. Written by the daemon. ICMP(v6) echo requests to a
+ * VIP, and ICMP(v6) errors about a VIP's packets, are steered. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_SERVICES);
-	__type(key, __u32);
+	__type(key, struct addr);
 	__type(value, __u8);
 } vips SEC(".maps");
 
-/* Full-NAT source address (network order) -> 1. Written by the daemon.
- * Backend replies to it within [snat_port_lo, snat_port_hi] are steered even
- * though it is the host's own address; the host's other traffic is not. */
+/* Full-NAT source address -> 1. Written by the daemon. Backend replies
+ * to it within [snat_port_lo, snat_port_hi] are steered even though it is
+ * the host's own address; the host's other traffic is not. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_SNAT_ADDRS);
-	__type(key, __u32);
+	__type(key, struct addr);
 	__type(value, __u8);
 } snat_addrs SEC(".maps");
 
-/* Backend IPv4 address (network order) -> its next-hop MAC. Written by the
- * daemon. Traffic from it (replies, answers to health probes) is not client
- * traffic: the filters skip it when it arrives on backend_ifindex from that MAC. */
+/* Backend address -> its next-hop MAC. Written by the daemon. Traffic
+ * from it (replies, answers to health probes) is not client traffic: the
+ * filters skip it when it arrives on backend_ifindex from that MAC. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_BACKENDS);
-	__type(key, __u32);
+	__type(key, struct addr);
 	__type(value, struct backend_host);
 } backend_hosts SEC(".maps");
 
-/* IPv4 address of this host (network order) -> 1. Written by the daemon.
+/* Address of this host (IPv4 or IPv6) -> 1. Written by the daemon.
  * Packets to them are the host's own (health probes, an operator's curl):
  * they are never steered, even when they come from a backend ip:port. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_LOCAL_ADDRS);
-	__type(key, __u32);
+	__type(key, struct addr);
 	__type(value, __u8);
 } local_addrs SEC(".maps");
 
@@ -121,6 +121,15 @@ struct {
 	__type(value, struct rule_set);
 } fw_prefixes SEC(".maps");
 
+/* IPv6 rule prefix -> the rules to check. Written by the daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, MAX_FW_RULES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lpm_v6_key);
+	__type(value, struct rule_set);
+} fw_prefixes6 SEC(".maps");
+
 /* Rule slot -> rule. Written by the daemon; a slot keeps its rule for the
  * rule's lifetime, so its counter stays meaningful. */
 struct {
@@ -163,5 +172,13 @@ struct {
 	__type(key, struct dos_key);
 	__type(value, struct dos_state);
 } dos_sources SEC(".maps");
+
+/* (IPv6 source, policy) -> the same, for IPv6 sources. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_DOS_SOURCES);
+	__type(key, struct dos_key6);
+	__type(value, struct dos_state);
+} dos_sources6 SEC(".maps");
 
 #endif

@@ -6,9 +6,15 @@
 #include <linux/types.h>
 #include "consts.h"
 
+/* An IP address as the packet holds it, 16 bytes for both families: an
+ * IPv4 address is IPv4-mapped (::ffff:a.b.c.d), so one map serves both. */
+struct addr {
+	__u32 w[4];
+};
+
 /* An L4 endpoint: a service VIP:port or a backend ip:port. */
 struct endpoint {
-	__u32 addr;
+	struct addr addr;
 	__u16 port;
 	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
 	__u8 pad;
@@ -30,6 +36,12 @@ struct counter {
 struct lpm_v4_key {
 	__u32 prefixlen;
 	__u32 addr;
+};
+
+/* The same for IPv6 (its own trie: prefix lengths up to 128). */
+struct lpm_v6_key {
+	__u32 prefixlen;
+	__u32 addr[4];
 };
 
 /* Rules that apply to addresses whose longest matching rule prefix is this
@@ -68,7 +80,7 @@ struct dos_policy {
 /* Packet capture filter; zero fields match anything. */
 struct dump_cfg {
 	__u32 enabled;
-	__u32 addr; /* source or destination, network order */
+	struct addr addr; /* source or destination; all zero: any */
 	__u16 port; /* source or destination, host order */
 	__u8 proto;
 	__u8 pad;
@@ -88,6 +100,11 @@ struct dump_meta {
 
 struct dos_key {
 	__u32 addr; /* source, network order */
+	__u32 policy;
+};
+
+struct dos_key6 {
+	__u32 addr[4]; /* IPv6 source */
 	__u32 policy;
 };
 
