@@ -230,7 +230,7 @@ func TestBadInputAndRestart(t *testing.T) {
 		want string
 	}{
 		{[]string{"service", "add", "--vip", vip + ":80"}, "already exists: service " + vip + ":80/tcp is service 2"},
-		{[]string{"service", "add", "--vip", "10.0.100.300:80"}, "want IPv4:PORT"},
+		{[]string{"service", "add", "--vip", "10.0.100.300:80"}, "want IP:PORT"},
 		{[]string{"service", "add", "--vip", vip + ":81", "--proto", "icmp"}, "want tcp or udp"},
 		{[]string{"backend", "add", "--service", "9", "--address", "10.0.2.50"}, "not found: service 9"},
 		{[]string{"backend", "add", "--service", "2", "--address", "10.0.2.50:0"}, "port 0"},

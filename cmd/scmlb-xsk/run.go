@@ -42,7 +42,7 @@ var runCommand = &cli.Command{
 		&cli.StringFlag{Name: "state-file", Value: "/var/lib/scmlb-xsk/state.json", Usage: "desired state, restored at start (\"\": keep in memory)"},
 		&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus /metrics on this TCP address, e.g. 127.0.0.1:9110 (off by default)"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
-		&cli.StringSliceFlag{Name: "snat-addr", Usage: "full-NAT source address (repeat for more); fullnat services need one"},
+		&cli.StringSliceFlag{Name: "snat-addr", Usage: "full-NAT source address (repeat for more); fullnat services need one of their family"},
 		&cli.StringFlag{Name: "snat-ports", Value: "1024-65535", Usage: "full-NAT source port range, reserved from the kernel's ephemeral ports when the address is the host's"},
 		&cli.UintFlag{Name: "mss-clamp", Usage: "lower the MSS of forwarded SYNs and SYN-ACKs to this (0: only to the links' MTUs)"},
 		&cli.UintFlag{Name: "bgp-asn", Usage: "announce the VIPs over BGP from this ASN (with --bgp-router-id and --bgp-peer)"},
@@ -162,7 +162,7 @@ func snatFromFlags(c *cli.Context) ([]netip.Addr, [2]uint16, error) {
 	for _, s := range c.StringSlice("snat-addr") {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			return nil, [2]uint16{}, fmt.Errorf("--snat-addr %q: want an IPv4 address", s)
+			return nil, [2]uint16{}, fmt.Errorf("--snat-addr %q: want an IPv4 or IPv6 address", s)
 		}
 		addrs = append(addrs, a)
 	}

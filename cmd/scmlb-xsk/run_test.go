@@ -22,7 +22,7 @@ func TestRunRejectsBadInput(t *testing.T) {
 	}{
 		{[]string{"run"}, `Required flag "upstream" not set`},
 		{[]string{"run", "--upstream", "lo", "--vip", "10.0.0.1:80/tcp"}, "--vip needs at least one --backend"},
-		{[]string{"run", "--upstream", "lo", "--vip", "10.0.0.1/tcp", "--backend", "10.0.2.1"}, "want IPv4:PORT/PROTO"},
+		{[]string{"run", "--upstream", "lo", "--vip", "10.0.0.1/tcp", "--backend", "10.0.2.1"}, "want IP:PORT/PROTO"},
 		{[]string{"run", "--upstream", "lo", "--vip", "10.0.0.1:80/sctp", "--backend", "10.0.2.1"}, "want tcp or udp"},
 		{[]string{"run", "--upstream", "lo", "--vip", "10.0.0.1:80", "--backend", "10.0.2.1@x"}, "weight must be a positive integer"},
 		{[]string{"run", "--upstream", "lo", "--service", "tcp/10.0.0.1:80=10.0.2.1,10.0.2.1"}, "given twice"},

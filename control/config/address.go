@@ -6,6 +6,7 @@ import (
 )
 
 var (
+	v4Mapped    = netip.MustParsePrefix("::ffff:0.0.0.0/96")
 	thisNetwork = netip.MustParsePrefix("0.0.0.0/8")
 	reserved    = netip.MustParsePrefix("240.0.0.0/4")
 	broadcast   = netip.MustParseAddr("255.255.255.255")
@@ -17,8 +18,21 @@ var (
 func CheckUnicast(a netip.Addr, what string) error {
 	bad := ""
 	switch {
-	case !a.Is4():
-		bad = "not IPv4 (only IPv4 is supported)"
+	case !a.IsValid():
+		bad = "not an IP address"
+	case a.Is6() && a.Zone() != "":
+		bad = "scoped (a zone is not an address of its own)"
+	case v4Mapped.Contains(a.WithZone("")):
+		bad = fmt.Sprintf("IPv4-mapped: write %s", a.Unmap())
+	case a.Is6() && a.IsUnspecified():
+		bad = "unspecified (::)"
+	case a.Is6() && a.IsLoopback():
+		bad = "the loopback address (::1)"
+	case a.Is6() && a.IsMulticast():
+		bad = "a multicast address (ff00::/8)"
+	case a.Is6() && a.IsLinkLocalUnicast():
+		bad = "a link-local address (fe80::/10)"
+	case a.Is6():
 	case a.IsUnspecified() || thisNetwork.Contains(a):
 		bad = "unspecified (0.0.0.0/8)"
 	case a == broadcast:
@@ -36,4 +50,12 @@ func CheckUnicast(a netip.Addr, what string) error {
 		return fmt.Errorf("%w: %s %s is %s", ErrInvalid, what, a, bad)
 	}
 	return nil
+}
+
+// Family names an address's family for errors.
+func Family(a netip.Addr) string {
+	if a.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
 }

@@ -69,24 +69,28 @@ func ParseFilterProto(s string) (ipproto.Proto, error) {
 }
 
 func (r FirewallRule) validate() error {
-	if !r.Network.IsValid() || !r.Network.Addr().Is4() {
-		return fmt.Errorf("%w: network %s: want an IPv4 CIDR", ErrInvalid, r.Network)
+	if !r.Network.IsValid() || r.Network.Addr().Is4In6() || r.Network.Addr().Zone() != "" {
+		return fmt.Errorf("%w: network %s: want an IPv4 or IPv6 CIDR", ErrInvalid, r.Network)
 	}
 	if r.Network.Masked() != r.Network {
 		return fmt.Errorf("%w: network %s has host bits set; did you mean %s?", ErrInvalid, r.Network, r.Network.Masked())
 	}
 	switch r.Proto {
-	case ipproto.Any, ipproto.TCP, ipproto.UDP, ipproto.ICMP:
+	case ipproto.Any, ipproto.TCP, ipproto.UDP, ipproto.ICMP, ipproto.ICMPv6:
 	default:
-		return fmt.Errorf("%w: protocol %s: want any, tcp, udp or icmp", ErrInvalid, r.Proto)
+		return fmt.Errorf("%w: protocol %s: want any, tcp, udp, icmp or icmpv6", ErrInvalid, r.Proto)
+	}
+	if r.Proto == ipproto.ICMP && r.Network.Addr().Is6() || r.Proto == ipproto.ICMPv6 && r.Network.Addr().Is4() {
+		return fmt.Errorf("%w: %s never comes from %s network %s (IPv4 carries icmp, IPv6 icmpv6)",
+			ErrInvalid, r.Proto, Family(r.Network.Addr()), r.Network)
 	}
 	for _, pr := range []PortRange{r.SrcPorts, r.DstPorts} {
 		if pr.From > pr.To {
 			return fmt.Errorf("%w: port range %d-%d is empty", ErrInvalid, pr.From, pr.To)
 		}
 	}
-	if r.Proto == ipproto.ICMP && (r.SrcPorts != AnyPort || r.DstPorts != AnyPort) {
-		return fmt.Errorf("%w: icmp has no ports", ErrInvalid)
+	if r.Proto.IsICMP() && (r.SrcPorts != AnyPort || r.DstPorts != AnyPort) {
+		return fmt.Errorf("%w: %s has no ports", ErrInvalid, r.Proto)
 	}
 	return nil
 }
@@ -133,12 +137,12 @@ func (d DosPolicy) validate() error {
 		if _, ok := tcpTypes[d.Type]; !ok {
 			return fmt.Errorf("%w: tcp packet type %q: want syn, ack, fin, rst or any", ErrInvalid, d.Type)
 		}
-	case ipproto.UDP, ipproto.ICMP:
+	case ipproto.UDP, ipproto.ICMP, ipproto.ICMPv6:
 		if d.Type != "any" {
 			return fmt.Errorf("%w: %s packets have no type %q: use any", ErrInvalid, d.Proto, d.Type)
 		}
 	default:
-		return fmt.Errorf("%w: protocol %s: want tcp, udp or icmp", ErrInvalid, d.Proto)
+		return fmt.Errorf("%w: protocol %s: want tcp, udp, icmp or icmpv6", ErrInvalid, d.Proto)
 	}
 	if d.LimitPPS == 0 {
 		return fmt.Errorf("%w: limit must be >= 1 packet/s", ErrInvalid)

@@ -74,6 +74,9 @@ func (s *State) AddBackend(serviceID uint32, addr netip.Addr, port uint16, weigh
 	if err != nil {
 		return BackendState{}, err
 	}
+	if err := SameFamily(*svc, addr); err != nil {
+		return BackendState{}, err
+	}
 	be := BackendState{ID: s.NextBackendID, Addr: addr, Port: port, Weight: weight}
 	if be.Port == 0 {
 		be.Port = svc.Port

@@ -28,7 +28,8 @@ func (s Service) String() string {
 	return fmt.Sprintf("%s/%s", netip.AddrPortFrom(s.VIP, s.Port), s.Proto)
 }
 
-// ParseVIP reads "IP:PORT/PROTO", e.g. "10.0.100.1:80/tcp"; "/tcp" may be omitted.
+// ParseVIP reads "IP:PORT/PROTO", e.g. "10.0.100.1:80/tcp" or
+// "[2001:db8::10]:443/tcp"; "/tcp" may be omitted.
 func ParseVIP(s string) (Service, error) {
 	addr, proto, _ := strings.Cut(s, "/")
 	if proto == "" {
@@ -40,10 +41,10 @@ func ParseVIP(s string) (Service, error) {
 	}
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
-		return Service{}, fmt.Errorf("vip %q: want IPv4:PORT/PROTO: %w", s, err)
+		return Service{}, fmt.Errorf("vip %q: want IP:PORT/PROTO ([IPv6]:PORT for IPv6): %w", s, err)
 	}
-	if !ap.Addr().Is4() || ap.Port() == 0 {
-		return Service{}, fmt.Errorf("vip %q: want an IPv4 address and a port 1-65535", s)
+	if ap.Port() == 0 {
+		return Service{}, fmt.Errorf("vip %q: want a port 1-65535", s)
 	}
 	if err := CheckUnicast(ap.Addr(), "VIP"); err != nil {
 		return Service{}, fmt.Errorf("vip %q: %w", s, err)
@@ -51,7 +52,8 @@ func ParseVIP(s string) (Service, error) {
 	return Service{VIP: ap.Addr(), Port: ap.Port(), Proto: p}, nil
 }
 
-// ParseBackend reads "IP[:PORT][@WEIGHT]", e.g. "10.0.2.11:3306@2".
+// ParseBackend reads "IP[:PORT][@WEIGHT]", e.g. "10.0.2.11:3306@2",
+// "[2001:db8:2::11]:8443@2" or "2001:db8:2::11".
 func ParseBackend(s string) (Backend, error) {
 	b := Backend{Weight: 1}
 	addr, w, hasW := strings.Cut(s, "@")
@@ -67,13 +69,10 @@ func ParseBackend(s string) (Backend, error) {
 		if b.Port == 0 {
 			return Backend{}, fmt.Errorf("backend %q: port 0", s)
 		}
-	} else if a, err2 := netip.ParseAddr(addr); err2 == nil {
+	} else if a, err2 := netip.ParseAddr(unbracket(addr)); err2 == nil {
 		b.Addr = a
 	} else {
-		return Backend{}, fmt.Errorf("backend %q: want IPv4[:PORT][@WEIGHT]: %w", s, err)
-	}
-	if !b.Addr.Is4() {
-		return Backend{}, fmt.Errorf("backend %q: only IPv4 is supported", s)
+		return Backend{}, fmt.Errorf("backend %q: want IP[:PORT][@WEIGHT] ([IPv6]:PORT for IPv6): %w", s, err)
 	}
 	if err := CheckUnicast(b.Addr, "backend"); err != nil {
 		return Backend{}, err
@@ -135,4 +134,12 @@ func Resolve(svcs []Service) ([]Service, error) {
 		out[i] = s
 	}
 	return out, nil
+}
+
+// unbracket takes "[2001:db8::1]" for "2001:db8::1", as in a URL.
+func unbracket(s string) string {
+	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
+		return s[1 : len(s)-1]
+	}
+	return s
 }

@@ -159,6 +159,14 @@ func (svc ServiceState) validate() error {
 	if err := svc.Health.validate(); err != nil {
 		return fmt.Errorf("service %s: %w", svc.Name(), err)
 	}
+	if svc.VIP.Is6() && svc.Mode == fwdmode.DSRIPIP {
+		return fmt.Errorf("%w: service %s: %s is IPv4 only (IPv6 backends: use dsr-l2, nat or fullnat)", ErrInvalid, svc.Name(), svc.Mode)
+	}
+	for _, b := range svc.Backends {
+		if err := SameFamily(svc, b.Addr); err != nil {
+			return err
+		}
+	}
 	if svc.Mode.DSR() {
 		for _, b := range svc.Backends {
 			if b.Port != svc.Port {
@@ -169,6 +177,16 @@ func (svc ServiceState) validate() error {
 	}
 	if _, err := fwdmode.Parse(svc.Mode.String()); err != nil {
 		return fmt.Errorf("%w: service %s: %v", ErrInvalid, svc.Name(), err)
+	}
+	return nil
+}
+
+// SameFamily refuses a backend of the other address family: a service is
+// IPv4 or IPv6, and the load balancer does not translate between them.
+func SameFamily(svc ServiceState, backend netip.Addr) error {
+	if backend.Is4() != svc.VIP.Is4() {
+		return fmt.Errorf("%w: backend %s is %s but service %s is %s: a service's backends are of its VIP's family",
+			ErrInvalid, backend, Family(backend), svc.Name(), Family(svc.VIP))
 	}
 	return nil
 }

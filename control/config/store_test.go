@@ -108,7 +108,8 @@ func TestBadInputLeavesStateUnchanged(t *testing.T) {
 		{"duplicate service", addSvc("10.0.100.1", 80, ipproto.TCP), ErrExists, "10.0.100.1:80/tcp is service 1"},
 		{"icmp service", addSvc("10.0.100.1", 81, ipproto.ICMP), ErrInvalid, "want tcp or udp"},
 		{"port 0", addSvc("10.0.100.1", 0, ipproto.UDP), ErrInvalid, "port 0"},
-		{"ipv6 vip", addSvc("::1", 80, ipproto.TCP), ErrInvalid, "IPv4"},
+		{"ipv6 loopback vip", addSvc("::1", 80, ipproto.TCP), ErrInvalid, "loopback"},
+		{"ipv6 backend of an ipv4 service", addBe(1, "2001:db8:2::11", 1), ErrInvalid, "backend 2001:db8:2::11 is IPv6 but service 10.0.100.1:80/tcp is IPv4"},
 		{"vip 0.0.0.0", addSvc("0.0.0.0", 80, ipproto.TCP), ErrInvalid, "unspecified"},
 		{"vip multicast", addSvc("224.0.0.1", 80, ipproto.TCP), ErrInvalid, "multicast"},
 		{"vip loopback", addSvc("127.0.0.1", 80, ipproto.TCP), ErrInvalid, "loopback"},
@@ -396,5 +397,49 @@ func TestBGPSettings(t *testing.T) {
 	ignored, _ := Seed(st, nil, &other, true)
 	if len(ignored) != 1 || st.BGP.HoldSeconds != 3 {
 		t.Fatalf("existing state: %v %+v", ignored, st.BGP)
+	}
+}
+
+// An IPv6 service with IPv6 backends is kept across a reopen exactly; a
+// service mixing families, or IPv6 dsr-ipip, is refused.
+func TestIPv6ServicePersists(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	s := open(t, path)
+	vip := netip.MustParseAddr("2001:db8:100::1")
+	var svc ServiceState
+	err := change(s, func(st *State) error {
+		var err error
+		if svc, err = st.AddService(vip, 443, ipproto.TCP, fwdmode.FullNAT, nil); err != nil {
+			return err
+		}
+		if _, err := st.AddBackend(svc.ID, netip.MustParseAddr("2001:db8:2::11"), 8443, 2); err != nil {
+			return err
+		}
+		_, err = st.AddBackend(svc.ID, netip.MustParseAddr("10.0.2.11"), 8443, 1)
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "backend 10.0.2.11 is IPv4 but service [2001:db8:100::1]:443/tcp is IPv6") {
+		t.Fatalf("mixed families: %v", err)
+	}
+	if err := change(s, func(st *State) error {
+		svc, _ = st.AddService(vip, 443, ipproto.TCP, fwdmode.FullNAT, nil)
+		_, err := st.AddBackend(svc.ID, netip.MustParseAddr("2001:db8:2::11"), 8443, 2)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := change(s, func(st *State) error {
+		_, err := st.AddService(vip, 80, ipproto.TCP, fwdmode.DSRIPIP, nil)
+		return err
+	}); err == nil || !strings.Contains(err.Error(), "IPv4 only") {
+		t.Fatalf("IPv6 dsr-ipip: %v", err)
+	}
+	before := s.State()
+	s.Close()
+	again := open(t, path)
+	got := again.State().Services
+	if len(got) != 1 || got[0].VIP != vip || got[0].Backends[0].Addr != netip.MustParseAddr("2001:db8:2::11") ||
+		got[0].Backends[0].Port != 8443 || !reflect.DeepEqual(before.Services, got) {
+		t.Fatalf("reopened: %+v", got)
 	}
 }

@@ -53,15 +53,17 @@ type speaker struct {
 type links struct {
 	upMAC, downMAC packet.MAC
 	upMTU, downMTU int
-	downAddr       netip.Addr // the load balancer's address on the backend side
+	downAddr       netip.Addr // the load balancer's addresses on the backend side
+	downAddr6      netip.Addr
 	mssClamp       uint16
 }
 
 // env is what the core knows of the machine.
 type env struct {
 	links
-	// snat says full-NAT services can be served (--snat-addr given).
-	snat bool
+	// snat4 and snat6 say full-NAT services of a family can be served
+	// (--snat-addr given with an address of that family).
+	snat4, snat6 bool
 	// localAddrs are the host's own addresses: a VIP must not be one.
 	localAddrs func() []netip.Addr
 	// sockets report the AF_XDP sockets' counters for Stats.
@@ -259,9 +261,9 @@ func (c *core) refresh() error {
 // service on a daemon without SNAT addresses.
 func (c *core) checkVIPs(next *config.State) error {
 	for _, s := range next.Services {
-		if s.Mode == fwdmode.FullNAT && !c.env.snat {
-			return fmt.Errorf("%w: service %s is fullnat, but the daemon has no SNAT address (run --snat-addr)",
-				config.ErrInvalid, s.Name())
+		if have := c.env.snat4 && s.VIP.Is4() || c.env.snat6 && s.VIP.Is6(); s.Mode == fwdmode.FullNAT && !have {
+			return fmt.Errorf("%w: service %s is fullnat, but the daemon has no %s SNAT address (run --snat-addr)",
+				config.ErrInvalid, s.Name(), config.Family(s.VIP))
 		}
 	}
 	if c.env.localAddrs == nil {

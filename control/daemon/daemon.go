@@ -107,7 +107,7 @@ func (d *Daemon) start() error {
 		return err
 	}
 	d.core = &core{log: d.log, store: d.store, eng: d.eng, kern: d.prog, probes: d.health, hops: d.hops,
-		env: env{links: d.links(), snat: len(d.opts.SNATAddrs) > 0, localAddrs: d.localAddrs, sockets: d.socketViews,
+		env: env{links: d.links(), snat4: hasFamily(d.opts.SNATAddrs, false), snat6: hasFamily(d.opts.SNATAddrs, true), localAddrs: d.localAddrs, sockets: d.socketViews,
 			ifName: d.ifName, upName: d.up.Name, downName: d.down.Name, wakeRefresh: d.wake, startBGP: d.startSpeaker}}
 	if err := d.seed(flags); err != nil {
 		return err
@@ -314,4 +314,14 @@ func (d *Daemon) shutdown() error {
 		d.log.Info("stopped; xdp detached", zap.Error(err))
 	}
 	return err
+}
+
+// hasFamily says whether addrs hold an address of a family.
+func hasFamily(addrs []netip.Addr, v6 bool) bool {
+	for _, a := range addrs {
+		if a.Is6() == v6 {
+			return true
+		}
+	}
+	return false
 }

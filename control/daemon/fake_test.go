@@ -174,7 +174,8 @@ func newTestCore(t testing.TB, path string, lim config.Limits) *testCore {
 	tc.core = &core{log: zap.NewNop(), store: st, kern: tc.kern, probes: tc.probes, hops: tc.hops,
 		eng: dataplane.NewEngine(conntrack.New(1024, conntrack.DefaultTimeouts), zap.NewNop()),
 		env: env{links: links{upMAC: packet.MAC{2, 1}, downMAC: packet.MAC{2, 2}, downAddr: netip.MustParseAddr("10.0.2.1")},
-			snat:       true,
+			snat4:      true,
+			snat6:      true,
 			localAddrs: func() []netip.Addr { return []netip.Addr{netip.MustParseAddr("10.0.1.1")} }}}
 	if err := tc.refresh(); err != nil {
 		t.Fatal(err)

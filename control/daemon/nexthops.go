@@ -115,7 +115,7 @@ func (r *resolver) resolve(a netip.Addr, entries map[netip.Addr]netlink.Entry, n
 		}
 	}
 	if have && e.Failed {
-		return Hop{Problem: fmt.Sprintf("%s does not answer ARP", rt.hop)}
+		return Hop{Problem: fmt.Sprintf("%s does not answer ARP/NDP", rt.hop)}
 	}
 	return Hop{}
 }
@@ -133,8 +133,11 @@ func (r *resolver) clientHops() dataplane.ClientHops {
 		h.Neighbours[a] = macOf(m)
 	}
 	h.OnLink, _ = netlink.Prefixes(r.up.Index)
-	if gw, ok := netlink.DefaultGateway(r.up.Index); ok {
+	if gw, ok := netlink.DefaultGateway(r.up.Index, false); ok {
 		h.Gateway = h.Neighbours[gw]
+	}
+	if gw, ok := netlink.DefaultGateway(r.up.Index, true); ok {
+		h.Gateway6 = h.Neighbours[gw]
 	}
 	return h
 }
@@ -145,7 +148,7 @@ func (r *resolver) clientHops() dataplane.ClientHops {
 func (r *resolver) RequestClient(client netip.Addr) {
 	hop := client
 	if !r.onLink(client) {
-		gw, ok := netlink.DefaultGateway(r.up.Index)
+		gw, ok := netlink.DefaultGateway(r.up.Index, client.Is6())
 		if !ok {
 			return
 		}

@@ -69,8 +69,78 @@ func TestResolverRequestsAgain(t *testing.T) {
 			t.Errorf("resolved to %v, then %v", first.MAC, again.MAC)
 		}
 		ch := r.Client()
-		if len(ch.OnLink) != 1 || ch.OnLink[0] != netip.MustParsePrefix("10.7.0.1/24") {
+		v4 := 0
+		for _, p := range ch.OnLink {
+			if p.Addr().Is4() {
+				v4++
+				if p != netip.MustParsePrefix("10.7.0.1/24") {
+					t.Errorf("upstream on-link prefix %v", p)
+				}
+			} else if !p.Addr().IsLinkLocalUnicast() {
+				t.Errorf("upstream on-link prefix %v", p)
+			}
+		}
+		if v4 != 1 {
 			t.Errorf("upstream on-link prefixes %v", ch.OnLink)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An IPv6 backend's next hop is resolved over NDP through a managed entry,
+// and an IPv6 client's gateway is the IPv6 default route's.
+func TestResolverIPv6(t *testing.T) {
+	testenv.RequireRoot(t)
+	lb, peer, err := testenv.NewVethPair(t, testenv.Endpoint{If: "down0"}, testenv.Endpoint{If: "b0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.Veth(lb, "up0", peer, "c0"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][]string{{"addr", "add", "2001:db8:8::1/64", "dev", "down0", "nodad"},
+		{"addr", "add", "2001:db8:7::1/64", "dev", "up0", "nodad"}, {"link", "set", "up0", "up"},
+		{"-6", "route", "add", "default", "via", "2001:db8:7::fe", "dev", "up0"}} {
+		if _, err := lb.IP(c...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range [][]string{{"addr", "add", "2001:db8:8::2/64", "dev", "b0", "nodad"},
+		{"addr", "add", "2001:db8:7::fe/64", "dev", "c0", "nodad"}, {"link", "set", "c0", "up"}} {
+		if _, err := peer.IP(c...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	backend := netip.MustParseAddr("2001:db8:8::2")
+	err = lb.Do(func() error {
+		down, err := netlink.InterfaceByName("down0")
+		if err != nil {
+			return err
+		}
+		up, _ := netlink.InterfaceByName("up0")
+		n := netlink.NewNeighbours(zap.NewNop())
+		defer n.Close()
+		r := newResolver(zap.NewNop(), n, up, down)
+		deadline := time.Now().Add(5 * time.Second)
+		var h Hop
+		for now := time.Now(); now.Before(deadline) && h.MAC == (packet.MAC{}); now = time.Now() {
+			r.Refresh([]netip.Addr{backend}, now)
+			h = r.Backend(backend)
+			time.Sleep(50 * time.Millisecond)
+		}
+		if h.MAC == (packet.MAC{}) || h.Problem != "" {
+			t.Fatalf("IPv6 backend not resolved: %+v", h)
+		}
+		r.RequestClient(netip.MustParseAddr("2001:db8:99::5")) // off-link: the gateway is probed
+		for now := time.Now(); now.Before(deadline) && r.Client().Gateway6 == (packet.MAC{}); now = time.Now() {
+			r.Refresh(nil, now)
+			time.Sleep(50 * time.Millisecond)
+		}
+		if ch := r.Client(); ch.Gateway6 == (packet.MAC{}) || ch.Gateway != (packet.MAC{}) {
+			t.Fatalf("client hops %+v", ch)
 		}
 		return nil
 	})

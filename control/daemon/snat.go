@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -11,16 +12,34 @@ import (
 )
 
 // links reads what the tables need of the interfaces: MACs, MTUs, and the
-// backend side's first IPv4 address (the source of ICMP errors to backends).
+// backend side's addresses (the sources of ICMP errors to backends).
 func (d *Daemon) links() links {
 	l := links{upMAC: macOf(d.up.MAC), downMAC: macOf(d.down.MAC), upMTU: d.up.MTU, downMTU: d.down.MTU,
 		mssClamp: d.opts.MSSClamp}
-	if addrs, err := netlink.Addrs(d.down.Index); err == nil && len(addrs) > 0 {
-		l.downAddr = addrs[0]
-	} else {
+	addrs, err := netlink.Addrs(d.down.Index)
+	if err != nil {
+		d.log.Warn("read the backend interface's addresses", zap.Error(err))
+	}
+	l.downAddr, l.downAddr6 = sourceAddrs(addrs)
+	if !l.downAddr.IsValid() {
 		d.log.Warn("the backend interface has no IPv4 address: ICMP errors to backends will have none", zap.String("if", d.down.Name))
 	}
 	return l
+}
+
+// sourceAddrs picks an interface's first IPv4 address and its first IPv6
+// address, preferring one that is not link-local (a routed backend cannot
+// answer fe80::).
+func sourceAddrs(addrs []netip.Addr) (v4, v6 netip.Addr) {
+	for _, a := range addrs {
+		switch {
+		case a.Is4() && !v4.IsValid():
+			v4 = a
+		case a.Is6() && (!v6.IsValid() || v6.IsLinkLocalUnicast() && !a.IsLinkLocalUnicast()):
+			v6 = a
+		}
+	}
+	return v4, v6
 }
 
 // reservedPortsFile is net.ipv4.ip_local_reserved_ports (per network namespace).

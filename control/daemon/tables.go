@@ -49,7 +49,7 @@ func buildTables(in inputs) tables {
 	l := in.links
 	t := tables{
 		dataplane: dataplane.Config{UpstreamMAC: l.upMAC, BackendMAC: l.downMAC, UpstreamMTU: l.upMTU,
-			BackendMTU: l.downMTU, BackendAddr: l.downAddr, MSSClamp: l.mssClamp, ClientHops: in.client,
+			BackendMTU: l.downMTU, BackendAddr: l.downAddr, BackendAddr6: l.downAddr6, MSSClamp: l.mssClamp, ClientHops: in.client,
 			Services: make([]dataplane.Service, 0, len(in.state.Services))},
 		services: make(map[bpf.Endpoint]uint32, len(in.state.Services)),
 		backends: make(map[bpf.Endpoint]uint32, n),

@@ -200,19 +200,28 @@ func TestBuildTablesModes(t *testing.T) {
 
 func TestFullNATNeedsSNATAddresses(t *testing.T) {
 	c := newTestCore(t, "", Limits)
-	c.env.snat = false
+	c.env.snat4, c.env.snat6 = false, true
 	_, err := c.AddService(api.AddServiceRequest{VIP: "10.0.100.1:80", Mode: "fullnat"})
-	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "--snat-addr") {
+	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "no IPv4 SNAT address (run --snat-addr)") {
 		t.Fatalf("fullnat without SNAT addresses: %v", err)
+	}
+	if _, err := c.AddService(api.AddServiceRequest{VIP: "[2001:db8::1]:80", Mode: "fullnat"}); err != nil {
+		t.Fatalf("IPv6 fullnat with an IPv6 SNAT address: %v", err)
+	}
+	c6 := newTestCore(t, "", Limits)
+	c6.env.snat4, c6.env.snat6 = true, false
+	_, err = c6.AddService(api.AddServiceRequest{VIP: "[2001:db8::1]:81", Mode: "fullnat"})
+	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "no IPv6 SNAT address") {
+		t.Fatalf("IPv6 fullnat without an IPv6 SNAT address: %v", err)
 	}
 	if _, err := c.AddService(api.AddServiceRequest{VIP: "10.0.100.1:80", Mode: "DSR-L2"}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.AddBackend(api.AddBackendRequest{ServiceID: 1, Address: "10.0.2.11:8080"})
+	_, err = c.AddBackend(api.AddBackendRequest{ServiceID: 2, Address: "10.0.2.11:8080"})
 	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "cannot map ports") {
 		t.Fatalf("a DSR backend on another port: %v", err)
 	}
-	if s := c.Services(); s[0].Mode != "dsr-l2" {
+	if s := c.Services(); s[1].Mode != "dsr-l2" {
 		t.Fatalf("mode %q", s[0].Mode)
 	}
 	if _, err := c.AddService(api.AddServiceRequest{VIP: "10.0.100.1:81", Mode: "dsr"}); !errors.Is(err, config.ErrInvalid) {

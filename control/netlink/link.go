@@ -36,7 +36,7 @@ func InterfaceByName(name string) (Interface, error) {
 	return ifc, nil
 }
 
-// Addrs returns the IPv4 addresses of an interface.
+// Addrs returns the IPv4 and IPv6 addresses of an interface.
 func Addrs(ifindex int) ([]netip.Addr, error) {
 	ps, err := Prefixes(ifindex)
 	out := make([]netip.Addr, len(ps))
@@ -46,14 +46,14 @@ func Addrs(ifindex int) ([]netip.Addr, error) {
 	return out, err
 }
 
-// Prefixes returns the IPv4 addresses of an interface with their prefix
-// lengths (10.0.1.1/24): the on-link networks.
+// Prefixes returns the IPv4 and IPv6 addresses of an interface with their
+// prefix lengths (10.0.1.1/24, 2001:db8:1::1/64): the on-link networks.
 func Prefixes(ifindex int) ([]netip.Prefix, error) {
 	l, err := vnl.LinkByIndex(ifindex)
 	if err != nil {
 		return nil, fmt.Errorf("interface %d: %w", ifindex, err)
 	}
-	list, err := vnl.AddrList(l, vnl.FAMILY_V4)
+	list, err := vnl.AddrList(l, vnl.FAMILY_ALL)
 	if err != nil {
 		return nil, fmt.Errorf("addresses of %s: %w", l.Attrs().Name, err)
 	}
@@ -69,9 +69,10 @@ func Prefixes(ifindex int) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// AllAddrs returns every IPv4 address of the host (this network namespace).
+// AllAddrs returns every IPv4 and IPv6 address of the host (this network
+// namespace).
 func AllAddrs() ([]netip.Addr, error) {
-	list, err := vnl.AddrList(nil, vnl.FAMILY_V4)
+	list, err := vnl.AddrList(nil, vnl.FAMILY_ALL)
 	if err != nil {
 		return nil, fmt.Errorf("host addresses: %w", err)
 	}
@@ -84,10 +85,15 @@ func AllAddrs() ([]netip.Addr, error) {
 	return out, nil
 }
 
-// DefaultGateway is the gateway of the IPv4 default route that leaves by
-// ifindex, if there is one.
-func DefaultGateway(ifindex int) (netip.Addr, bool) {
-	routes, err := vnl.RouteListFiltered(vnl.FAMILY_V4, &vnl.Route{LinkIndex: ifindex}, vnl.RT_FILTER_OIF)
+// DefaultGateway is the gateway of the default route of a family (IPv6:
+// v6 true) that leaves by ifindex, if there is one. An IPv6 gateway is
+// often link-local.
+func DefaultGateway(ifindex int, v6 bool) (netip.Addr, bool) {
+	family := vnl.FAMILY_V4
+	if v6 {
+		family = vnl.FAMILY_V6
+	}
+	routes, err := vnl.RouteListFiltered(family, &vnl.Route{LinkIndex: ifindex}, vnl.RT_FILTER_OIF)
 	if err != nil {
 		return netip.Addr{}, false
 	}

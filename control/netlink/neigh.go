@@ -62,12 +62,18 @@ type Entry struct {
 	Failed bool // resolution failed
 }
 
-// Entries returns the IPv4 neighbour entries of ifindex, from one netlink dump.
+// Entries returns the IPv4 (ARP) and IPv6 (NDP) neighbour entries of
+// ifindex, from a netlink dump of each.
 func (n *Neighbours) Entries(ifindex int) (map[netip.Addr]Entry, error) {
 	list, err := vnl.NeighList(ifindex, unix.AF_INET)
 	if err != nil {
 		return nil, fmt.Errorf("list neighbours on ifindex %d: %w", ifindex, err)
 	}
+	list6, err := vnl.NeighList(ifindex, unix.AF_INET6)
+	if err != nil {
+		return nil, fmt.Errorf("list IPv6 neighbours on ifindex %d: %w", ifindex, err)
+	}
+	list = append(list, list6...)
 	t := make(map[netip.Addr]Entry, len(list))
 	for _, e := range list {
 		a, ok := netip.AddrFromSlice(e.IP)
@@ -105,7 +111,7 @@ func (n *Neighbours) Request(ifindex int, ip netip.Addr) error {
 	k := neighKey{ifindex, ip}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	err := vnl.NeighSet(&vnl.Neigh{LinkIndex: ifindex, Family: unix.AF_INET, IP: ip.AsSlice(),
+	err := vnl.NeighSet(&vnl.Neigh{LinkIndex: ifindex, Family: family(ip), IP: ip.AsSlice(),
 		Flags: vnl.NTF_EXT_LEARNED, FlagsExt: vnl.NTF_EXT_MANAGED})
 	if err != nil {
 		return fmt.Errorf("request managed neighbour %s on ifindex %d: %w", ip, ifindex, err)
@@ -120,7 +126,7 @@ func (n *Neighbours) Request(ifindex int, ip netip.Addr) error {
 // Probe asks the kernel to resolve ip once (NTF_USE), as if it were about
 // to send to it, without keeping the entry: for clients' next hops.
 func (n *Neighbours) Probe(ifindex int, ip netip.Addr) error {
-	err := vnl.NeighSet(&vnl.Neigh{LinkIndex: ifindex, Family: unix.AF_INET, IP: ip.AsSlice(), Flags: unix.NTF_USE})
+	err := vnl.NeighSet(&vnl.Neigh{LinkIndex: ifindex, Family: family(ip), IP: ip.AsSlice(), Flags: unix.NTF_USE})
 	if err != nil {
 		return fmt.Errorf("probe neighbour %s on ifindex %d: %w", ip, ifindex, err)
 	}
@@ -133,11 +139,19 @@ func (n *Neighbours) Close() error {
 	defer n.mu.Unlock()
 	var errs []error
 	for k := range n.managed {
-		err := vnl.NeighDel(&vnl.Neigh{LinkIndex: k.ifindex, Family: unix.AF_INET, IP: k.ip.AsSlice()})
+		err := vnl.NeighDel(&vnl.Neigh{LinkIndex: k.ifindex, Family: family(k.ip), IP: k.ip.AsSlice()})
 		if err != nil && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("remove managed neighbour %s: %w", k.ip, err))
 		}
 		delete(n.managed, k)
 	}
 	return errors.Join(errs...)
+}
+
+// family is the address family of a neighbour entry for ip: ARP or NDP.
+func family(ip netip.Addr) int {
+	if ip.Is4() {
+		return unix.AF_INET
+	}
+	return unix.AF_INET6
 }
