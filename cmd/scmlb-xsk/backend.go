@@ -18,7 +18,7 @@ var backendCommand = &cli.Command{
 			Usage: "add a backend to a service",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "service", Required: true, Usage: "service id"},
-				&cli.StringFlag{Name: "address", Required: true, Usage: "IPv4[:PORT] (port defaults to the service's)"},
+				&cli.StringFlag{Name: "address", Required: true, Usage: "IP[:PORT] or [IPv6]:PORT (port defaults to the service's)"},
 				&cli.UintFlag{Name: "weight", Value: 1, Usage: "relative share of new flows"},
 			},
 			Action: func(c *cli.Context) error {

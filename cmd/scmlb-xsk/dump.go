@@ -21,7 +21,7 @@ var dumpCommand = &cli.Command{
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "write", Aliases: []string{"w"}, Usage: "write pcapng to this file instead of printing"},
 		&cli.StringFlag{Name: "at", Value: "both", Usage: "xdp, worker or both"},
-		&cli.StringFlag{Name: "host", Usage: "only packets from or to this IPv4 address"},
+		&cli.StringFlag{Name: "host", Usage: "only packets from or to this address (IPv4 or IPv6)"},
 		&cli.UintFlag{Name: "port", Usage: "only packets from or to this port"},
 		&cli.StringFlag{Name: "proto", Usage: "only tcp, udp or icmp"},
 		&cli.IntFlag{Name: "count", Aliases: []string{"c"}, Value: 100, Usage: "stop after this many packets"},

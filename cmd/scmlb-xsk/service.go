@@ -17,7 +17,7 @@ var serviceCommand = &cli.Command{
 			Name:  "add",
 			Usage: "add a service",
 			Flags: append([]cli.Flag{
-				&cli.StringFlag{Name: "vip", Required: true, Usage: "IPv4:PORT"},
+				&cli.StringFlag{Name: "vip", Required: true, Usage: "IP:PORT, [IPv6]:PORT for IPv6"},
 				&cli.StringFlag{Name: "proto", Value: "tcp", Usage: "tcp or udp"},
 				&cli.StringFlag{Name: "mode", Value: "nat", Usage: "forwarding mode: nat, fullnat, dsr-l2 or dsr-ipip (docs/operations.md, choosing a mode)"},
 			}, healthFlags...),

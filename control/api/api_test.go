@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scmlb-xsk/scmlb-xsk/internal/fixture"
+
 	"go.uber.org/zap"
 
 	"github.com/scmlb-xsk/scmlb-xsk/control/config"
@@ -285,6 +287,14 @@ func TestSummary(t *testing.T) {
 		t.Fatalf("%q", got)
 	}
 	if got := Summary([]byte{1, 2}); got != "truncated" {
+		t.Fatalf("%q", got)
+	}
+	syn6 := fixture.Frame{Src: fixture.Client6, Dst: fixture.VIP6, Proto: fixture.ProtoUDP, SrcPort: 40000, DstPort: 53}.Bytes()
+	if got := Summary(syn6); got != "[2001:db8:1::2]:40000 > [2001:db8:100::1]:53 udp" {
+		t.Fatalf("%q", got)
+	}
+	echo6 := fixture.Frame{Src: fixture.Client6, Dst: fixture.VIP6, Proto: fixture.ProtoICMPv6}.Bytes()
+	if got := Summary(echo6); got != "2001:db8:1::2 > 2001:db8:100::1 icmpv6 type 128" {
 		t.Fatalf("%q", got)
 	}
 }

@@ -35,7 +35,7 @@ func (c *Client) Services() ([]Service, error) {
 	return out, c.do(http.MethodGet, "/v1/services", nil, &out)
 }
 
-// AddService creates a service (VIP is IPv4:PORT; Mode and Health may be empty).
+// AddService creates a service (VIP is IP:PORT or [IPv6]:PORT; Mode and Health may be empty).
 func (c *Client) AddService(r AddServiceRequest) (Service, error) {
 	var out Service
 	return out, c.do(http.MethodPost, "/v1/services", r, &out)
@@ -61,7 +61,7 @@ func (c *Client) Backends() ([]Backend, error) {
 	return out, c.do(http.MethodGet, "/v1/backends", nil, &out)
 }
 
-// AddBackend adds a backend (IPv4[:PORT]) to a service.
+// AddBackend adds a backend (IP[:PORT], [IPv6]:PORT) to a service.
 func (c *Client) AddBackend(serviceID uint32, address string, weight uint32) (Backend, error) {
 	var out Backend
 	return out, c.do(http.MethodPost, "/v1/backends", AddBackendRequest{ServiceID: serviceID, Address: address, Weight: weight}, &out)

@@ -61,16 +61,16 @@ func parseDumpRequest(q url.Values) (DumpRequest, error) {
 		return bad("at %q: want xdp, worker or both", r.At)
 	}
 	switch r.Proto {
-	case "", "any", "tcp", "udp", "icmp":
+	case "", "any", "tcp", "udp", "icmp", "icmpv6":
 	default:
-		return bad("protocol %q: want tcp, udp or icmp", r.Proto)
+		return bad("protocol %q: want tcp, udp, icmp or icmpv6", r.Proto)
 	}
 	if h := q.Get("host"); h != "" {
 		a, err := netip.ParseAddr(h)
-		if err != nil || !a.Is4() {
-			return bad("host %q: want an IPv4 address", h)
+		if err != nil || a.Zone() != "" {
+			return bad("host %q: want an IPv4 or IPv6 address", h)
 		}
-		r.Host = a
+		r.Host = a.Unmap()
 	}
 	var err error
 	if p := q.Get("port"); p != "" {
@@ -143,24 +143,34 @@ func Summary(data []byte) string {
 	if len(data) < 14 {
 		return "truncated"
 	}
-	if et := binary.BigEndian.Uint16(data[12:]); et != 0x0800 {
+	ip := data[14:]
+	var src, dst netip.Addr
+	var proto byte
+	var l4 []byte
+	switch et := binary.BigEndian.Uint16(data[12:]); et {
+	case 0x0800:
+		if len(ip) < 20 {
+			return "ipv4 truncated"
+		}
+		src, dst, proto = netip.AddrFrom4([4]byte(ip[12:16])), netip.AddrFrom4([4]byte(ip[16:20])), ip[9]
+		l4 = ip[min(int(ip[0]&0x0f)*4, len(ip)):]
+	case 0x86dd:
+		if len(ip) < 40 {
+			return "ipv6 truncated"
+		}
+		// Extension headers are named, not walked: the summary is for eyes.
+		src, dst, proto, l4 = netip.AddrFrom16([16]byte(ip[8:24])), netip.AddrFrom16([16]byte(ip[24:40])), ip[6], ip[40:]
+	default:
 		return fmt.Sprintf("ethertype %#04x", et)
 	}
-	ip := data[14:]
-	if len(ip) < 20 {
-		return "ipv4 truncated"
-	}
-	src, dst := netip.AddrFrom4([4]byte(ip[12:16])), netip.AddrFrom4([4]byte(ip[16:20]))
-	ihl := int(ip[0]&0x0f) * 4
-	l4 := ip[min(ihl, len(ip)):]
-	switch ip[9] {
+	switch proto {
 	case 6, 17:
 		if len(l4) < 4 {
 			break
 		}
 		sp, dp := binary.BigEndian.Uint16(l4), binary.BigEndian.Uint16(l4[2:])
-		s := fmt.Sprintf("%s:%d > %s:%d", src, sp, dst, dp)
-		if ip[9] == 17 {
+		s := fmt.Sprintf("%s > %s", netip.AddrPortFrom(src, sp), netip.AddrPortFrom(dst, dp))
+		if proto == 17 {
 			return s + " udp"
 		}
 		if len(l4) >= 14 {
@@ -169,8 +179,12 @@ func Summary(data []byte) string {
 		return s + " tcp"
 	case 1:
 		return fmt.Sprintf("%s > %s icmp", src, dst)
+	case 58:
+		if len(l4) >= 1 {
+			return fmt.Sprintf("%s > %s icmpv6 type %d", src, dst, l4[0])
+		}
 	}
-	return fmt.Sprintf("%s > %s proto %d", src, dst, ip[9])
+	return fmt.Sprintf("%s > %s proto %d", src, dst, proto)
 }
 
 func tcpFlags(f byte) string {

@@ -50,7 +50,7 @@ type Backend struct {
 
 // AddServiceRequest creates a service.
 type AddServiceRequest struct {
-	VIP    string       `json:"vip"` // IPv4:PORT
+	VIP    string       `json:"vip"` // IP:PORT, [IPv6]:PORT
 	Proto  string       `json:"proto"`
 	Mode   string       `json:"mode,omitempty"` // "" is nat
 	Health *HealthCheck `json:"health,omitempty"`
@@ -59,7 +59,7 @@ type AddServiceRequest struct {
 // AddBackendRequest adds a backend to a service.
 type AddBackendRequest struct {
 	ServiceID uint32 `json:"service_id"`
-	Address   string `json:"address"` // IPv4[:PORT]; port defaults to the service's
+	Address   string `json:"address"` // IP[:PORT] or [IPv6]:PORT; port defaults to the service's
 	Weight    uint32 `json:"weight"`  // 0 means 1
 }
 

@@ -54,7 +54,7 @@ func probe(ctx context.Context, c Check, addr netip.AddrPort) error {
 	var d net.Dialer
 	switch c.Type {
 	case "tcp":
-		conn, err := d.DialContext(ctx, "tcp4", addr.String())
+		conn, err := d.DialContext(ctx, network("tcp", addr), addr.String())
 		if err != nil {
 			return err
 		}
@@ -62,7 +62,7 @@ func probe(ctx context.Context, c Check, addr netip.AddrPort) error {
 	case "http":
 		return probeHTTP(ctx, c, addr)
 	case "udp":
-		conn, err := d.DialContext(ctx, "udp4", addr.String())
+		conn, err := d.DialContext(ctx, network("udp", addr), addr.String())
 		if err != nil {
 			return err
 		}
@@ -78,6 +78,14 @@ func probe(ctx context.Context, c Check, addr netip.AddrPort) error {
 		return err
 	}
 	return errors.New("unknown check type")
+}
+
+// network pins the dial to the backend's family ("tcp4", "udp6", ...).
+func network(proto string, addr netip.AddrPort) string {
+	if addr.Addr().Is4() {
+		return proto + "4"
+	}
+	return proto + "6"
 }
 
 func probeHTTP(ctx context.Context, c Check, addr netip.AddrPort) error {

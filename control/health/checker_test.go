@@ -177,3 +177,51 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// Every check type probes an IPv6 backend ([::1] here) over IPv6.
+func TestIPv6Backends(t *testing.T) {
+	l, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Fatalf("no IPv6 loopback: %v", err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })}
+	go srv.Serve(l)
+	defer srv.Close()
+	pc, err := net.ListenPacket("udp6", "[::1]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(buf[:n], from)
+		}
+	}()
+	c := NewChecker(zap.NewNop(), func(uint32, bool) {})
+	defer c.Close()
+	tcp, web, udp := quick, quick, quick
+	tcp.Type = "tcp"
+	web.Type, web.Path, web.Status = "http", "/", 204
+	udp.Type, udp.Payload = "udp", "ping"
+	tcpAddr := netip.MustParseAddrPort(l.Addr().String())
+	c.Sync([]Target{{ID: 1, Addr: tcpAddr, Check: tcp}, {ID: 2, Addr: tcpAddr, Check: web},
+		{ID: 3, Addr: netip.MustParseAddrPort(pc.LocalAddr().String()), Check: udp}})
+	// Backends start healthy: they must still be after several probes...
+	time.Sleep(300 * time.Millisecond)
+	for id := uint32(1); id <= 3; id++ {
+		if st, ok := c.Status(id); !ok || !st.Healthy || st.LastError != "" {
+			t.Fatalf("IPv6 target %d: %+v", id, st)
+		}
+	}
+	// ...and go down when the servers do, so the probes reach them.
+	srv.Close()
+	pc.Close()
+	for id := uint32(1); id <= 3; id++ {
+		waitFor(t, "IPv6 backend down", func() bool { return !c.Healthy(id) })
+	}
+}
