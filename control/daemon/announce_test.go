@@ -33,6 +33,9 @@ func TestAnnounceDecision(t *testing.T) {
 	other, _ := st.AddService(vip2, 80, ipproto.TCP, fwdmode.DSRL2, nil)
 	st.AddBackend(other.ID, tB1, 0, 1)
 	st.AddService(vip3, 80, ipproto.TCP, fwdmode.DSRL2, nil)
+	// An IPv6 service with a serving backend: never announced (IPv4 /32s only).
+	v6, _ := st.AddService(netip.MustParseAddr("2001:db8:100::1"), 80, ipproto.TCP, fwdmode.NAT, nil)
+	st.AddBackend(v6.ID, netip.MustParseAddr("2001:db8:2::11"), 0, 1)
 
 	for _, c := range []struct {
 		name       string

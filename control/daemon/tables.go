@@ -114,12 +114,13 @@ func probesOf(s config.ServiceState) []health.Target {
 // its services has a backend that takes new flows (weight > 0 here means
 // not drained, healthy and with a next hop). One serving port is enough:
 // the /32 carries every port of the VIP, and withdrawing it would take the
-// serving port's traffic away from this instance too.
+// serving port's traffic away from this instance too. IPv6 VIPs are not
+// announced: the speaker carries IPv4 unicast only (docs/scaleout.md).
 func announced(svcs []dataplane.Service) []netip.Addr {
 	var out []netip.Addr
 	seen := map[netip.Addr]bool{}
 	for _, s := range svcs {
-		if !seen[s.VIP] && slices.ContainsFunc(s.Backends, func(b dataplane.Backend) bool { return b.Weight > 0 }) {
+		if s.VIP.Is4() && !seen[s.VIP] && slices.ContainsFunc(s.Backends, func(b dataplane.Backend) bool { return b.Weight > 0 }) {
 			seen[s.VIP] = true
 			out = append(out, s.VIP)
 		}
