@@ -25,7 +25,7 @@ type echoConn struct {
 
 func dialEcho(t *testing.T, lab *testenv.Lab, addr string) (*echoConn, error) {
 	t.Helper()
-	conn, err := lab.Client.DialContext(context.Background(), "tcp4", addr)
+	conn, err := lab.Client.DialContext(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, err
 	}

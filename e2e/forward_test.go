@@ -99,10 +99,16 @@ func statValue(t *testing.T, log, name string) int {
 // every backend to answer at least min of them.
 func checkHTTPSpread(t *testing.T, lab *testenv.Lab, n, min int) {
 	t.Helper()
+	checkHTTPSpreadTo(t, lab, lab.VIP.String(), n, min)
+}
+
+// checkHTTPSpreadTo is checkHTTPSpread to host ("[2001:db8:100::1]:8080").
+func checkHTTPSpreadTo(t *testing.T, lab *testenv.Lab, host string, n, min int) {
+	t.Helper()
 	client := lab.Client.HTTPClient(3 * time.Second)
 	counts := map[string]int{}
 	for i := 0; i < n; i++ {
-		resp, err := client.Get("http://" + lab.VIP.String() + "/who")
+		resp, err := client.Get("http://" + host + "/who")
 		if err != nil {
 			t.Fatalf("GET %d: %v", i, err)
 		}

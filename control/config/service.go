@@ -125,6 +125,10 @@ func Resolve(svcs []Service) ([]Service, error) {
 			if b.Port == 0 {
 				b.Port = s.Port
 			}
+			if b.Addr.Is4() != s.VIP.Is4() {
+				return nil, fmt.Errorf("service %s: backend %s is %s, the VIP %s: a service is of one address family",
+					s, b.Addr, Family(b.Addr), Family(s.VIP))
+			}
 			ap := netip.AddrPortFrom(b.Addr, b.Port)
 			if bseen[ap] {
 				return nil, fmt.Errorf("service %s: backend %s given twice", s, ap)

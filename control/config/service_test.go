@@ -72,6 +72,13 @@ func TestParseErrors(t *testing.T) {
 	if s, err := ParseVIP("10.0.100.1:80/TCP"); err != nil || s.Proto != ipproto.TCP {
 		t.Errorf("upper-case protocol: %+v %v", s, err)
 	}
+	mixed, err := ParseService("tcp/[2001:db8::10]:80=[2001:db8:2::11]:80,10.0.2.11:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Resolve([]Service{mixed}); err == nil || !strings.Contains(err.Error(), "backend 10.0.2.11 is IPv4, the VIP IPv6") {
+		t.Errorf("mixed families resolved: %v", err)
+	}
 	if _, err := ParseService("10.0.100.1:80"); err == nil {
 		t.Error("service without backends accepted")
 	}

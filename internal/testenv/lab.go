@@ -41,7 +41,17 @@ type Lab struct {
 	UpstreamIf, BackendIf string
 	VIP                   netip.Addr
 	BackendAddrs          []netip.Addr
+	// With LabConfig.IPv6: the same world in IPv6.
+	VIP6                        netip.Addr
+	ClientAddrs6, BackendAddrs6 []netip.Addr
 }
+
+// The load balancer's IPv6 addresses in a dual-stack lab (LabConfig.IPv6):
+// client side and backend side, the hosts' default gateways.
+var (
+	LBUp6   = netip.MustParseAddr("2001:db8:1::1")
+	LBDown6 = netip.MustParseAddr("2001:db8:2::1")
+)
 
 // LabConfig sizes a lab; zero Clients means one.
 type LabConfig struct {
@@ -59,6 +69,10 @@ type LabConfig struct {
 	UpQueues, DownQueues int
 	// ClientQueues gives the clients' veths (both ends) that many queues.
 	ClientQueues int
+	// IPv6 makes the lab dual-stack: client i 2001:db8:1::(2+i)/64,
+	// lb 2001:db8:1::1 and 2001:db8:2::1, backend i 2001:db8:2::(11+i)/64
+	// (hex), VIP6 2001:db8:100::1; default routes via the lb.
+	IPv6 bool
 }
 
 // NewLab builds the topology; everything is removed on cleanup.
@@ -121,7 +135,39 @@ func NewLab(c Cleaner, cfg LabConfig) (*Lab, error) {
 			return nil, err
 		}
 	}
+	if cfg.IPv6 {
+		if err := l.addIPv6(); err != nil {
+			return nil, err
+		}
+	}
 	return l, nil
+}
+
+// addIPv6 gives every host its IPv6 address and default route (nodad: no
+// duplicate address detection delay in a lab with no duplicates).
+func (l *Lab) addIPv6() error {
+	l.VIP6 = netip.MustParseAddr("2001:db8:100::1")
+	if err := l.LB.ipAll([][]string{{"addr", "add", LBUp6.String() + "/64", "dev", l.UpstreamIf, "nodad"},
+		{"addr", "add", LBDown6.String() + "/64", "dev", l.BackendIf, "nodad"}}); err != nil {
+		return err
+	}
+	for i, cl := range l.Clients {
+		a := netip.MustParseAddr(fmt.Sprintf("2001:db8:1::%x", 2+i))
+		l.ClientAddrs6 = append(l.ClientAddrs6, a)
+		if err := cl.ipAll([][]string{{"addr", "add", a.String() + "/64", "dev", "eth0", "nodad"},
+			{"-6", "route", "add", "default", "via", LBUp6.String()}}); err != nil {
+			return err
+		}
+	}
+	for i, b := range l.Backends {
+		a := netip.MustParseAddr(fmt.Sprintf("2001:db8:2::%x", 0x11+i))
+		l.BackendAddrs6 = append(l.BackendAddrs6, a)
+		if err := b.ipAll([][]string{{"addr", "add", a.String() + "/64", "dev", "eth0", "nodad"},
+			{"-6", "route", "add", "default", "via", LBDown6.String()}}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // host wires an end host: eth0 on a bridge port, a /24 address, a default

@@ -86,11 +86,15 @@ func (l *Lab) PrepareDSR(c Cleaner, bin string) error {
 // address and takes the backends' default route away: they cannot reach
 // the clients except through the load balancer's full NAT.
 func (l *Lab) PrepareFullNAT(snat netip.Addr) error {
-	if _, err := l.LB.IP("addr", "add", snat.String()+"/24", "dev", l.BackendIf); err != nil {
+	add, del := []string{"addr", "add", snat.String() + "/24", "dev", l.BackendIf}, []string{"route", "del", "default"}
+	if snat.Is6() {
+		add, del = []string{"addr", "add", snat.String() + "/64", "dev", l.BackendIf, "nodad"}, []string{"-6", "route", "del", "default"}
+	}
+	if _, err := l.LB.IP(add...); err != nil {
 		return err
 	}
 	for _, b := range l.Backends {
-		if _, err := b.IP("route", "del", "default"); err != nil {
+		if _, err := b.IP(del...); err != nil {
 			return err
 		}
 	}

@@ -69,21 +69,30 @@ func (n *NS) MAC(ifname string) (net.HardwareAddr, error) {
 	return mac, err
 }
 
-// Ping sends one ICMP echo request to dst from inside the namespace and
-// waits up to timeout for the reply (there is no ping binary to rely on).
+// Ping sends one ICMP (ICMPv6 for an IPv6 dst) echo request to dst from
+// inside the namespace and waits up to timeout for the reply (there is no
+// ping binary to rely on).
 func (n *NS) Ping(dst netip.Addr, timeout time.Duration) error {
 	return n.Do(func() error {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
+		family, proto, req := unix.AF_INET, unix.IPPROTO_ICMP, []byte{8, 0, 0, 0, 0x12, 0x34, 0, 1, 'p', 'i', 'n', 'g'}
+		var sa unix.Sockaddr
+		if dst.Is6() {
+			// The kernel computes an ICMPv6 raw socket's checksum itself.
+			family, proto, req[0] = unix.AF_INET6, unix.IPPROTO_ICMPV6, 128
+			sa = &unix.SockaddrInet6{Addr: dst.As16()}
+		} else {
+			sa = &unix.SockaddrInet4{Addr: dst.As4()}
+			c := ^fixture.Sum(0, req)
+			req[2], req[3] = byte(c>>8), byte(c)
+		}
+		fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
 		if err != nil {
 			return fmt.Errorf("icmp socket: %w", err)
 		}
 		defer unix.Close(fd)
 		tv := unix.NsecToTimeval(timeout.Nanoseconds())
 		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-		req := []byte{8, 0, 0, 0, 0x12, 0x34, 0, 1, 'p', 'i', 'n', 'g'}
-		c := ^fixture.Sum(0, req)
-		req[2], req[3] = byte(c>>8), byte(c)
-		if err := unix.Sendto(fd, req, 0, &unix.SockaddrInet4{Addr: dst.As4()}); err != nil {
+		if err := unix.Sendto(fd, req, 0, sa); err != nil {
 			return fmt.Errorf("send echo: %w", err)
 		}
 		buf := make([]byte, 1500)
@@ -93,9 +102,16 @@ func (n *NS) Ping(dst netip.Addr, timeout time.Duration) error {
 			if err != nil {
 				return fmt.Errorf("no echo reply from %s: %w", dst, err)
 			}
-			sa, _ := from.(*unix.SockaddrInet4)
-			ihl := int(buf[0]&0x0f) * 4
-			if sa != nil && netip.AddrFrom4(sa.Addr) == dst && k >= ihl+8 && buf[ihl] == 0 && buf[ihl+4] == 0x12 && buf[ihl+5] == 0x34 {
+			// An IPv4 raw socket hands over the IP header, an IPv6 one not.
+			var src netip.Addr
+			off, reply := 0, byte(0)
+			switch sa := from.(type) {
+			case *unix.SockaddrInet4:
+				src, off = netip.AddrFrom4(sa.Addr), int(buf[0]&0x0f)*4
+			case *unix.SockaddrInet6:
+				src, reply = netip.AddrFrom16(sa.Addr), 129
+			}
+			if src == dst && k >= off+8 && buf[off] == reply && buf[off+4] == 0x12 && buf[off+5] == 0x34 {
 				return nil
 			}
 		}

@@ -18,7 +18,7 @@ import (
 
 // Ports the lab backends serve on.
 const (
-	HTTPPort = 80   // GET /who answers the backend name; GET /bytes?n=N[&rate=B] sends Payload(N) at B bytes/s; POST /sha256 answers "LEN HEX"
+	HTTPPort = 80   // GET /who answers the backend name; GET /peer the client address it sees; GET /bytes?n=N[&rate=B] sends Payload(N) at B bytes/s; POST /sha256 answers "LEN HEX"
 	TCPPort  = 3306 // writes the backend name and a newline, then echoes lines
 	UDPPort  = 9090 // answers "name:payload"; "blast N" gets N datagrams
 )
@@ -29,8 +29,7 @@ type BackendServer struct {
 	name   string
 	mu     sync.Mutex
 	srv    *http.Server
-	tl     net.Listener
-	ul     net.PacketConn
+	closer []io.Closer // TCP and UDP listeners of both families
 	active bool
 }
 
@@ -51,25 +50,33 @@ func (b *BackendServer) Start() error {
 	if b.active {
 		return nil
 	}
-	var hl, tl net.Listener
-	var ul net.PacketConn
+	// IPv4 and IPv6 listeners apart ("tcp6" is IPv6-only): an IPv4 socket
+	// on a DSR VIP can then share the port with the IPv4 wildcard alone.
+	var hl, tl, ul [2]io.Closer
+	var closers []io.Closer
 	err := b.ns.Do(func() error {
-		var err error
-		if hl, err = net.Listen("tcp4", fmt.Sprintf(":%d", HTTPPort)); err != nil {
-			return err
+		for i, fam := range []string{"4", "6"} {
+			h, err := net.Listen("tcp"+fam, fmt.Sprintf(":%d", HTTPPort))
+			if err != nil {
+				return err
+			}
+			closers, hl[i] = append(closers, h), h
+			l, err := net.Listen("tcp"+fam, fmt.Sprintf(":%d", TCPPort))
+			if err != nil {
+				return err
+			}
+			closers, tl[i] = append(closers, l), l
+			u, err := reuseAddr.ListenPacket(context.Background(), "udp"+fam, fmt.Sprintf(":%d", UDPPort))
+			if err != nil {
+				return err
+			}
+			closers, ul[i] = append(closers, u), u
 		}
-		if tl, err = net.Listen("tcp4", fmt.Sprintf(":%d", TCPPort)); err != nil {
-			return err
-		}
-		ul, err = reuseAddr.ListenPacket(context.Background(), "udp4", fmt.Sprintf(":%d", UDPPort))
-		return err
+		return nil
 	})
 	if err != nil {
-		if hl != nil {
-			hl.Close()
-		}
-		if tl != nil {
-			tl.Close()
+		for _, c := range closers {
+			c.Close()
 		}
 		return fmt.Errorf("backend %s listen: %w", b.name, err)
 	}
@@ -77,6 +84,7 @@ func (b *BackendServer) Start() error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, name) })
 	mux.HandleFunc("/bytes", serveBytes)
+	mux.HandleFunc("/peer", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, r.RemoteAddr) })
 	mux.HandleFunc("/sha256", func(w http.ResponseWriter, r *http.Request) {
 		h := sha256.New()
 		n, err := io.Copy(h, r.Body)
@@ -87,10 +95,12 @@ func (b *BackendServer) Start() error {
 		fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
 	})
 	b.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	b.tl, b.ul, b.active = tl, ul, true
-	go b.srv.Serve(hl)
-	go acceptLoop(tl, name)
-	go udpLoop(ul, name)
+	b.closer, b.active = closers, true
+	for i := range 2 {
+		go b.srv.Serve(hl[i].(net.Listener))
+		go acceptLoop(tl[i].(net.Listener), name)
+		go udpLoop(ul[i].(net.PacketConn), name)
+	}
 	return nil
 }
 
@@ -109,7 +119,7 @@ func (b *BackendServer) ServeUDPOn(c Cleaner, addr netip.Addr) error {
 	var ul net.PacketConn
 	err := b.ns.Do(func() error {
 		var err error
-		ul, err = reuseAddr.ListenPacket(context.Background(), "udp4", netip.AddrPortFrom(addr, UDPPort).String())
+		ul, err = reuseAddr.ListenPacket(context.Background(), network("udp", addr), netip.AddrPortFrom(addr, UDPPort).String())
 		return err
 	})
 	if err != nil {
@@ -129,8 +139,9 @@ func (b *BackendServer) Stop() {
 		return
 	}
 	b.srv.Close()
-	b.tl.Close()
-	b.ul.Close()
+	for _, c := range b.closer {
+		c.Close()
+	}
 	b.active = false
 }
 
@@ -220,7 +231,7 @@ func (n *NS) HTTPClient(timeout time.Duration) *http.Client {
 
 // UDPRequest sends payload to addr from inside the namespace and returns the answer.
 func (n *NS) UDPRequest(addr, payload string, timeout time.Duration) (string, error) {
-	conn, err := n.DialContext(context.Background(), "udp4", addr)
+	conn, err := n.DialContext(context.Background(), "udp", addr)
 	if err != nil {
 		return "", err
 	}
@@ -293,4 +304,12 @@ func serveBytes(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// network is proto for addr's family: "udp4", "tcp6", ...
+func network(proto string, addr netip.Addr) string {
+	if addr.Is4() {
+		return proto + "4"
+	}
+	return proto + "6"
 }
