@@ -1,14 +1,20 @@
 package e2e
 
 import (
+	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/scmlb-xsk/scmlb-xsk/control/api"
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
 	"github.com/scmlb-xsk/scmlb-xsk/internal/testenv"
 )
 
@@ -206,5 +212,148 @@ func waitNewFlows(t *testing.T, d *testenv.Daemon, id uint32) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Firewall and DoS over IPv6 with exact counters (issue 13): rules on
+// IPv6 prefixes, a policy blocking an IPv6 source, IPv4 untouched.
+func TestIPv6Filters(t *testing.T) {
+	lab, d := startIPv6Lab(t, testenv.LabConfig{Backends: 2, Clients: 2})
+	vip := bracket(lab.VIP6)
+	c1, c2 := lab.Clients[0], lab.Clients[1]
+
+	out := cli(t, d, "fw", "add", "--network", lab.ClientAddrs6[0].String()+"/128", "--protocol", "UDP", "--dst-port", "9090")
+	if out != "rule 1 added: deny udp from 2001:db8:1::2/128 src ports any dst ports 9090\n" {
+		t.Fatalf("fw add printed %q", out)
+	}
+	const sent = 7
+	for i := 0; i < sent; i++ {
+		if err := udpAsk(c1, vip); err == nil {
+			t.Fatalf("denied UDP request %d was answered", i)
+		}
+	}
+	if err := udpAsk(c2, vip); err != nil {
+		t.Fatalf("client 2 UDP: %v", err)
+	}
+	if err := httpGet(c1, vip); err != nil {
+		t.Fatalf("client 1 HTTP (not denied): %v", err)
+	}
+	if r := fwRules(t, d); len(r) != 1 || r[0].DroppedPackets != sent || r[0].Network != "2001:db8:1::2/128" {
+		t.Fatalf("rule counters %+v, want %d dropped", r, sent)
+	}
+	// A /64 for ICMPv6: pings from either client are dropped, in the kernel too.
+	cli(t, d, "fw", "add", "-n", "2001:db8:1::/64", "-t", "icmpv6")
+	for _, cl := range lab.Clients {
+		if err := cl.Ping(lab.VIP6, 300*time.Millisecond); err == nil {
+			t.Fatal("denied echo answered")
+		}
+	}
+	if r := fwRules(t, d); r[1].DroppedPackets != 2 || r[0].DroppedPackets != sent {
+		t.Fatalf("rule counters %+v", r)
+	}
+	if _, err := d.CLI("fw", "add", "-n", "2001:db8:1::/64", "-t", "icmp"); err == nil || !strings.Contains(err.Error(), "IPv6 icmpv6") {
+		t.Fatalf("icmp on an IPv6 network: %v", err)
+	}
+	cli(t, d, "fw", "delete", "--id", "1")
+	cli(t, d, "fw", "delete", "--id", "2")
+	if err := udpAsk(c1, vip); err != nil {
+		t.Fatalf("UDP after rule deletion: %v", err)
+	}
+
+	// DoS: more than 10 UDP packets/s from one IPv6 source blocks it. 50
+	// datagrams sent in well under a second: exactly 40 are dropped.
+	cli(t, d, "dos", "add", "--protocol", "udp", "--limit", "10", "--block", "30s")
+	conn, err := c1.DialContext(context.Background(), "udp", vip+":9090")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 50; i++ {
+		if _, err := conn.Write([]byte("flood")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Close()
+	var ps []api.DosPolicy
+	if err := testenv.WaitFor(5*time.Second, func() error {
+		ps = cliJSON[[]api.DosPolicy](t, d, "dos", "get")
+		if len(ps) != 1 || ps[0].DroppedPackets != 40 {
+			return fmt.Errorf("policy %+v", ps)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if ps[0].Status != "triggered" || len(ps[0].Blocked) != 1 || ps[0].Blocked[0].Address != lab.ClientAddrs6[0].String() {
+		t.Fatalf("policy %+v", ps[0])
+	}
+	if err := udpAsk(c1, vip); err == nil {
+		t.Fatal("blocked IPv6 source answered")
+	}
+	if err := udpAsk(c2, vip); err != nil {
+		t.Fatalf("other IPv6 source: %v", err)
+	}
+	cli(t, d, "dos", "delete", "--id", "1")
+	if err := udpAsk(c1, vip); err != nil {
+		t.Fatalf("released source: %v", err)
+	}
+	stopAndCheckDetached(t, lab, d)
+}
+
+// Path MTU over IPv6 (issue 13): the LB's backend link is 1400 while the
+// backends' are 1500. 10 MiB down and 10 MiB up through the VIP, in nat
+// and fullnat, arrive whole: the load balancer answers the client's
+// oversized packets with packet-too-big from the VIP (captured at the
+// worker) and clamps forwarded SYNs' MSS to its link.
+func TestIPv6PathMTU(t *testing.T) {
+	lab, d := startIPv6Lab(t, testenv.LabConfig{Backends: 2, BackendLinkMTU: 1400})
+	vip := bracket(lab.VIP6)
+	cli(t, d, "service", "add", "--vip", vip+":8080", "--mode", "fullnat")
+	cli(t, d, "backend", "add", "--service", "4", "--address", bracket(lab.BackendAddrs6[0])+":80")
+	waitNewFlows(t, d, 1)
+	waitNewFlows(t, d, 4)
+	for _, host := range []string{vip, vip + ":8080"} {
+		t.Run(host, func(t *testing.T) {
+			// A PMTU learned by the previous run would hide this one's error.
+			if _, err := lab.Client.IP("-6", "route", "flush", "cache"); err != nil {
+				t.Fatal(err)
+			}
+			file := filepath.Join(t.TempDir(), "icmp.pcapng")
+			dump, out := startDump(t, d, "-w", file, "--at", "worker", "--proto", "icmpv6", "--count", "1", "--duration", "60s")
+			transferBothWays(t, lab.Client, host, 10<<20)
+			if err := waitCmd(dump, 10*time.Second); err != nil {
+				t.Fatalf("no ICMPv6 captured by the workers: %v %s", err, out)
+			}
+			f, err := os.Open(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			var pkts []api.DumpPacket
+			api.ReadPcapng(f, func(p api.DumpPacket) error { pkts = append(pkts, p); return nil })
+			var p packet.Packet
+			if len(pkts) != 1 || pkts[0].Verdict != "answer" || packet.Decode(pkts[0].Data, &p) != packet.OK {
+				t.Fatalf("captured %+v", pkts)
+			}
+			if p.ICMP.Type != packet.ICMP6TooBig || p.Src.IP() != lab.VIP6 || p.Dst.IP() != lab.ClientAddrs6[0] ||
+				binary.BigEndian.Uint32(p.Frame[p.L4+4:]) != 1400 {
+				t.Fatalf("the LB's error: type %d %v -> %v, frame %x", p.ICMP.Type, p.Src, p.Dst, p.Frame[:min(len(p.Frame), 70)])
+			}
+		})
+	}
+	if st := cliJSON[api.Stats](t, d, "stat"); st.Dataplane.FragNeededSent < 2 {
+		t.Fatalf("packet-too-big sent %d times", st.Dataplane.FragNeededSent)
+	}
+	stopAndCheckDetached(t, lab, d)
+}
+
+// waitCmd waits for cmd to exit, at most timeout.
+func waitCmd(cmd *exec.Cmd, timeout time.Duration) error {
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case err := <-waited:
+		return err
+	case <-time.After(timeout):
+		return fmt.Errorf("still running after %s", timeout)
 	}
 }

@@ -61,29 +61,7 @@ func pmtu(t *testing.T, cfg testenv.RoutedConfig, mode fwdmode.Mode, verdict str
 	file := filepath.Join(t.TempDir(), "icmp.pcapng")
 	dump, out := startDump(t, d, "-w", file, "--at", "worker", "--proto", "icmp", "--count", "1", "--duration", "60s")
 
-	const size = 10 << 20
-	body := testenv.Payload(size)
-	want := sha256.Sum256(body)
-	hc := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DialContext: lab.Client.DialContext, DisableKeepAlives: true}}
-	resp, err := hc.Get(fmt.Sprintf("http://%s/bytes?n=%d", lab.VIP, size))
-	if err != nil {
-		t.Fatalf("download: %v", err)
-	}
-	h := sha256.New()
-	n, err := io.Copy(h, resp.Body)
-	resp.Body.Close()
-	if err != nil || n != size || !bytes.Equal(h.Sum(nil), want[:]) {
-		t.Fatalf("download: %d of %d bytes, sha256 ok %v, %v", n, size, bytes.Equal(h.Sum(nil), want[:]), err)
-	}
-	resp, err = hc.Post(fmt.Sprintf("http://%s/sha256", lab.VIP), "application/octet-stream", bytes.NewReader(body))
-	if err != nil {
-		t.Fatalf("upload: %v", err)
-	}
-	got, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if string(got) != fmt.Sprintf("%d %x", size, want) {
-		t.Fatalf("upload: the backend got %q", got)
-	}
+	transferBothWays(t, lab.Client, lab.VIP.String(), 10<<20)
 
 	waited := make(chan error, 1)
 	go func() { waited <- dump.Wait() }()
@@ -96,6 +74,34 @@ func pmtu(t *testing.T, cfg testenv.RoutedConfig, mode fwdmode.Mode, verdict str
 		t.Fatalf("no ICMP captured by the workers: %s", out)
 	}
 	checkCapturedICMP(t, lab, file, mode, verdict)
+}
+
+// transferBothWays downloads and uploads size bytes through host with
+// HTTP and checks both arrive whole (sha256).
+func transferBothWays(t *testing.T, cl *testenv.NS, host string, size int) {
+	t.Helper()
+	body := testenv.Payload(size)
+	want := sha256.Sum256(body)
+	hc := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DialContext: cl.DialContext, DisableKeepAlives: true}}
+	resp, err := hc.Get(fmt.Sprintf("http://%s/bytes?n=%d", host, size))
+	if err != nil {
+		t.Fatalf("download: %v", err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, resp.Body)
+	resp.Body.Close()
+	if err != nil || n != int64(size) || !bytes.Equal(h.Sum(nil), want[:]) {
+		t.Fatalf("download: %d of %d bytes, sha256 ok %v, %v", n, size, bytes.Equal(h.Sum(nil), want[:]), err)
+	}
+	resp, err = hc.Post(fmt.Sprintf("http://%s/sha256", host), "application/octet-stream", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(got) != fmt.Sprintf("%d %x", size, want) {
+		t.Fatalf("upload: the backend got %q", got)
+	}
 }
 
 // checkCapturedICMP reads the one ICMP message the workers handled: a

@@ -73,6 +73,9 @@ type LabConfig struct {
 	// lb 2001:db8:1::1 and 2001:db8:2::1, backend i 2001:db8:2::(11+i)/64
 	// (hex), VIP6 2001:db8:100::1; default routes via the lb.
 	IPv6 bool
+	// BackendLinkMTU is the MTU of the LB's backend interface in two-arm
+	// mode (0: 1500); the backends' own links keep 1500.
+	BackendLinkMTU int
 }
 
 // NewLab builds the topology; everything is removed on cleanup.
@@ -137,6 +140,11 @@ func NewLab(c Cleaner, cfg LabConfig) (*Lab, error) {
 	}
 	if cfg.IPv6 {
 		if err := l.addIPv6(); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.BackendLinkMTU > 0 && cfg.Topology == TwoArm {
+		if _, err := l.LB.IP("link", "set", l.BackendIf, "mtu", fmt.Sprint(cfg.BackendLinkMTU)); err != nil {
 			return nil, err
 		}
 	}
