@@ -1,6 +1,7 @@
-// Command demo builds a namespace lab, runs scmlb-xsk in it, sends real
-// HTTP, UDP and port-mapped TCP traffic to the VIP, prints which backend
-// answered, and tears everything down. Run it with `make demo` (root).
+// Command demo builds a dual-stack namespace lab, runs scmlb-xsk in it,
+// sends real HTTP, UDP and port-mapped TCP traffic to the VIP and HTTP to
+// an IPv6 VIP, prints which backend answered, and tears everything down.
+// Run it with `make demo` (root).
 package main
 
 import (
@@ -34,7 +35,7 @@ func main() {
 }
 
 func run(td *testenv.Teardown, bin, mode string) error {
-	lab, err := testenv.NewLab(td, testenv.LabConfig{Topology: testenv.TwoArm, Backends: 2})
+	lab, err := testenv.NewLab(td, testenv.LabConfig{Topology: testenv.TwoArm, Backends: 2, IPv6: true})
 	if err != nil {
 		return err
 	}
@@ -53,9 +54,13 @@ func run(td *testenv.Teardown, bin, mode string) error {
 		return err
 	}
 	td.Cleanup(func() { os.RemoveAll(dir) })
+	vip6 := "[" + lab.VIP6.String() + "]"
+	fmt.Printf("     IPv6: client %s, backends %s, %s; VIP %s\n", lab.ClientAddrs6[0], lab.BackendAddrs6[0],
+		lab.BackendAddrs6[1], lab.VIP6)
 	d, err := testenv.StartDaemon(td, lab.LB, bin, dir, "--upstream", lab.UpstreamIf, "--backend-if", lab.BackendIf,
 		"--xdp-mode", mode, "--vip", vip+":80/tcp", "--vip", vip+":9090/udp", "--backend", b1, "--backend", b2,
-		"--service", fmt.Sprintf("tcp/%s:3307=%s:3306,%s:3306", vip, b1, b2))
+		"--service", fmt.Sprintf("tcp/%s:3307=%s:3306,%s:3306", vip, b1, b2),
+		"--service", fmt.Sprintf("tcp/%s:80=[%s]:80,[%s]:80", vip6, lab.BackendAddrs6[0], lab.BackendAddrs6[1]))
 	if err != nil {
 		return err
 	}
@@ -82,6 +87,18 @@ func run(td *testenv.Teardown, bin, mode string) error {
 		httpCounts[string(body)]++
 	}
 	printCounts("HTTP GET http://"+vip+"/who, 100 connections", httpCounts)
+
+	http6Counts := map[string]int{}
+	for i := 0; i < 50; i++ {
+		resp, err := client.Get("http://" + vip6 + "/who")
+		if err != nil {
+			return fmt.Errorf("GET %d over IPv6: %w", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		http6Counts[string(body)]++
+	}
+	printCounts("HTTP GET http://"+vip6+"/who over IPv6, 50 connections", http6Counts)
 
 	udpCounts := map[string]int{}
 	for i := 0; i < 40; i++ {
