@@ -61,15 +61,60 @@ type ClientHops struct {
 	Gateway, Gateway6 packet.MAC
 }
 
-// svcKey is an address, port and protocol: a service or a backend endpoint.
+// svcKey is an IPv6 address, port and protocol: a service or a backend
+// endpoint.
 type svcKey struct {
 	addr  packet.Addr
 	port  uint16
 	proto ipproto.Proto
 }
 
-func keyOf(addr packet.Addr, port uint16, proto ipproto.Proto) svcKey {
-	return svcKey{addr, port, proto}
+// epIndex finds what an endpoint (address, port, protocol) names. IPv4
+// keys are packed into one word: a Go map with an integer key skips
+// hashing a struct on every packet (a 20-byte struct key cost an IPv4
+// packet ~50 ns). IPv6 keys are structs.
+type epIndex[T any] struct {
+	v4 map[uint64]T
+	v6 map[svcKey]T
+}
+
+func newEPIndex[T any](n int) epIndex[T] {
+	return epIndex[T]{v4: make(map[uint64]T, n), v6: map[svcKey]T{}}
+}
+
+func pack4(a packet.Addr, port uint16, proto ipproto.Proto) uint64 {
+	return uint64(a.Low())<<32 | uint64(port)<<8 | uint64(proto)
+}
+
+func (x epIndex[T]) get(a packet.Addr, port uint16, proto ipproto.Proto) (T, bool) {
+	if a.Is4() {
+		v, ok := x.v4[pack4(a, port, proto)]
+		return v, ok
+	}
+	v, ok := x.v6[svcKey{a, port, proto}]
+	return v, ok
+}
+
+func (x epIndex[T]) put(a packet.Addr, port uint16, proto ipproto.Proto, v T) {
+	if a.Is4() {
+		x.v4[pack4(a, port, proto)] = v
+		return
+	}
+	x.v6[svcKey{a, port, proto}] = v
+}
+
+func (x epIndex[T]) len() int { return len(x.v4) + len(x.v6) }
+
+// all is every value, IPv4 first.
+func (x epIndex[T]) all() []T {
+	out := make([]T, 0, x.len())
+	for _, v := range x.v4 {
+		out = append(out, v)
+	}
+	for _, v := range x.v6 {
+		out = append(out, v)
+	}
+	return out
 }
 
 // table is the immutable, compiled form of a Config.
@@ -79,9 +124,9 @@ type table struct {
 	downAddr       packet.Addr // IPv4
 	downAddr6      packet.Addr
 	mssClamp       uint16
-	services       map[svcKey]*service
+	services       epIndex[*service]
 	backends       map[uint32]*backend
-	endpoints      map[svcKey]*endpoint // backend ip:port/proto -> what shares it
+	endpoints      epIndex[*endpoint] // backend ip:port/proto -> what shares it
 	vips           map[packet.Addr]bool // echo requests to them are answered
 	hops           clientHops
 }
@@ -90,6 +135,7 @@ type service struct {
 	id       uint32
 	vip      packet.Addr
 	port     uint16
+	proto    ipproto.Proto
 	mode     fwdmode.Mode
 	backends []*backend // ordered by address and port, as the Maglev table
 	maglev   *maglev.Table
@@ -125,8 +171,8 @@ type Compiled struct {
 // show the same. Computed on first use, for the API, never per packet.
 func (c *Compiled) Fingerprints() map[uint32]uint64 {
 	c.fpOnce.Do(func() {
-		c.fps = make(map[uint32]uint64, len(c.t.services))
-		for _, s := range c.t.services {
+		c.fps = make(map[uint32]uint64, c.t.services.len())
+		for _, s := range c.t.services.all() {
 			c.fps[s.id] = s.maglev.Fingerprint(s.input)
 		}
 	})
@@ -141,8 +187,8 @@ func compile(c Config, prev *table, stats func(id uint32) *BackendStats) (*table
 		n += len(s.Backends)
 	}
 	t := &table{upMAC: c.UpstreamMAC, downMAC: c.BackendMAC, upMTU: mtuOr1500(c.UpstreamMTU), downMTU: mtuOr1500(c.BackendMTU),
-		mssClamp: c.MSSClamp, services: make(map[svcKey]*service, len(c.Services)),
-		backends: make(map[uint32]*backend, n), endpoints: make(map[svcKey]*endpoint, n), vips: map[packet.Addr]bool{}}
+		mssClamp: c.MSSClamp, services: newEPIndex[*service](len(c.Services)),
+		backends: make(map[uint32]*backend, n), endpoints: newEPIndex[*endpoint](n), vips: map[packet.Addr]bool{}}
 	if c.BackendAddr.Is4() {
 		t.downAddr = packet.AddrFrom(c.BackendAddr)
 	}
@@ -152,8 +198,8 @@ func compile(c Config, prev *table, stats func(id uint32) *BackendStats) (*table
 	t.hops = compileHops(c.ClientHops)
 	var prevByID map[uint32]*service
 	if prev != nil {
-		prevByID = make(map[uint32]*service, len(prev.services))
-		for _, s := range prev.services {
+		prevByID = make(map[uint32]*service, prev.services.len())
+		for _, s := range prev.services.all() {
 			prevByID[s.id] = s
 		}
 	}
@@ -184,11 +230,11 @@ func (t *table) addService(s Service, stats func(id uint32) *BackendStats) (*ser
 	if len(s.Backends) > maglev.MaxBackends {
 		return nil, fmt.Errorf("service %d: %d backends, a Maglev table holds %d", s.ID, len(s.Backends), maglev.MaxBackends)
 	}
-	k := keyOf(packet.AddrFrom(s.VIP), s.Port, s.Proto)
-	if _, dup := t.services[k]; dup {
+	vip := packet.AddrFrom(s.VIP)
+	if _, dup := t.services.get(vip, s.Port, s.Proto); dup {
 		return nil, fmt.Errorf("service %s defined twice", netip.AddrPortFrom(s.VIP, s.Port))
 	}
-	svc := &service{id: s.ID, vip: packet.AddrFrom(s.VIP), port: s.Port, mode: s.Mode}
+	svc := &service{id: s.ID, vip: vip, port: s.Port, proto: s.Proto, mode: s.Mode}
 	t.vips[svc.vip] = true
 	// Ordered by address and port, never by id: instances given the same
 	// backends in any order build the same table.
@@ -207,15 +253,14 @@ func (t *table) addService(s Service, stats func(id uint32) *BackendStats) (*ser
 		t.backends[b.ID] = be
 		svc.backends = append(svc.backends, be)
 		svc.input = append(svc.input, maglev.Backend{Key: netip.AddrPortFrom(b.Addr, b.Port).String(), Weight: b.Weight})
-		ek := keyOf(be.addr, be.port, s.Proto)
-		ep := t.endpoints[ek]
+		ep, _ := t.endpoints.get(be.addr, be.port, s.Proto)
 		if ep == nil {
 			ep = &endpoint{mac: b.MAC}
-			t.endpoints[ek] = ep
+			t.endpoints.put(be.addr, be.port, s.Proto, ep)
 		}
 		ep.services = append(ep.services, svc)
 	}
-	t.services[k] = svc
+	t.services.put(vip, s.Port, s.Proto, svc)
 	return svc, nil
 }
 

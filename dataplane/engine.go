@@ -63,7 +63,7 @@ func (e *Engine) Install(c *Compiled) {
 			delete(e.bstats, id)
 		}
 	}
-	e.log.Debug("reconfigured", zap.Int("services", len(c.t.services)), zap.Int("backends", len(c.t.backends)))
+	e.log.Debug("reconfigured", zap.Int("services", c.t.services.len()), zap.Int("backends", len(c.t.backends)))
 }
 
 // Installed is the table the workers use (nil before the first Install).

@@ -22,47 +22,60 @@ type flowBench struct {
 	ack     []byte // client ACK template; flow i patches its source
 	n       int
 	workers int
+	o       offsets
 }
 
-// Offsets in an Ethernet/IPv4 (no options) frame.
-const (
-	offSrcIP   = 14 + 12
-	offDstIP   = 14 + 16
-	offSrcPort = 14 + 20
-	offDstPort = 14 + 22
+// offsets are where a frame's addresses and ports are, and how long an
+// address is: Ethernet/IPv4 (no options) or Ethernet/IPv6.
+type offsets struct{ src, dst, alen, sport, dport int }
+
+var (
+	offs4 = offsets{src: 14 + 12, dst: 14 + 16, alen: 4, sport: 14 + 20, dport: 14 + 22}
+	offs6 = offsets{src: 14 + 8, dst: 14 + 24, alen: 16, sport: 14 + 40, dport: 14 + 42}
 )
 
-// setClient makes frame f come from flow i's client: 10.1.0.0/16 and a port.
-func setClient(f []byte, i int) {
-	f[offSrcIP], f[offSrcIP+1], f[offSrcIP+2], f[offSrcIP+3] = 10, 1, byte(i>>8), byte(i)
+// setClient makes frame f come from flow i's client: the last two bytes
+// of the address and the port.
+func (o offsets) setClient(f []byte, i int) {
+	f[o.src+o.alen-2], f[o.src+o.alen-1] = byte(i>>8), byte(i)
 	p := 1024 + uint16(i>>16)
-	f[offSrcPort], f[offSrcPort+1] = byte(p>>8), byte(p)
+	f[o.sport], f[o.sport+1] = byte(p>>8), byte(p)
 }
 
 func newFlowBench(tb testing.TB, flows, workers int) *flowBench {
+	return newFlowBenchFamily(tb, flows, workers, false)
+}
+
+// newFlowBenchFamily is newFlowBench over IPv6 when v6 (VIP6:80).
+func newFlowBenchFamily(tb testing.TB, flows, workers int, v6 bool) *flowBench {
 	tb.Helper()
 	e := NewEngine(conntrack.New(max(2*flows, 4096), conntrack.DefaultTimeouts), zap.NewNop())
 	if err := e.Reconfig(fixtureConfig()); err != nil {
 		tb.Fatal(err)
 	}
-	fb := &flowBench{e: e, n: flows, workers: workers}
+	fb := &flowBench{e: e, n: flows, workers: workers, o: offs4}
+	client, vip, backend := fixture.Client, fixture.VIP, fixture.Backend1
+	if v6 {
+		fb.o, client, vip, backend = offs6, fixture.Client6, fixture.VIP6, fixture.Backend61
+	}
+	o := fb.o
 	for k := range workers {
 		pool := newMemPool(1024)
 		up, down := newMemQueueOn(pool), newMemQueueOn(pool)
 		fb.ws = append(fb.ws, e.NewWorker(k, up, down, -1))
 		fb.ups, fb.downs = append(fb.ups, up), append(fb.downs, down)
 	}
-	c := fixture.Frame{SrcMAC: fixture.ClientMAC, DstMAC: fixture.LBUpMAC, Src: fixture.Client, Dst: fixture.VIP,
+	c := fixture.Frame{SrcMAC: fixture.ClientMAC, DstMAC: fixture.LBUpMAC, Src: client, Dst: vip,
 		Proto: fixture.ProtoTCP, SrcPort: 40000, DstPort: fixture.HTTPPort}
 	c.TCPFlags = fixture.FlagSYN
 	syn := c.Bytes()
 	c.TCPFlags = fixture.FlagACK
 	fb.ack = c.Bytes()
-	synack := fixture.Frame{SrcMAC: fixture.BackendMAC1, DstMAC: fixture.LBDownMAC, Src: fixture.Backend1, Dst: fixture.Client,
+	synack := fixture.Frame{SrcMAC: fixture.BackendMAC1, DstMAC: fixture.LBDownMAC, Src: backend, Dst: client,
 		Proto: fixture.ProtoTCP, SrcPort: 80, DstPort: 40000, TCPFlags: fixture.FlagSYN | fixture.FlagACK}.Bytes()
 	w, up, down := fb.ws[0], fb.ups[0], fb.downs[0]
 	for i := range flows {
-		setClient(syn, i)
+		o.setClient(syn, i)
 		up.inject(syn)
 		w.pump(up)
 		if len(down.tx) != 1 {
@@ -70,15 +83,15 @@ func newFlowBench(tb testing.TB, flows, workers int) *flowBench {
 		}
 		// The backend answers from where the SYN went.
 		fwd := down.Frame(down.tx[0])
-		copy(synack[offSrcIP:offSrcIP+4], fwd[offDstIP:offDstIP+4])
-		copy(synack[offSrcPort:offSrcPort+2], fwd[offDstPort:offDstPort+2])
-		copy(synack[offDstIP:offDstIP+4], syn[offSrcIP:offSrcIP+4])
-		copy(synack[offDstPort:offDstPort+2], syn[offSrcPort:offSrcPort+2])
+		copy(synack[o.src:o.src+o.alen], fwd[o.dst:o.dst+o.alen])
+		copy(synack[o.sport:o.sport+2], fwd[o.dport:o.dport+2])
+		copy(synack[o.dst:o.dst+o.alen], syn[o.src:o.src+o.alen])
+		copy(synack[o.dport:o.dport+2], syn[o.sport:o.sport+2])
 		down.takeTx()
 		down.inject(synack)
 		w.pump(down)
 		up.takeTx()
-		setClient(fb.ack, i)
+		o.setClient(fb.ack, i)
 		up.inject(fb.ack)
 		w.pump(up)
 		down.takeTx()
@@ -98,7 +111,7 @@ func (fb *flowBench) run(k, packets int) {
 	j := 0
 	for p := 0; p < packets; p++ {
 		j = (j + 7919) % per
-		setClient(ack, j*fb.workers+k)
+		fb.o.setClient(ack, j*fb.workers+k)
 		up.inject(ack)
 		if len(up.rx) == BatchSize {
 			w.pump(up)
@@ -113,12 +126,18 @@ func (fb *flowBench) run(k, packets int) {
 // of an established flow, at two table sizes: ns/op is per packet. The
 // frames go back to the pool as a zero-copy NIC's completions would.
 func BenchmarkEstablished(b *testing.B) {
-	for _, flows := range []int{1 << 10, 1 << 20} {
-		b.Run(fmt.Sprintf("flows=%d", flows), func(b *testing.B) {
-			fb := newFlowBench(b, flows, 1)
-			b.ReportAllocs()
-			fb.measure(b, 1)
-		})
+	for _, v6 := range []bool{false, true} {
+		for _, flows := range []int{1 << 10, 1 << 20} {
+			name := fmt.Sprintf("flows=%d", flows)
+			if v6 {
+				name = "ipv6/" + name
+			}
+			b.Run(name, func(b *testing.B) {
+				fb := newFlowBenchFamily(b, flows, 1, v6)
+				b.ReportAllocs()
+				fb.measure(b, 1)
+			})
+		}
 	}
 }
 

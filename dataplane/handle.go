@@ -54,7 +54,7 @@ func (w *Worker) handle(t *table, now int64, backendSide bool) side {
 	}
 	n := p.Len()
 	tup := p.Tuple()
-	if svc, ok := t.services[keyOf(tup.Dst, tup.DstPort, tup.Proto)]; ok {
+	if svc, ok := t.services.get(tup.Dst, tup.DstPort, tup.Proto); ok {
 		return w.forward(t, svc, tup, n, now, backendSide)
 	}
 	return w.reply(t, tup, n, now, backendSide)
@@ -140,7 +140,7 @@ func (w *Worker) clampMSS(t *table, mtu int, linkBound bool) {
 // and the backend's next-hop MAC (one-arm, where the interface is shared).
 func (w *Worker) reply(t *table, tup packet.Tuple, n int, now int64, backendSide bool) side {
 	p := &w.pkt
-	ep := t.endpoints[keyOf(tup.Src, tup.SrcPort, tup.Proto)]
+	ep, _ := t.endpoints.get(tup.Src, tup.SrcPort, tup.Proto)
 	if ep == nil {
 		w.drop(DropNoFlow)
 		return drop

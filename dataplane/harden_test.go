@@ -94,7 +94,7 @@ func TestRebuildFromReply(t *testing.T) {
 		t.Fatal(err)
 	}
 	tb := e.cfg.Load()
-	svc := tb.services[keyOf(packet.AddrFrom(fixture.VIP), fixture.HTTPPort, fixture.ProtoTCP)]
+	svc, _ := tb.services.get(packet.AddrFrom(fixture.VIP), fixture.HTTPPort, fixture.ProtoTCP)
 	fwd := packet.Tuple{Src: packet.AddrFrom(fixture.Client), Dst: packet.AddrFrom(fixture.VIP), SrcPort: 40000,
 		DstPort: fixture.HTTPPort, Proto: packet.ProtoTCP}
 	picked := svc.backends[svc.maglev.Lookup(fwd.Hash(flowHashSeed))]
@@ -191,8 +191,9 @@ func TestCompileReusesUnchangedMaglev(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := e.cfg.Load()
-	for k, s := range after.services {
-		same := s.maglev == before.services[k].maglev
+	for _, s := range after.services.all() {
+		old, _ := before.services.get(s.vip, s.port, s.proto)
+		same := s.maglev == old.maglev
 		if want := s.id != 1; same != want {
 			t.Errorf("service %d: Maglev table reused=%v, want %v", s.id, same, want)
 		}
@@ -206,8 +207,8 @@ func TestCompileReusesUnchangedMaglev(t *testing.T) {
 	if err := other.Reconfig(rev); err != nil {
 		t.Fatal(err)
 	}
-	a := before.services[keyOf(packet.AddrFrom(fixture.VIP), 80, fixture.ProtoTCP)]
-	b := other.cfg.Load().services[keyOf(packet.AddrFrom(fixture.VIP), 80, fixture.ProtoTCP)]
+	a, _ := before.services.get(packet.AddrFrom(fixture.VIP), 80, fixture.ProtoTCP)
+	b, _ := other.cfg.Load().services.get(packet.AddrFrom(fixture.VIP), 80, fixture.ProtoTCP)
 	for h := uint64(0); h < 10000; h++ {
 		if a.backends[a.maglev.Lookup(h)].addr != b.backends[b.maglev.Lookup(h)].addr {
 			t.Fatal("backend order changed the table")

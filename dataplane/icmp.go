@@ -35,7 +35,7 @@ func (w *Worker) icmpToBackend(t *table) side {
 	p := &w.pkt
 	fwd := p.ICMP.Inner.Reverse()
 	e, ok := w.eng.ct.Lookup(fwd, false)
-	svc := t.services[keyOf(fwd.Dst, fwd.DstPort, fwd.Proto)]
+	svc, _ := t.services.get(fwd.Dst, fwd.DstPort, fwd.Proto)
 	be := t.backends[e.Backend]
 	if !ok || svc == nil || be == nil {
 		w.drop(DropICMPNoFlow)
@@ -70,7 +70,7 @@ func (w *Worker) icmpToBackend(t *table) side {
 func (w *Worker) icmpToClient(t *table, backendSide bool) side {
 	p := &w.pkt
 	in := p.ICMP.Inner
-	ep := t.endpoints[keyOf(in.Dst, in.DstPort, in.Proto)]
+	ep, _ := t.endpoints.get(in.Dst, in.DstPort, in.Proto)
 	var e conntrack.Entry
 	ok := ep != nil
 	if ok {

@@ -219,7 +219,7 @@ func (w *Worker) probeSlot(t *table, in Queue, i int) {
 	}
 	reply := in == w.down
 	if w.up == w.down { // one-arm: a client's packet is to a service
-		_, svc := t.services[keyOf(tup.Dst, tup.DstPort, tup.Proto)]
+		_, svc := t.services.get(tup.Dst, tup.DstPort, tup.Proto)
 		reply = !svc
 	}
 	w.probes[i] = w.eng.ct.PrefetchSlot(tup, reply)

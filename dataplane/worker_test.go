@@ -176,7 +176,7 @@ func TestReconfigRejectsBadConfig(t *testing.T) {
 	if err := e.Reconfig(c); err == nil {
 		t.Fatal("duplicate service accepted")
 	}
-	if len(e.cfg.Load().services) != len(fixtureConfig().Services) {
+	if e.cfg.Load().services.len() != len(fixtureConfig().Services) {
 		t.Fatal("failed Reconfig changed the running table")
 	}
 }
