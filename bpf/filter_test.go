@@ -348,3 +348,33 @@ func TestDumpFiltersIPv6Host(t *testing.T) {
 		t.Fatal("no record")
 	}
 }
+
+// NDP from a prefix a rule denies icmpv6 (or a DoS policy limits) still
+// reaches the kernel, as ARP does: the rule must not cut hosts off the
+// link. An echo request from the same source is dropped.
+func TestNDPIsNeverFiltered(t *testing.T) {
+	prog := load(t)
+	if err := prog.SetFirewall([]bpf.FirewallRule{rule(0, "2001:db8:1::/64", fixture.ProtoICMPv6, anyPort, anyPort)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := prog.SetDosPolicies([]bpf.DosPolicy{{Slot: 0, Proto: fixture.ProtoICMPv6, LimitPPS: 1, Block: time.Minute}}); err != nil {
+		t.Fatal(err)
+	}
+	for typ := uint8(133); typ <= 137; typ++ {
+		ndp := fixture.Frame{SrcMAC: fixture.ClientMAC, DstMAC: fixture.LBUpMAC, Src: fixture.Client6, Dst: fixture.Other6,
+			Proto: fixture.ProtoICMPv6, TTL: 255, ICMP: &fixture.ICMPHeader{Type: typ}, Payload: fixture.Other6.AsSlice()}
+		for range 3 {
+			if got := run(t, prog, ndp.Bytes()); got != xdpPass {
+				t.Fatalf("NDP type %d: action %d", typ, got)
+			}
+		}
+	}
+	echo := fixture.Frame{SrcMAC: fixture.ClientMAC, DstMAC: fixture.LBUpMAC, Src: fixture.Client6, Dst: fixture.Other6,
+		Proto: fixture.ProtoICMPv6}
+	if run(t, prog, echo.Bytes()) != xdpDrop {
+		t.Fatal("an echo request from the denied prefix passed")
+	}
+	if d, _ := prog.FirewallDrops(); d[0].Packets != 1 {
+		t.Fatalf("rule counted %d", d[0].Packets)
+	}
+}

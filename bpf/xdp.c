@@ -173,6 +173,16 @@ static __always_inline __u32 steer_icmp6(struct cursor *c, const struct pkt_meta
 	return steer_error(m, &ep, p->source);
 }
 
+/* is_ndp: an ICMPv6 router/neighbour solicitation or advertisement, or a
+ * redirect (types 133-137) at the cursor. */
+static __always_inline int is_ndp(struct cursor *c)
+{
+	__u8 *h = c->pos;
+	if ((void *)(h + 1) > c->end)
+		return 0;
+	return h[0] >= ICMPV6_NDP_MIN && h[0] <= ICMPV6_NDP_MAX;
+}
+
 /* addr_eq compares two addresses. */
 static __always_inline int addr_eq(const struct addr *a, const struct addr *b)
 {
@@ -269,6 +279,10 @@ int xdp_steer(struct xdp_md *ctx)
 			goto out;
 		}
 	}
+	/* NDP is to IPv6 what ARP is to IPv4: never filtered (a rule denying
+	 * icmpv6 from a prefix must not cut its hosts off the link). */
+	if (m.v6 && proto == IPPROTO_ICMPV6 && !fragment && is_ndp(&c))
+		goto out;
 	/* Filters run on every IP packet from clients, steered or not: they
 	 * protect the host as well as the services. Backends' own packets are
 	 * not theirs to judge (a policy must never stall a reply stream). */

@@ -30,9 +30,10 @@ func bracket(a netip.Addr) string {
 var snat6 = netip.MustParseAddr("2001:db8:2::100")
 
 // startIPv6Lab is a dual-stack two-arm lab whose daemon serves, on VIP6,
-// HTTP 80, UDP 9090 and TCP 3307 -> 3306 in nat mode over the IPv6
-// backends, with an IPv6 SNAT address for full-NAT services.
-func startIPv6Lab(t *testing.T, cfg testenv.LabConfig) (*testenv.Lab, *testenv.Daemon) {
+// HTTP 80, UDP 9090 and TCP 3307 -> 3306 (services 1-3) over the IPv6
+// backends in nat mode, or in mode, with an IPv6 SNAT address for full-NAT
+// services.
+func startIPv6Lab(t *testing.T, cfg testenv.LabConfig, mode ...string) (*testenv.Lab, *testenv.Daemon) {
 	t.Helper()
 	cfg.IPv6, cfg.Topology = true, testenv.TwoArm
 	lab, _ := labWithServers(t, cfg)
@@ -40,10 +41,21 @@ func startIPv6Lab(t *testing.T, cfg testenv.LabConfig) (*testenv.Lab, *testenv.D
 		t.Fatal(err)
 	}
 	vip, b1, b2 := bracket(lab.VIP6), bracket(lab.BackendAddrs6[0]), bracket(lab.BackendAddrs6[1])
-	d := startDaemonIn(t, lab, t.TempDir(), "--snat-addr", snat6.String(),
-		"--service", fmt.Sprintf("tcp/%s:80=%s,%s", vip, b1, b2),
-		"--service", fmt.Sprintf("udp/%s:9090=%s,%s", vip, b1, b2),
-		"--service", fmt.Sprintf("tcp/%s:3307=%s:3306,%s:3306", vip, b1, b2))
+	var d *testenv.Daemon
+	if len(mode) == 0 || mode[0] == "nat" {
+		d = startDaemonIn(t, lab, t.TempDir(), "--snat-addr", snat6.String(),
+			"--service", fmt.Sprintf("tcp/%s:80=%s,%s", vip, b1, b2),
+			"--service", fmt.Sprintf("udp/%s:9090=%s,%s", vip, b1, b2),
+			"--service", fmt.Sprintf("tcp/%s:3307=%s:3306,%s:3306", vip, b1, b2))
+	} else {
+		d = startDaemonIn(t, lab, t.TempDir(), "--snat-addr", snat6.String())
+		for i, svc := range []struct{ port, proto, backendPort string }{{"80", "tcp", "80"}, {"9090", "udp", "9090"}, {"3307", "tcp", "3306"}} {
+			cli(t, d, "service", "add", "--vip", vip+":"+svc.port, "--proto", svc.proto, "--mode", mode[0])
+			for _, b := range []string{b1, b2} {
+				cli(t, d, "backend", "add", "--service", fmt.Sprint(i+1), "--address", b+":"+svc.backendPort)
+			}
+		}
+	}
 	for _, cl := range lab.Clients {
 		if err := testenv.WaitFor(10*time.Second, func() error {
 			_, err := cl.UDPRequest(vip+":9090", "ready?", 300*time.Millisecond)
@@ -52,14 +64,34 @@ func startIPv6Lab(t *testing.T, cfg testenv.LabConfig) (*testenv.Lab, *testenv.D
 			t.Fatalf("IPv6 VIP never answered: %v", err)
 		}
 	}
+	for id := uint32(1); id <= 3; id++ {
+		waitNewFlows(t, d, id)
+	}
 	return lab, d
 }
 
-// The forward scenarios over IPv6 (issue 13), in nat and fullnat, next to
-// an IPv4 service on the same daemon; NDP on both interfaces while XDP is
-// attached.
+// The forward scenarios over IPv6 (issue 13) in nat and fullnat: 100 HTTP
+// connections, UDP, port mapping, drain without moving flows. In fullnat
+// the backends see the IPv6 SNAT address. Next to the nat run: an IPv4
+// service on the same daemon, echo to the VIP, NDP on both interfaces
+// while XDP is attached.
 func TestIPv6Forward(t *testing.T) {
-	lab, d := startIPv6Lab(t, testenv.LabConfig{Backends: 2})
+	for _, mode := range []string{"nat", "fullnat"} {
+		t.Run(mode, func(t *testing.T) {
+			lab, d := startIPv6Lab(t, testenv.LabConfig{Backends: 2}, mode)
+			forward6(t, lab, d)
+			if mode == "fullnat" {
+				fullNATPeers6(t, lab, d)
+			} else {
+				dualStack(t, lab, d)
+				echoAndNDP(t, lab, d)
+			}
+			stopAndCheckDetached(t, lab, d)
+		})
+	}
+}
+
+func forward6(t *testing.T, lab *testenv.Lab, d *testenv.Daemon) {
 	vip := bracket(lab.VIP6)
 	t.Run("http 100 connections over 2 backends", func(t *testing.T) {
 		checkHTTPSpreadTo(t, lab, vip, 100, 30)
@@ -91,48 +123,6 @@ func TestIPv6Forward(t *testing.T) {
 			c.conn.Close()
 		}
 	})
-	t.Run("fullnat: the backends see the IPv6 SNAT address", func(t *testing.T) {
-		cli(t, d, "service", "add", "--vip", vip+":8080", "--mode", "fullnat")
-		for _, b := range lab.BackendAddrs6 {
-			cli(t, d, "backend", "add", "--service", "4", "--address", bracket(b)+":80")
-		}
-		waitNewFlows(t, d, 4)
-		checkHTTPSpreadTo(t, lab, vip+":8080", 100, 30)
-		client := lab.Client.HTTPClient(3 * time.Second)
-		for i := 0; i < 10; i++ {
-			resp, err := client.Get("http://" + vip + ":8080/peer")
-			if err != nil {
-				t.Fatal(err)
-			}
-			peer, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if ap, err := netip.ParseAddrPort(string(peer)); err != nil || ap.Addr() != snat6 {
-				t.Fatalf("a full-NAT backend saw the client as %q, want %s", peer, snat6)
-			}
-		}
-		flows := cliJSON[[]api.Flow](t, d, "conntrack", "get")
-		snat := 0
-		for _, f := range flows {
-			if strings.HasPrefix(f.SNAT, bracket(snat6)+":") {
-				snat++
-			}
-		}
-		if snat == 0 {
-			t.Fatalf("no conntrack entry shows the SNAT address: %+v", flows[:min(3, len(flows))])
-		}
-	})
-	t.Run("an IPv4 service on the same daemon", func(t *testing.T) {
-		cli(t, d, "service", "add", "--vip", lab.VIP.String()+":80")
-		for _, b := range lab.BackendAddrs {
-			cli(t, d, "backend", "add", "--service", "5", "--address", b.String())
-		}
-		waitNewFlows(t, d, 5)
-		checkHTTPSpread(t, lab, 20, 3)
-		if _, err := d.CLI("backend", "add", "--service", "5", "--address", bracket(lab.BackendAddrs6[0])+":80"); err == nil ||
-			!strings.Contains(err.Error(), "is IPv6 but service 10.0.100.1:80/tcp is IPv4") {
-			t.Fatalf("an IPv6 backend of an IPv4 service: %v", err)
-		}
-	})
 	t.Run("drain moves no established flow", func(t *testing.T) {
 		var conns []*echoConn
 		for i := 0; i < 20; i++ {
@@ -158,60 +148,88 @@ func TestIPv6Forward(t *testing.T) {
 			}
 		}
 	})
-	t.Run("echo to the VIP, NDP on both interfaces", func(t *testing.T) {
-		for i := 0; i < 3; i++ {
-			if err := lab.Client.Ping(lab.VIP6, time.Second); err != nil {
-				t.Fatalf("ping VIP6: %v", err)
-			}
-		}
-		// Forget every neighbour; the kernel must learn them again through
-		// NDP while XDP is attached to both interfaces.
-		for _, c := range []struct {
-			ns  *testenv.NS
-			dev string
-		}{{lab.Client, "eth0"}, {lab.LB, lab.UpstreamIf}, {lab.LB, lab.BackendIf}, {lab.Backends[0], "eth0"}} {
-			if _, err := c.ns.IP("-6", "neigh", "flush", "dev", c.dev); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for _, name := range []string{lab.UpstreamIf, lab.BackendIf} {
-			if xdpProgID(t, lab, name) == 0 {
-				t.Fatalf("no XDP program on %s", name)
-			}
-		}
-		if err := lab.Client.Ping(testenv.LBUp6, 2*time.Second); err != nil {
-			t.Fatalf("client -> lb upstream address: %v", err)
-		}
-		if err := lab.LB.Ping(lab.BackendAddrs6[0], 2*time.Second); err != nil {
-			t.Fatalf("lb -> backend: %v", err)
-		}
-		out, _ := lab.Client.IP("-6", "neigh", "show", "dev", "eth0")
-		if !strings.Contains(out, testenv.LBUp6.String()) {
-			t.Fatalf("client neighbours after NDP: %q", out)
-		}
-		checkHTTPSpreadTo(t, lab, vip, 20, 3)
-		st := cliJSON[api.Stats](t, d, "stat")
-		if st.Dataplane.EchoReplies < 3 || st.Protocols["tcp6"].Packets == 0 || st.Protocols["udp6"].Packets == 0 ||
-			st.Protocols["icmpv6"].Packets == 0 {
-			t.Fatalf("stat: echo replies %d, protocols %v", st.Dataplane.EchoReplies, st.Protocols)
-		}
-	})
-	stopAndCheckDetached(t, lab, d)
 }
 
-// waitNewFlows waits until every backend of service id takes new flows
-// (its next hop resolved).
-func waitNewFlows(t *testing.T, d *testenv.Daemon, id uint32) {
-	t.Helper()
-	if err := testenv.WaitFor(5*time.Second, func() error {
-		for _, b := range backendsJSON(t, d) {
-			if b.ServiceID == id && !b.NewFlows {
-				return fmt.Errorf("backend %s takes no new flows: %s", b.Address, b.NextHop)
-			}
+// fullNATPeers6: the backends see every client as the IPv6 SNAT address,
+// and conntrack shows it.
+func fullNATPeers6(t *testing.T, lab *testenv.Lab, d *testenv.Daemon) {
+	client := lab.Client.HTTPClient(3 * time.Second)
+	for i := 0; i < 10; i++ {
+		resp, err := client.Get("http://" + bracket(lab.VIP6) + "/peer")
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+		peer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if ap, err := netip.ParseAddrPort(string(peer)); err != nil || ap.Addr() != snat6 {
+			t.Fatalf("a full-NAT backend saw the client as %q, want %s", peer, snat6)
+		}
+	}
+	snat := 0
+	for _, f := range cliJSON[[]api.Flow](t, d, "conntrack", "get") {
+		if strings.HasPrefix(f.SNAT, bracket(snat6)+":") {
+			snat++
+		}
+	}
+	if snat == 0 {
+		t.Fatal("no conntrack entry shows the SNAT address")
+	}
+}
+
+// dualStack adds an IPv4 service (service 4) beside the IPv6 ones.
+func dualStack(t *testing.T, lab *testenv.Lab, d *testenv.Daemon) {
+	cli(t, d, "service", "add", "--vip", lab.VIP.String()+":80")
+	for _, b := range lab.BackendAddrs {
+		cli(t, d, "backend", "add", "--service", "4", "--address", b.String())
+	}
+	waitNewFlows(t, d, 4)
+	checkHTTPSpread(t, lab, 20, 3)
+	if _, err := d.CLI("backend", "add", "--service", "4", "--address", bracket(lab.BackendAddrs6[0])+":80"); err == nil ||
+		!strings.Contains(err.Error(), "is IPv6 but service 10.0.100.1:80/tcp is IPv4") {
+		t.Fatalf("an IPv6 backend of an IPv4 service: %v", err)
+	}
+}
+
+func echoAndNDP(t *testing.T, lab *testenv.Lab, d *testenv.Daemon) {
+	vip := bracket(lab.VIP6)
+	for i := 0; i < 3; i++ {
+		if err := lab.Client.Ping(lab.VIP6, time.Second); err != nil {
+			t.Fatalf("ping VIP6: %v", err)
+		}
+	}
+	// Forget every neighbour; the kernel must learn them again through
+	// NDP while XDP is attached to both interfaces.
+	for _, c := range []struct {
+		ns  *testenv.NS
+		dev string
+	}{{lab.Client, "eth0"}, {lab.LB, lab.UpstreamIf}, {lab.LB, lab.BackendIf}, {lab.Backends[0], "eth0"}} {
+		if _, err := c.ns.IP("-6", "neigh", "flush", "dev", c.dev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{lab.UpstreamIf, lab.BackendIf} {
+		if xdpProgID(t, lab, name) == 0 {
+			t.Fatalf("no XDP program on %s", name)
+		}
+	}
+	if err := lab.Client.Ping(testenv.LBUp6, 2*time.Second); err != nil {
+		t.Fatalf("client -> lb upstream address: %v", err)
+	}
+	if err := lab.LB.Ping(lab.BackendAddrs6[0], 2*time.Second); err != nil {
+		t.Fatalf("lb -> backend: %v", err)
+	}
+	out, _ := lab.Client.IP("-6", "neigh", "show", "dev", "eth0")
+	if !strings.Contains(out, testenv.LBUp6.String()) {
+		t.Fatalf("client neighbours after NDP: %q", out)
+	}
+	// The daemon asks for its backends' entries again (managed, over NDP).
+	time.Sleep(2200 * time.Millisecond) // two refreshes: the loss is seen, then the new entry
+	waitNewFlows(t, d, 1)
+	checkHTTPSpreadTo(t, lab, vip, 20, 3)
+	st := cliJSON[api.Stats](t, d, "stat")
+	if st.Dataplane.EchoReplies < 3 || st.Protocols["tcp6"].Packets == 0 || st.Protocols["udp6"].Packets == 0 ||
+		st.Protocols["icmpv6"].Packets == 0 {
+		t.Fatalf("stat: echo replies %d, protocols %v", st.Dataplane.EchoReplies, st.Protocols)
 	}
 }
 
@@ -355,5 +373,21 @@ func waitCmd(cmd *exec.Cmd, timeout time.Duration) error {
 		return err
 	case <-time.After(timeout):
 		return fmt.Errorf("still running after %s", timeout)
+	}
+}
+
+// waitNewFlows waits until every backend of service id takes new flows
+// (its next hop resolved).
+func waitNewFlows(t *testing.T, d *testenv.Daemon, id uint32) {
+	t.Helper()
+	if err := testenv.WaitFor(5*time.Second, func() error {
+		for _, b := range backendsJSON(t, d) {
+			if b.ServiceID == id && !b.NewFlows {
+				return fmt.Errorf("backend %s takes no new flows: %s", b.Address, b.NextHop)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

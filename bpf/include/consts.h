@@ -12,6 +12,8 @@
 #define ICMPV6_ERR_MIN 1
 #define ICMPV6_ERR_MAX 4
 #define ICMPV6_ECHO_REQUEST 128
+#define ICMPV6_NDP_MIN 133 /* router solicitation ... */
+#define ICMPV6_NDP_MAX 137 /* ... redirect */
 
 /* IPv6 extension headers walked over, and the fragment header. */
 #define NEXTHDR_HOP 0
