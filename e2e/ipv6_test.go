@@ -41,14 +41,18 @@ func startIPv6Lab(t *testing.T, cfg testenv.LabConfig, mode ...string) (*testenv
 		t.Fatal(err)
 	}
 	vip, b1, b2 := bracket(lab.VIP6), bracket(lab.BackendAddrs6[0]), bracket(lab.BackendAddrs6[1])
+	// SNAT ports apart from the kernel's ephemeral ones (32768-60999): the
+	// default range would reserve them all, and the daemon's own health
+	// probes could not connect.
+	snatFlags := []string{"--snat-addr", snat6.String(), "--snat-ports", "61000-65000"}
 	var d *testenv.Daemon
 	if len(mode) == 0 || mode[0] == "nat" {
-		d = startDaemonIn(t, lab, t.TempDir(), "--snat-addr", snat6.String(),
+		d = startDaemonIn(t, lab, t.TempDir(), append(snatFlags,
 			"--service", fmt.Sprintf("tcp/%s:80=%s,%s", vip, b1, b2),
 			"--service", fmt.Sprintf("udp/%s:9090=%s,%s", vip, b1, b2),
-			"--service", fmt.Sprintf("tcp/%s:3307=%s:3306,%s:3306", vip, b1, b2))
+			"--service", fmt.Sprintf("tcp/%s:3307=%s:3306,%s:3306", vip, b1, b2))...)
 	} else {
-		d = startDaemonIn(t, lab, t.TempDir(), "--snat-addr", snat6.String())
+		d = startDaemonIn(t, lab, t.TempDir(), snatFlags...)
 		for i, svc := range []struct{ port, proto, backendPort string }{{"80", "tcp", "80"}, {"9090", "udp", "9090"}, {"3307", "tcp", "3306"}} {
 			cli(t, d, "service", "add", "--vip", vip+":"+svc.port, "--proto", svc.proto, "--mode", mode[0])
 			for _, b := range []string{b1, b2} {
@@ -84,6 +88,7 @@ func TestIPv6Forward(t *testing.T) {
 				fullNATPeers6(t, lab, d)
 			} else {
 				dualStack(t, lab, d)
+				health6(t, d)
 				echoAndNDP(t, lab, d)
 			}
 			stopAndCheckDetached(t, lab, d)
@@ -188,6 +193,31 @@ func dualStack(t *testing.T, lab *testenv.Lab, d *testenv.Daemon) {
 		!strings.Contains(err.Error(), "is IPv6 but service 10.0.100.1:80/tcp is IPv4") {
 		t.Fatalf("an IPv6 backend of an IPv4 service: %v", err)
 	}
+}
+
+// health6: HTTP checks of the IPv6 backends from the LB's own IPv6
+// address: their answers reach the kernel (not the workers). A port no one
+// serves takes both out; the right one brings them back.
+func health6(t *testing.T, d *testenv.Daemon) {
+	status := func(want string) error {
+		for _, b := range backendsJSON(t, d) {
+			if b.ServiceID == 1 && b.Health != want {
+				return fmt.Errorf("backend %s: %s, want %s", b.Address, b.Health, want)
+			}
+		}
+		return nil
+	}
+	check := []string{"--health", "http", "--health-path", "/who", "--health-interval", "200ms", "--health-timeout", "150ms",
+		"--health-rise", "1", "--health-fall", "1"}
+	cli(t, d, append([]string{"service", "health", "--id", "1", "--health-port", "81"}, check...)...)
+	if err := testenv.WaitFor(5*time.Second, func() error { return status("unhealthy") }); err != nil {
+		t.Fatal(err)
+	}
+	cli(t, d, append([]string{"service", "health", "--id", "1"}, check...)...)
+	if err := testenv.WaitFor(5*time.Second, func() error { return status("healthy") }); err != nil {
+		t.Fatal(err)
+	}
+	waitNewFlows(t, d, 1)
 }
 
 func echoAndNDP(t *testing.T, lab *testenv.Lab, d *testenv.Daemon) {
