@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -371,16 +370,9 @@ func TestIPv6PathMTU(t *testing.T) {
 			if err := waitCmd(dump, 10*time.Second); err != nil {
 				t.Fatalf("no ICMPv6 captured by the workers: %v %s", err, out)
 			}
-			f, err := os.Open(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			var pkts []api.DumpPacket
-			api.ReadPcapng(f, func(p api.DumpPacket) error { pkts = append(pkts, p); return nil })
 			var p packet.Packet
-			if len(pkts) != 1 || pkts[0].Verdict != "answer" || packet.Decode(pkts[0].Data, &p) != packet.OK {
-				t.Fatalf("captured %+v", pkts)
+			if r := packet.Decode(oneWorkerPacket(t, file, "answer"), &p); r != packet.OK {
+				t.Fatalf("captured packet: %v", r)
 			}
 			if p.ICMP.Type != packet.ICMP6TooBig || p.Src.IP() != lab.VIP6 || p.Dst.IP() != lab.ClientAddrs6[0] ||
 				binary.BigEndian.Uint32(p.Frame[p.L4+4:]) != 1400 {

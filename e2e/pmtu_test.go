@@ -63,17 +63,27 @@ func pmtu(t *testing.T, cfg testenv.RoutedConfig, mode fwdmode.Mode, verdict str
 
 	transferBothWays(t, lab.Client, lab.VIP.String(), 10<<20)
 
-	waited := make(chan error, 1)
-	go func() { waited <- dump.Wait() }()
-	select {
-	case err := <-waited:
-		if err != nil {
-			t.Fatalf("dump: %v %s", err, out)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no ICMP captured by the workers: %s", out)
+	if err := waitCmd(dump, 10*time.Second); err != nil {
+		t.Fatalf("no ICMP captured by the workers: %v %s", err, out)
 	}
 	checkCapturedICMP(t, lab, file, mode, verdict)
+}
+
+// oneWorkerPacket reads a capture file that must hold exactly one packet,
+// seen at a worker with verdict, and returns its bytes.
+func oneWorkerPacket(t *testing.T, file, verdict string) []byte {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var pkts []api.DumpPacket
+	api.ReadPcapng(f, func(p api.DumpPacket) error { pkts = append(pkts, p); return nil })
+	if len(pkts) != 1 || pkts[0].Stage != "worker" || pkts[0].Verdict != verdict {
+		t.Fatalf("captured %+v, want one worker %s", pkts, verdict)
+	}
+	return pkts[0].Data
 }
 
 // transferBothWays downloads and uploads size bytes through host with
@@ -109,17 +119,7 @@ func transferBothWays(t *testing.T, cl *testenv.NS, host string, size int) {
 // (from the VIP) or a router's, translated for the backend.
 func checkCapturedICMP(t *testing.T, lab *testenv.Lab, file string, mode fwdmode.Mode, verdict string) {
 	t.Helper()
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var pkts []api.DumpPacket
-	api.ReadPcapng(f, func(p api.DumpPacket) error { pkts = append(pkts, p); return nil })
-	if len(pkts) != 1 || pkts[0].Stage != "worker" || pkts[0].Verdict != verdict {
-		t.Fatalf("captured %+v, want one worker %s", pkts, verdict)
-	}
-	data := pkts[0].Data
+	data := oneWorkerPacket(t, file, verdict)
 	if len(data) > 34 && data[23] == 4 { // dsr-ipip: the inner packet
 		data = append(data[:14:14], data[34:]...)
 	}

@@ -15,11 +15,11 @@ import (
 
 var _ api.Controller = (*core)(nil)
 
-// AddService creates a service from "IPv4:PORT" and a protocol.
+// AddService creates a service from "IP:PORT" ("[IPv6]:PORT") and a protocol.
 func (c *core) AddService(r api.AddServiceRequest) (api.Service, error) {
 	ap, err := netip.ParseAddrPort(r.VIP)
 	if err != nil {
-		return api.Service{}, fmt.Errorf("%w: vip %q: want IPv4:PORT", config.ErrInvalid, r.VIP)
+		return api.Service{}, fmt.Errorf("%w: vip %q: want IP:PORT ([IPv6]:PORT for IPv6)", config.ErrInvalid, r.VIP)
 	}
 	proto := ipproto.TCP
 	if r.Proto != "" {
@@ -54,7 +54,7 @@ func (c *core) DeleteService(id uint32, force bool) error {
 	return err
 }
 
-// AddBackend adds "IPv4[:PORT]" to a service.
+// AddBackend adds "IP[:PORT]" ("[IPv6]:PORT") to a service.
 func (c *core) AddBackend(r api.AddBackendRequest) (api.Backend, error) {
 	b, err := config.ParseBackend(r.Address)
 	if err != nil {

@@ -83,7 +83,7 @@ func ruleView(r config.FirewallRule) api.FirewallRule {
 func (c *core) AddFirewallRule(req api.AddFirewallRuleRequest) (api.FirewallRule, error) {
 	network, err := netip.ParsePrefix(req.Network)
 	if err != nil {
-		return api.FirewallRule{}, fmt.Errorf("%w: network %q: want an IPv4 CIDR such as 10.0.0.0/8", config.ErrInvalid, req.Network)
+		return api.FirewallRule{}, fmt.Errorf("%w: network %q: want a CIDR such as 10.0.0.0/8 or 2001:db8::/32", config.ErrInvalid, req.Network)
 	}
 	r := config.FirewallRule{Network: network}
 	if r.Proto, err = config.ParseFilterProto(req.Proto); err != nil {

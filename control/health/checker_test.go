@@ -125,16 +125,7 @@ func TestHTTPStatus(t *testing.T) {
 
 func TestUDPRequestResponse(t *testing.T) {
 	pc, _ := net.ListenPacket("udp4", "127.0.0.1:0")
-	go func() {
-		buf := make([]byte, 64)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(buf[:n], from)
-		}
-	}()
+	go echoUDP(pc)
 	addr := netip.MustParseAddrPort(pc.LocalAddr().String())
 	c := NewChecker(zap.NewNop(), func(uint32, bool) {})
 	defer c.Close()
@@ -192,16 +183,7 @@ func TestIPv6Backends(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	go func() {
-		buf := make([]byte, 64)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(buf[:n], from)
-		}
-	}()
+	go echoUDP(pc)
 	c := NewChecker(zap.NewNop(), func(uint32, bool) {})
 	defer c.Close()
 	tcp, web, udp := quick, quick, quick
@@ -223,5 +205,17 @@ func TestIPv6Backends(t *testing.T) {
 	pc.Close()
 	for id := uint32(1); id <= 3; id++ {
 		waitFor(t, "IPv6 backend down", func() bool { return !c.Healthy(id) })
+	}
+}
+
+// echoUDP answers every datagram with itself until pc is closed.
+func echoUDP(pc net.PacketConn) {
+	buf := make([]byte, 64)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		pc.WriteTo(buf[:n], from)
 	}
 }
