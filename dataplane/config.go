@@ -126,7 +126,7 @@ type table struct {
 	mssClamp       uint16
 	services       epIndex[*service]
 	backends       map[uint32]*backend
-	endpoints      epIndex[*endpoint] // backend ip:port/proto -> what shares it
+	endpoints      epIndex[*endpoint]   // backend ip:port/proto -> what shares it
 	vips           map[packet.Addr]bool // echo requests to them are answered
 	hops           clientHops
 }

@@ -365,7 +365,8 @@ func TestIPv6PathMTU(t *testing.T) {
 				t.Fatal(err)
 			}
 			file := filepath.Join(t.TempDir(), "icmp.pcapng")
-			dump, out := startDump(t, d, "-w", file, "--at", "worker", "--proto", "icmpv6", "--count", "1", "--duration", "60s")
+			dump, out := startDump(t, d, "-w", file, "--at", "worker", "--proto", "icmpv6", "--host", lab.ClientAddrs6[0].String(),
+				"--count", "1", "--duration", "60s")
 			transferBothWays(t, lab.Client, host, 10<<20)
 			if err := waitCmd(dump, 10*time.Second); err != nil {
 				t.Fatalf("no ICMPv6 captured by the workers: %v %s", err, out)
