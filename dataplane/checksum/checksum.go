@@ -22,6 +22,14 @@ func Update32(hc uint16, old, new [4]byte) uint16 {
 	return ^uint16(s)
 }
 
+// UpdateWord is Update32 for a 32-bit field given as its big-endian value.
+func UpdateWord(hc uint16, old, new uint32) uint16 {
+	s := uint32(^hc) + uint32(^uint16(old>>16)) + uint32(^uint16(old)) + new>>16 + new&0xffff
+	s = s>>16 + s&0xffff
+	s += s >> 16
+	return ^uint16(s)
+}
+
 // Compute returns the Internet checksum of b (RFC 1071), ready to store:
 // for headers built from scratch and for ICMP messages, whose checksum
 // covers a payload that is cheaper to sum again than to follow.

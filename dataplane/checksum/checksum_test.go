@@ -70,3 +70,14 @@ func TestCompute(t *testing.T) {
 		t.Fatalf("odd length: %#04x", got)
 	}
 }
+
+func TestUpdateWordIsUpdate32(t *testing.T) {
+	for i := uint32(0); i < 100000; i++ {
+		hc, o, n := uint16(i*2654435761>>16), i*2246822519, i*3266489917
+		ob := [4]byte{byte(o >> 24), byte(o >> 16), byte(o >> 8), byte(o)}
+		nb := [4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
+		if UpdateWord(hc, o, n) != Update32(hc, ob, nb) {
+			t.Fatalf("%#x %#x %#x", hc, o, n)
+		}
+	}
+}

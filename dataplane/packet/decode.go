@@ -165,8 +165,8 @@ func (p *Packet) decode4() Result {
 	p.IPLen = total
 	p.Proto = ipproto.Proto(frame[ipProto])
 	p.TTL = frame[ipTTL]
-	p.Src = Addr4(frame[ipSrc:])
-	p.Dst = Addr4(frame[ipDst:])
+	p.Src.set4(frame[ipSrc:])
+	p.Dst.set4(frame[ipDst:])
 	p.L4 = l3 + ihl
 	return OK
 }
