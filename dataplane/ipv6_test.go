@@ -201,3 +201,34 @@ func TestFamiliesDoNotMix(t *testing.T) {
 		}
 	}
 }
+
+// After a restart an IPv6 flow is rebuilt from the backend's packet like
+// an IPv4 one; an off-link IPv6 client is reached through the IPv6
+// default gateway, not the IPv4 one.
+func TestRebuild6(t *testing.T) {
+	e, w, up, down := newTestWorker(t, false)
+	gw4, gw6 := packet.MAC{2, 0, 0, 0, 4, 4}, packet.MAC{2, 0, 0, 0, 6, 6}
+	cfg := fixtureConfig()
+	cfg.ClientHops = ClientHops{OnLink: []netip.Prefix{netip.MustParsePrefix("2001:db8:7::/64")}, Gateway: gw4, Gateway6: gw6}
+	if err := e.Reconfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	svc, _ := e.cfg.Load().services.get(packet.AddrFrom(fixture.VIP6), fixture.HTTPPort, fixture.ProtoTCP)
+	fwd := packet.Tuple{Src: packet.AddrFrom(fixture.Client6), Dst: packet.AddrFrom(fixture.VIP6), SrcPort: 40000,
+		DstPort: fixture.HTTPPort, Proto: packet.ProtoTCP}
+	picked := svc.backends[svc.maglev.Lookup(fwd.Hash(flowHashSeed))]
+	mac := map[packet.Addr][6]byte{packet.AddrFrom(fixture.Backend61): fixture.BackendMAC1,
+		packet.AddrFrom(fixture.Backend62): fixture.BackendMAC2}[picked.addr]
+	reply := fixture.Frame{SrcMAC: mac, DstMAC: fixture.LBDownMAC, Src: picked.addr.IP(), Dst: fixture.Client6,
+		Proto: fixture.ProtoTCP, SrcPort: 80, DstPort: 40000, TCPFlags: fixture.FlagACK}
+	down.inject(reply.Bytes())
+	w.pump(down)
+	want := reply
+	want.Src, want.SrcMAC, want.DstMAC, want.TTL = fixture.VIP6, fixture.LBUpMAC, gw6, 63
+	if got := one(t, up); !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("rebuilt reply\n%x\nwant\n%x (drops %v)", got, want.Bytes(), e.Stats().Drops)
+	}
+	if st := e.Stats(); st.RebuiltFlows != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
