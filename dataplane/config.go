@@ -319,3 +319,25 @@ func (c *Config) Equal(o *Config) bool {
 				slices.Equal(a.Backends, b.Backends)
 		})
 }
+
+// Moved is the share of service id's new-flow hash space whose backend
+// differs between prev and c (maglev.Moved): what a change moves. False
+// when either has no such service.
+func (c *Compiled) Moved(prev *Compiled, id uint32) (float64, bool) {
+	find := func(t *table) *service {
+		for _, s := range t.services.all() {
+			if s.id == id {
+				return s
+			}
+		}
+		return nil
+	}
+	if prev == nil {
+		return 0, false
+	}
+	a, b := find(prev.t), find(c.t)
+	if a == nil || b == nil {
+		return 0, false
+	}
+	return maglev.Moved(a.maglev, a.input, b.maglev, b.input), true
+}

@@ -36,6 +36,13 @@ func (f *fake) SetBGP(s *BGPSettings) error {
 }
 
 func (f *fake) Services() []Service { return f.svcs }
+func (f *fake) Apply(r ApplyRequest) (ApplyResult, error) {
+	if r.YAML == "" {
+		return ApplyResult{}, fmt.Errorf("%w: empty document", config.ErrInvalid)
+	}
+	return ApplyResult{Changes: []string{"+ service x"}, Applied: !r.DryRun}, nil
+}
+func (f *fake) Export() (Export, error) { return Export{YAML: "services: []\n"}, nil }
 func (f *fake) AddService(r AddServiceRequest) (Service, error) {
 	if r.Proto != "tcp" {
 		return Service{}, fmt.Errorf("%w: protocol %q", config.ErrInvalid, r.Proto)
@@ -296,5 +303,27 @@ func TestSummary(t *testing.T) {
 	echo6 := fixture.Frame{Src: fixture.Client6, Dst: fixture.VIP6, Proto: fixture.ProtoICMPv6}.Bytes()
 	if got := Summary(echo6); got != "2001:db8:1::2 > 2001:db8:100::1 icmpv6 type 128" {
 		t.Fatalf("%q", got)
+	}
+}
+
+func TestApplyAndExport(t *testing.T) {
+	c, _ := serve(t, &fake{})
+	res, err := c.Apply("services: []", true)
+	if err != nil || res.Applied || len(res.Changes) != 1 {
+		t.Fatalf("dry run %+v %v", res, err)
+	}
+	if res, err = c.Apply("services: []", false); err != nil || !res.Applied {
+		t.Fatalf("apply %+v %v", res, err)
+	}
+	if _, err := c.Apply("", false); err == nil || !strings.Contains(err.Error(), "empty document") {
+		t.Fatalf("empty: %v", err)
+	}
+	// A document larger than other requests' 1 MiB bound still goes through.
+	big := "# " + strings.Repeat("x", 3<<20) + "\nservices: []"
+	if _, err := c.Apply(big, true); err != nil {
+		t.Fatalf("3 MiB document: %v", err)
+	}
+	if y, err := c.Export(); err != nil || y != "services: []\n" {
+		t.Fatalf("export %q %v", y, err)
 	}
 }

@@ -89,6 +89,19 @@ func (c *Client) Stats() (Stats, error) {
 	return out, c.do(http.MethodGet, "/v1/stats", nil, &out)
 }
 
+// Apply sends a declarative document; see ApplyRequest.
+func (c *Client) Apply(yaml string, dryRun bool) (ApplyResult, error) {
+	var out ApplyResult
+	return out, c.do(http.MethodPost, "/v1/apply", ApplyRequest{YAML: yaml, DryRun: dryRun}, &out)
+}
+
+// Export returns the current state as a declarative document.
+func (c *Client) Export() (string, error) {
+	var out Export
+	err := c.do(http.MethodGet, "/v1/export", nil, &out)
+	return out.YAML, err
+}
+
 func (c *Client) do(method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {

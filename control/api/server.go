@@ -40,6 +40,8 @@ type Controller interface {
 	StartDump(DumpRequest) (DumpSession, error)
 	BGP() (BGP, error)
 	SetBGP(*BGPSettings) error // nil: off
+	Apply(ApplyRequest) (ApplyResult, error)
+	Export() (Export, error)
 }
 
 // NewHandler routes the API to c.
@@ -93,6 +95,19 @@ func NewHandler(c Controller, log *zap.Logger) http.Handler {
 		noContent(w, err)
 	})
 	mux.HandleFunc("DELETE /v1/bgp", func(w http.ResponseWriter, r *http.Request) { noContent(w, c.SetBGP(nil)) })
+	mux.HandleFunc("POST /v1/apply", func(w http.ResponseWriter, r *http.Request) {
+		var req ApplyRequest
+		if err := decodeMax(r, &req, applyBodyMax); err != nil {
+			reply(w, nil, err)
+			return
+		}
+		res, err := c.Apply(req)
+		reply(w, res, err)
+	})
+	mux.HandleFunc("GET /v1/export", func(w http.ResponseWriter, r *http.Request) {
+		e, err := c.Export()
+		reply(w, e, err)
+	})
 	return h.logged(mux)
 }
 
@@ -158,10 +173,16 @@ func (s *statusRecorder) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
+// applyBodyMax bounds an apply request: a document at its largest
+// (declare.MaxSize) escaped into JSON.
+const applyBodyMax = 40 << 20
+
 // decode reads exactly one JSON value: unknown fields, and anything but
 // white space after the value, are refused rather than ignored.
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+func decode(r *http.Request, v any) error { return decodeMax(r, v, 1<<20) }
+
+func decodeMax(r *http.Request, v any, limit int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: request body: %v", config.ErrInvalid, err)

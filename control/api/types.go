@@ -198,3 +198,33 @@ type AddDosPolicyRequest struct {
 	LimitPPS     uint32 `json:"limit_pps"`
 	BlockSeconds uint32 `json:"block_seconds"`
 }
+
+// ApplyRequest carries a declarative document (docs/examples/lb.yaml);
+// with DryRun nothing changes.
+type ApplyRequest struct {
+	YAML   string `json:"yaml"`
+	DryRun bool   `json:"dry_run,omitempty"`
+}
+
+// ApplyResult is the plan of an apply, and whether it was applied.
+type ApplyResult struct {
+	Changes  []string      `json:"changes"` // "+ service ...", "- backend ...", "~ ..."
+	Services []ServicePlan `json:"services"`
+	Applied  bool          `json:"applied"`
+}
+
+// ServicePlan is what a plan does to one service: MovedShare is the share
+// of the new-flow hash space whose backend changes (from the current and
+// the planned Maglev tables, with today's health and next hops);
+// PinnedFlows are tracked flows on backends the plan removes.
+type ServicePlan struct {
+	Service     string  `json:"service"`
+	Status      string  `json:"status"` // added, removed, changed, unchanged
+	MovedShare  float64 `json:"moved_share"`
+	PinnedFlows int     `json:"pinned_flows"`
+}
+
+// Export is the current state as a declarative document.
+type Export struct {
+	YAML string `json:"yaml"`
+}

@@ -153,3 +153,40 @@ func (t *Table) Fingerprint(backends []Backend) uint64 {
 	}
 	return f
 }
+
+// Moved is the share of the flow-hash space whose backend (by key) differs
+// between two tables: what a change moves of new flows. Tables of one
+// size are compared slot by slot; tables of two sizes (distinct primes)
+// see independent slots for a uniform hash, so the share that stays is
+// the sum over backends of both tables' shares of it. Slots without a
+// backend count as a backend of their own ("none" to "none" moves nothing).
+func Moved(old *Table, oldB []Backend, new *Table, newB []Backend) float64 {
+	key := func(bs []Backend, s uint16) string {
+		if s == empty {
+			return "\x00none"
+		}
+		return bs[s].Key
+	}
+	if old.Size() == new.Size() {
+		moved := 0
+		for i, s := range old.slots {
+			if key(oldB, s) != key(newB, new.slots[i]) {
+				moved++
+			}
+		}
+		return float64(moved) / float64(old.Size())
+	}
+	share := func(t *Table, bs []Backend) map[string]float64 {
+		m := map[string]float64{}
+		for _, s := range t.slots {
+			m[key(bs, s)] += 1 / float64(t.Size())
+		}
+		return m
+	}
+	a, b := share(old, oldB), share(new, newB)
+	stay := 0.0
+	for k, p := range a {
+		stay += p * b[k]
+	}
+	return max(0, 1-stay)
+}

@@ -172,3 +172,41 @@ func TestFingerprint(t *testing.T) {
 		}
 	}
 }
+
+func TestMoved(t *testing.T) {
+	bs := func(keys ...string) []Backend {
+		var out []Backend
+		for _, k := range keys {
+			out = append(out, Backend{Key: k, Weight: 1})
+		}
+		return out
+	}
+	two, three := bs("a", "b"), bs("a", "b", "c")
+	const m = 4093
+	t2, t3 := Build(two, m), Build(three, m)
+	if got := Moved(t2, two, t2, two); got != 0 {
+		t.Fatalf("same table: %v", got)
+	}
+	// A third backend takes about a third of the space, and Maglev moves
+	// little more than that.
+	if got := Moved(t2, two, t3, three); got < 0.30 || got > 0.40 {
+		t.Fatalf("adding 1 of 3: %v", got)
+	}
+	drained := bs("a", "b")
+	drained[1].Weight = 0
+	if got := Moved(t2, two, Build(drained, m), drained); got < 0.45 || got > 0.55 {
+		t.Fatalf("draining 1 of 2: %v", got)
+	}
+	// Sizes differ: the independence formula. Two equal backends in both
+	// tables, spread evenly: half the space keeps its backend.
+	if got := Moved(t2, two, Build(two, 8191), two); got < 0.49 || got > 0.51 {
+		t.Fatalf("two sizes: %v", got)
+	}
+	empty := Build(nil, m)
+	if got := Moved(empty, nil, empty, nil); got != 0 {
+		t.Fatalf("no backends: %v", got)
+	}
+	if got := Moved(empty, nil, t2, two); got != 1 {
+		t.Fatalf("from none: %v", got)
+	}
+}
