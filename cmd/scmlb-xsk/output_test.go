@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 // fakeDaemon serves fixed data through the real API handler.
 type fakeDaemon struct {
+	applied string
 	drained []uint32
 	bgp     *api.BGPSettings
 }
@@ -40,6 +42,12 @@ var fixtureServices = []api.Service{{
 }}
 
 func (f *fakeDaemon) Services() []api.Service { return fixtureServices }
+func (f *fakeDaemon) Apply(r api.ApplyRequest) (api.ApplyResult, error) {
+	f.applied = r.YAML
+	return api.ApplyResult{Changes: []string{"- backend 10.0.2.11:80 of 10.0.100.1:80/tcp"}, Applied: !r.DryRun,
+		Services: []api.ServicePlan{{Service: "10.0.100.1:80/tcp", Status: "changed", MovedShare: 0.5, PinnedFlows: 3}}}, nil
+}
+func (f *fakeDaemon) Export() (api.Export, error) { return api.Export{YAML: "services: []\n"}, nil }
 func (f *fakeDaemon) AddService(r api.AddServiceRequest) (api.Service, error) {
 	if r.VIP == "10.0.100.1:80" {
 		return api.Service{}, fmt.Errorf("%w: service 10.0.100.1:80/tcp is service 1", config.ErrExists)
@@ -258,5 +266,37 @@ func TestVersion(t *testing.T) {
 	}
 	if !strings.HasPrefix(out.String(), "scmlb-xsk version ") || !strings.Contains(out.String(), "go1.") {
 		t.Fatalf("--version printed %q", out.String())
+	}
+}
+
+func TestApplyCommands(t *testing.T) {
+	f := &fakeDaemon{}
+	doc := filepath.Join(t.TempDir(), "lb.yaml")
+	os.WriteFile(doc, []byte("services:\n  - vip: 10.0.100.1:80\n    backends: [{address: 10.0.2.12}]\n"), 0o644)
+	out, err := runCLI(t, f, "plan", "-f", doc)
+	want := `- backend 10.0.2.11:80 of 10.0.100.1:80/tcp
+
+SERVICE            STATUS   NEW FLOWS MOVED  FLOWS ON REMOVED BACKENDS
+10.0.100.1:80/tcp  changed  50.0%            3
+
+not applied (plan only)
+`
+	if err != nil || out != want {
+		t.Fatalf("plan printed\n%s(%v), want\n%s", out, err, want)
+	}
+	if out, err = runCLI(t, f, "apply", "--file", doc); err != nil || !strings.HasSuffix(out, "\napplied\n") || !strings.Contains(f.applied, "10.0.2.12") {
+		t.Fatalf("apply printed %q %v", out, err)
+	}
+	if out, err = runCLI(t, f, "export"); err != nil || out != "services: []\n" {
+		t.Fatalf("export printed %q %v", out, err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("services:\n  - vip: 10.0.100.1:80\n    backend: []\n"), 0o644)
+	if _, err = runCLI(t, f, "apply", "-f", bad); err == nil || !strings.Contains(err.Error(), "field backend not found") {
+		t.Fatalf("typo: %v", err)
+	}
+	if _, err = runCLI(t, f, "apply", "-f", filepath.Join(t.TempDir(), "missing.yaml")); err == nil ||
+		!strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("missing file: %v", err)
 	}
 }

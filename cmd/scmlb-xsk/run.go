@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,6 +43,8 @@ var runCommand = &cli.Command{
 		&cli.StringFlag{Name: "state-file", Value: "/var/lib/scmlb-xsk/state.json", Usage: "desired state, restored at start (\"\": keep in memory)"},
 		&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus /metrics on this TCP address, e.g. 127.0.0.1:9110 (off by default)"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+		&cli.StringFlag{Name: "config", Usage: "declarative state file (YAML, docs/examples/lb.yaml): applied at start and on SIGHUP; " +
+			"the source of truth for services, backends, firewall rules and DoS policies"},
 		&cli.StringSliceFlag{Name: "snat-addr", Usage: "full-NAT source address (repeat for more); fullnat services need one of their family"},
 		&cli.StringFlag{Name: "snat-ports", Value: "1024-65535", Usage: "full-NAT source port range, reserved from the kernel's ephemeral ports when the address is the host's"},
 		&cli.UintFlag{Name: "mss-clamp", Usage: "lower the MSS of forwarded SYNs and SYN-ACKs to this (0: only to the links' MTUs)"},
@@ -103,14 +106,31 @@ func runAction(c *cli.Context) error {
 		<-term
 		close(hurry)
 	}()
-	// SIGHUP (a closed terminal, a reload by habit) must not kill the
-	// daemon without cleanup, which Go's default would do.
+	// An absolute path: SIGHUP reads it again whatever the working directory.
+	configPath := c.String("config")
+	if configPath != "" {
+		if configPath, err = filepath.Abs(configPath); err != nil {
+			return err
+		}
+	}
+	// SIGHUP re-applies --config; without one it is ignored: a closed
+	// terminal or a reload by habit must not kill the daemon without
+	// cleanup, which Go's default would do.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	reload := make(chan struct{}, 1)
 	go func() {
 		for range hup {
-			log.Info("SIGHUP received and ignored: the daemon keeps running; change the configuration through the API")
+			if c.String("config") == "" {
+				log.Info("SIGHUP received and ignored: the daemon keeps running; change the configuration through the API")
+				continue
+			}
+			log.Info("SIGHUP received: re-applying the configuration file", zap.String("file", c.String("config")))
+			select {
+			case reload <- struct{}{}:
+			default: // one is pending already
+			}
 		}
 	}()
 	return daemon.Run(ctx, daemon.Options{
@@ -119,7 +139,7 @@ func runAction(c *cli.Context) error {
 		XSK: xo, StatsInterval: c.Duration("stats-interval"),
 		StatePath: c.String("state-file"), APISocket: socketPath(c), MetricsAddr: c.String("metrics-addr"),
 		SNATAddrs: snatAddrs, SNATPorts: snatPorts, MSSClamp: uint16(c.Uint("mss-clamp")),
-		BGP: bgpSeed, BGPDrain: c.Duration("bgp-drain"), Hurry: hurry,
+		BGP: bgpSeed, BGPDrain: c.Duration("bgp-drain"), Hurry: hurry, ConfigPath: configPath, Reload: reload,
 	}, log)
 }
 

@@ -16,6 +16,10 @@ func TestRunRejectsBadInput(t *testing.T) {
 		t.Fatalf("build: %v %s", err, out)
 	}
 	bgpRun := []string{"run", "--upstream", "lo", "--bgp-asn", "65001", "--bgp-router-id", "10.0.5.11", "--bgp-peer", "10.0.5.1"}
+	dir := t.TempDir()
+	good, typo := dir+"/lb.yaml", dir+"/typo.yaml"
+	os.WriteFile(good, []byte("services: []\n"), 0o644)
+	os.WriteFile(typo, []byte("services:\n  - vip: 10.0.100.1:80\n    backend: []\n"), 0o644)
 	for _, c := range []struct {
 		args []string
 		want string
@@ -40,6 +44,9 @@ func TestRunRejectsBadInput(t *testing.T) {
 		{append(bgpRun, "--bgp-router-id", "bgp1"), `router id "bgp1"`},
 		{append(bgpRun, "--bgp-drain", "-1s"), "--bgp-drain -1s"},
 		{append(bgpRun, "--bgp-drain", "1h"), "--bgp-drain 1h0m0s"},
+		{[]string{"run", "--upstream", "lo", "--config", good, "--vip", "10.0.0.1:80", "--backend", "10.0.2.1"}, "give the services there"},
+		{[]string{"run", "--upstream", "lo", "--config", dir + "/missing.yaml"}, "no such file"},
+		{[]string{"run", "--upstream", "lo", "--config", typo}, "field backend not found"},
 	} {
 		var stderr bytes.Buffer
 		// A run that got far would write state: never to the default path.

@@ -74,6 +74,10 @@ func (d *Daemon) start() error {
 	if err != nil {
 		return err
 	}
+	// A bad file stops the start before anything is touched.
+	if _, err := d.readConfig(); err != nil {
+		return err
+	}
 	// Lock and read the state file first: a second daemon on it stops here,
 	// naming the first. Nothing is written until the machine checks pass.
 	if d.store, err = config.Open(d.opts.StatePath, Limits); err != nil {
@@ -111,6 +115,11 @@ func (d *Daemon) start() error {
 			ifName: d.ifName, upName: d.up.Name, downName: d.down.Name, wakeRefresh: d.wake, startBGP: d.startSpeaker}}
 	if err := d.seed(flags); err != nil {
 		return err
+	}
+	if d.opts.ConfigPath != "" {
+		if err := d.applyConfig(); err != nil {
+			return err
+		}
 	}
 	if err := d.startWorkers(queues); err != nil {
 		return err
@@ -241,6 +250,10 @@ func (d *Daemon) serve(ctx context.Context) error {
 			}
 		case err := <-d.werr:
 			return err
+		case <-d.opts.Reload:
+			if err := d.applyConfig(); err != nil {
+				d.log.Error("reload: the state is unchanged", zap.Error(err))
+			}
 		case err := <-srvErr:
 			return err
 		case <-d.kick:

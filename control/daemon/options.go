@@ -44,6 +44,11 @@ type Options struct {
 	BGPDrain time.Duration
 	// Hurry, once closed (a second signal), cuts the drain short.
 	Hurry <-chan struct{}
+	// ConfigPath is a declarative file (docs/examples/lb.yaml) applied at
+	// start and again on every Reload (SIGHUP): the file is the source of
+	// truth for services, backends, firewall rules and DoS policies.
+	ConfigPath string
+	Reload     <-chan struct{}
 }
 
 // MaxBGPDrain bounds --bgp-drain: a stop must not hang for long.
@@ -80,6 +85,9 @@ func (o Options) validate() error {
 	}
 	if lo, hi := o.SNATPorts[0], o.SNATPorts[1]; lo == 0 || lo > hi {
 		return fmt.Errorf("--snat-ports %d-%d: want FROM-TO with 1 <= FROM <= TO <= 65535", lo, hi)
+	}
+	if o.ConfigPath != "" && len(o.Services) > 0 {
+		return fmt.Errorf("--config makes %s the source of truth: give the services there, not with --vip, --backend or --service", o.ConfigPath)
 	}
 	if o.BGPDrain < 0 || o.BGPDrain > MaxBGPDrain {
 		return fmt.Errorf("--bgp-drain %s: want 0 to %s", o.BGPDrain, MaxBGPDrain)
