@@ -152,3 +152,37 @@ func (a *Allocator) InUse() int {
 	}
 	return n
 }
+
+// Covers reports whether addr:port is one this allocator hands out.
+func (a *Allocator) Covers(addr packet.Addr, port uint16) bool {
+	return a != nil && port >= a.lo && port <= a.hi && a.Owns(addr)
+}
+
+// Reserve marks addr:port in use towards be, for a flow restored from a
+// snapshot; false when it is not ours or already in use.
+func (a *Allocator) Reserve(addr packet.Addr, port uint16, be Backend) bool {
+	if !a.Covers(addr, port) {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := int(a.hi-a.lo) + 1
+	for s, x := range a.addrs {
+		if x != addr {
+			continue
+		}
+		k := key{s, be}
+		bm := a.used[k]
+		if bm == nil {
+			bm = make([]uint64, (n+63)/64)
+			a.used[k] = bm
+		}
+		i := int(port - a.lo)
+		if bm[i/64]&(1<<(i%64)) != 0 {
+			return false
+		}
+		bm[i/64] |= 1 << (i % 64)
+		return true
+	}
+	return false
+}

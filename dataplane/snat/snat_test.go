@@ -121,3 +121,28 @@ func TestAccept(t *testing.T) {
 		t.Fatalf("odd ports are free: %d %v", p, ok)
 	}
 }
+
+func TestReserve(t *testing.T) {
+	a := New([]packet.Addr{s1}, 1000, 1099)
+	if !a.Reserve(s1, 1042, b1) || a.Reserve(s1, 1042, b1) {
+		t.Fatal("reserve twice")
+	}
+	if !a.Reserve(s1, 1042, b2) { // another backend: another reply tuple
+		t.Fatal("same port towards another backend refused")
+	}
+	if a.Reserve(s2, 1043, b1) || a.Reserve(s1, 999, b1) || a.Covers(s1, 1100) || !a.Covers(s1, 1099) {
+		t.Fatal("reserved what is not ours")
+	}
+	for range 99 { // the other 99 ports of the range, then none
+		if _, p, ok := a.Alloc(b1, nil); !ok || p == 1042 {
+			t.Fatalf("alloc gave %d %v", p, ok)
+		}
+	}
+	if _, _, ok := a.Alloc(b1, nil); ok {
+		t.Fatal("a reserved port was handed out")
+	}
+	a.Free(s1, 1042, b1)
+	if _, p, ok := a.Alloc(b1, nil); !ok || p != 1042 {
+		t.Fatalf("freed reserved port: %d %v", p, ok)
+	}
+}
