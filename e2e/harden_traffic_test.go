@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -306,6 +308,11 @@ func TestRestartKeepsDownload(t *testing.T) {
 	}()
 	time.Sleep(1500 * time.Millisecond)
 	if err := d.Stop(syscall.SIGTERM, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Without the flows saved at exit (as after a crash): the restarted
+	// daemon must rebuild the flow from the backend's packets.
+	if err := os.Remove(filepath.Join(dir, "state.json.conntrack")); err != nil {
 		t.Fatal(err)
 	}
 	d = startDaemonIn(t, lab, dir, args...)

@@ -28,17 +28,20 @@ type Daemon struct {
 	oneArm   bool
 	prog     *bpf.Program
 	eng      *dataplane.Engine
-	neigh    *netlink.Neighbours
-	hops     *resolver
-	sockets  []queueSocket
-	umems    []*xsk.UMEM // closed after the sockets
-	workers  []*dataplane.Worker
-	werr     chan error
-	store    *config.Store
-	core     *core
-	health   *health.Checker
-	servers  []*httpServer // API, metrics
-	kick     chan struct{} // resolve next hops now
+	// snapshotDue: the flows were restored (or there was nothing to
+	// restore), so the table is this run's to save at exit.
+	snapshotDue bool
+	neigh       *netlink.Neighbours
+	hops        *resolver
+	sockets     []queueSocket
+	umems       []*xsk.UMEM // closed after the sockets
+	workers     []*dataplane.Worker
+	werr        chan error
+	store       *config.Store
+	core        *core
+	health      *health.Checker
+	servers     []*httpServer // API, metrics
+	kick        chan struct{} // resolve next hops now
 	// unreserve gives the kernel back the SNAT port range (nil: nothing reserved).
 	unreserve func() error
 }
@@ -121,6 +124,7 @@ func (d *Daemon) start() error {
 			return err
 		}
 	}
+	d.restoreConntrack()
 	if err := d.startWorkers(queues); err != nil {
 		return err
 	}
@@ -300,6 +304,9 @@ func (d *Daemon) shutdown() error {
 	}
 	for _, w := range d.workers {
 		w.Stop()
+	}
+	if d.eng != nil {
+		d.saveConntrack()
 	}
 	if d.core != nil && d.core.last != nil {
 		d.logStats()
