@@ -173,3 +173,24 @@ func TestFiltersSkipBackendTraffic6(t *testing.T) {
 		t.Fatal("the IPv6 backend address from another MAC was exempt")
 	}
 }
+
+// TestRun gives the action the program takes for a frame on an interface.
+func TestTestRun(t *testing.T) {
+	prog := load(t)
+	svcs, _ := fixtureServices()
+	prog.SetServices(svcs)
+	if err := prog.SetFirewall([]bpf.FirewallRule{rule(0, "10.9.0.0/16", 0, anyPort, anyPort)}); err != nil {
+		t.Fatal(err)
+	}
+	// Loopback (ifindex 1) exists in every namespace; no socket is
+	// registered, so a steered frame comes back as a pass.
+	if got, err := prog.TestRun(fixture.Cases()[0].Frame, 1); err != nil || got != xdpPass {
+		t.Fatalf("steered frame without a socket: %d %v", got, err)
+	}
+	if got, _ := prog.TestRun(pkt("10.9.1.1", fixture.ProtoTCP, 1, 80, fixture.FlagSYN), 1); got != xdpDrop {
+		t.Fatalf("denied source: %d", got)
+	}
+	if v, _ := prog.VerdictStats(); v["no_socket"].Packets != 1 || v["fw_drop"].Packets != 1 {
+		t.Fatalf("verdicts %v", v)
+	}
+}

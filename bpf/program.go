@@ -353,3 +353,21 @@ func loadError(what string, err error) error {
 	}
 	return fmt.Errorf("load %s program: %w", what, err)
 }
+
+// xdpMd is struct xdp_md, the context BPF_PROG_TEST_RUN takes.
+type xdpMd struct {
+	Data, DataEnd, DataMeta, IngressIfindex, RxQueueIndex, EgressIfindex uint32
+}
+
+// TestRun runs the loaded program, with its live maps, on frame as if it
+// arrived on ifindex, queue 0 (BPF_PROG_TEST_RUN), and returns the XDP
+// action. Nothing is transmitted or redirected, but the program's side
+// effects happen: the frame is counted, and counts towards its source's
+// DoS windows.
+func (p *Program) TestRun(frame []byte, ifindex int) (uint32, error) {
+	ret, err := p.objs.XdpSteer.Run(&ebpf.RunOptions{Data: frame, Context: xdpMd{DataEnd: uint32(len(frame)), IngressIfindex: uint32(ifindex)}})
+	if err != nil {
+		return 0, fmt.Errorf("test run of the xdp program: %w", err)
+	}
+	return ret, nil
+}

@@ -36,7 +36,7 @@ func newApp() *cli.App {
 
 func commands() []*cli.Command {
 	return []*cli.Command{runCommand, decapCommand, serviceCommand, backendCommand, conntrackCommand, fwCommand, dosCommand,
-		statCommand, dumpCommand, bgpCommand, applyCommand, planCommand, exportCommand}
+		statCommand, dumpCommand, bgpCommand, applyCommand, planCommand, exportCommand, traceCommand}
 }
 
 // addSocketFlag lets --socket follow any command as well as precede it

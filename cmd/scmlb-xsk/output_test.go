@@ -47,6 +47,13 @@ func (f *fakeDaemon) Apply(r api.ApplyRequest) (api.ApplyResult, error) {
 	return api.ApplyResult{Changes: []string{"- backend 10.0.2.11:80 of 10.0.100.1:80/tcp"}, Applied: !r.DryRun,
 		Services: []api.ServicePlan{{Service: "10.0.100.1:80/tcp", Status: "changed", MovedShare: 0.5, PinnedFlows: 3}}}, nil
 }
+func (f *fakeDaemon) Trace(r api.TraceRequest) (api.Trace, error) {
+	return api.Trace{Flow: "tcp 198.51.100.7:40000 -> 10.0.100.1:80", Firewall: "no rule matches", DoS: "not blocked",
+		XDPAction: "XDP_REDIRECT", XDP: "steered to a worker", ServiceID: 1, Service: "10.0.100.1:80/tcp", Mode: "nat",
+		BackendID: 2, Backend: "10.0.2.12:80", Pick: "maglev (new flow)",
+		Rewrite: &api.Rewrite{Src: "198.51.100.7:40000", Dst: "10.0.2.12:80", SrcMAC: "02:00:00:00:02:01", DstMAC: "02:00:00:00:02:0c"},
+		Verdict: "forwarded to backend 2 (10.0.2.12:80)"}, nil
+}
 func (f *fakeDaemon) Export() (api.Export, error) { return api.Export{YAML: "services: []\n"}, nil }
 func (f *fakeDaemon) AddService(r api.AddServiceRequest) (api.Service, error) {
 	if r.VIP == "10.0.100.1:80" {
@@ -298,5 +305,22 @@ not applied (plan only)
 	if _, err = runCLI(t, f, "apply", "-f", filepath.Join(t.TempDir(), "missing.yaml")); err == nil ||
 		!strings.Contains(err.Error(), "no such file") {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestTraceOutput(t *testing.T) {
+	out, err := runCLI(t, &fakeDaemon{}, "trace", "--src", "198.51.100.7:40000", "--dst", "10.0.100.1:80")
+	want := `flow         tcp 198.51.100.7:40000 -> 10.0.100.1:80
+1 firewall   no rule matches
+2 dos        not blocked
+3 xdp        XDP_REDIRECT: steered to a worker
+4 service    1 10.0.100.1:80/tcp (nat)
+5 conntrack  no entry: a new flow
+6 backend    10.0.2.12:80 (2), by maglev (new flow)
+7 rewrite    198.51.100.7:40000 -> 10.0.2.12:80, MAC 02:00:00:00:02:01 -> 02:00:00:00:02:0c
+verdict      forwarded to backend 2 (10.0.2.12:80)
+`
+	if err != nil || out != want {
+		t.Fatalf("trace printed\n%s(%v), want\n%s", out, err, want)
 	}
 }

@@ -42,6 +42,9 @@ func (f *fake) Apply(r ApplyRequest) (ApplyResult, error) {
 	}
 	return ApplyResult{Changes: []string{"+ service x"}, Applied: !r.DryRun}, nil
 }
+func (f *fake) Trace(r TraceRequest) (Trace, error) {
+	return Trace{Flow: r.Proto + " " + r.Src + " -> " + r.Dst, Verdict: "forwarded"}, nil
+}
 func (f *fake) Export() (Export, error) { return Export{YAML: "services: []\n"}, nil }
 func (f *fake) AddService(r AddServiceRequest) (Service, error) {
 	if r.Proto != "tcp" {

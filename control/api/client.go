@@ -95,6 +95,12 @@ func (c *Client) Apply(yaml string, dryRun bool) (ApplyResult, error) {
 	return out, c.do(http.MethodPost, "/v1/apply", ApplyRequest{YAML: yaml, DryRun: dryRun}, &out)
 }
 
+// Trace explains what the load balancer does with a flow.
+func (c *Client) Trace(req TraceRequest) (Trace, error) {
+	var out Trace
+	return out, c.do(http.MethodPost, "/v1/trace", req, &out)
+}
+
 // Export returns the current state as a declarative document.
 func (c *Client) Export() (string, error) {
 	var out Export

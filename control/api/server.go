@@ -42,6 +42,7 @@ type Controller interface {
 	SetBGP(*BGPSettings) error // nil: off
 	Apply(ApplyRequest) (ApplyResult, error)
 	Export() (Export, error)
+	Trace(TraceRequest) (Trace, error)
 }
 
 // NewHandler routes the API to c.
@@ -103,6 +104,15 @@ func NewHandler(c Controller, log *zap.Logger) http.Handler {
 		}
 		res, err := c.Apply(req)
 		reply(w, res, err)
+	})
+	mux.HandleFunc("POST /v1/trace", func(w http.ResponseWriter, r *http.Request) {
+		var req TraceRequest
+		if err := decode(r, &req); err != nil {
+			reply(w, nil, err)
+			return
+		}
+		tr, err := c.Trace(req)
+		reply(w, tr, err)
 	})
 	mux.HandleFunc("GET /v1/export", func(w http.ResponseWriter, r *http.Request) {
 		e, err := c.Export()

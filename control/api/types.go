@@ -228,3 +228,48 @@ type ServicePlan struct {
 type Export struct {
 	YAML string `json:"yaml"`
 }
+
+// TraceRequest names a flow as a client sends it: "tcp", "198.51.100.7:40000", "10.0.100.1:80".
+type TraceRequest struct {
+	Proto string `json:"proto"`
+	Src   string `json:"src"`
+	Dst   string `json:"dst"`
+}
+
+// Trace is what the load balancer does with a flow's next client packet,
+// step by step, from the live tables.
+type Trace struct {
+	Flow string `json:"flow"`
+	// Firewall: the rule that drops the flow's packets, 0 for none.
+	FirewallRule uint32 `json:"firewall_rule"`
+	Firewall     string `json:"firewall"`
+	// DoS: the policies blocking the source now.
+	DoSBlocked []uint32 `json:"dos_blocked"`
+	DoS        string   `json:"dos"`
+	// XDP: the action the loaded program took on a synthetic packet of the
+	// flow (BPF_PROG_TEST_RUN): XDP_REDIRECT (to a worker), XDP_PASS,
+	// XDP_DROP.
+	XDPAction string `json:"xdp_action"`
+	XDP       string `json:"xdp"`
+	// The service at the destination, if any.
+	ServiceID uint32 `json:"service_id,omitempty"`
+	Service   string `json:"service,omitempty"`
+	Mode      string `json:"mode,omitempty"`
+	// Conntrack: the tracked flow, or nil for a new flow.
+	Conntrack *Flow `json:"conntrack,omitempty"`
+	// The backend: the tracked flow's, or Maglev's pick for a new flow.
+	BackendID uint32 `json:"backend_id,omitempty"`
+	Backend   string `json:"backend,omitempty"`
+	Pick      string `json:"pick,omitempty"` // "tracked flow" or "maglev (new flow)"
+	// The rewrite the worker applies.
+	Rewrite *Rewrite `json:"rewrite,omitempty"`
+	Verdict string   `json:"verdict"` // one line: what happens
+}
+
+// Rewrite is a forwarded packet's new addresses and MACs.
+type Rewrite struct {
+	Src    string `json:"src"`
+	Dst    string `json:"dst"`
+	SrcMAC string `json:"src_mac"`
+	DstMAC string `json:"dst_mac"`
+}

@@ -115,7 +115,7 @@ func (d *Daemon) start() error {
 	}
 	d.core = &core{log: d.log, store: d.store, eng: d.eng, kern: d.prog, probes: d.health, hops: d.hops,
 		env: env{links: d.links(), snat4: hasFamily(d.opts.SNATAddrs, false), snat6: hasFamily(d.opts.SNATAddrs, true), localAddrs: d.localAddrs, sockets: d.socketViews,
-			ifName: d.ifName, upName: d.up.Name, downName: d.down.Name, wakeRefresh: d.wake, startBGP: d.startSpeaker}}
+			ifName: d.ifName, upName: d.up.Name, upIndex: d.up.Index, downName: d.down.Name, wakeRefresh: d.wake, startBGP: d.startSpeaker}}
 	if err := d.seed(flags); err != nil {
 		return err
 	}

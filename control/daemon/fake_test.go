@@ -33,6 +33,9 @@ type fakeKernel struct {
 	resets   []uint32
 	writes   map[string]int
 	fail     string
+	dosBlock []bpf.Blocked
+	testRuns [][]byte
+	action   uint32
 	block    chan struct{} // SetServices waits for it to close...
 	blocked  chan struct{} // ...after saying so here
 }
@@ -84,7 +87,13 @@ func (k *fakeKernel) FirewallDrops() (map[uint32]bpf.Counter, error) {
 	return map[uint32]bpf.Counter{0: {Packets: 7, Bytes: 700}}, nil
 }
 func (k *fakeKernel) DosDrops() (map[uint32]bpf.Counter, error) { return map[uint32]bpf.Counter{}, nil }
-func (k *fakeKernel) DosBlocked() ([]bpf.Blocked, error)        { return nil, nil }
+func (k *fakeKernel) DosBlocked() ([]bpf.Blocked, error)        { return k.dosBlock, nil }
+func (k *fakeKernel) TestRun(frame []byte, ifindex int) (uint32, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.testRuns = append(k.testRuns, frame)
+	return k.action, nil
+}
 func (k *fakeKernel) ProtoStats() (map[string]bpf.Counter, error) {
 	return map[string]bpf.Counter{"tcp": {Packets: 1}}, nil
 }

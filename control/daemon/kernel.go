@@ -30,6 +30,7 @@ type Kernel interface {
 	ProtoStats() (map[string]bpf.Counter, error)
 	VerdictStats() (map[string]bpf.Counter, error)
 	StartDump(bpf.DumpFilter) (*bpf.Dumper, error)
+	TestRun(frame []byte, ifindex int) (uint32, error)
 }
 
 var _ Kernel = (*bpf.Program)(nil)

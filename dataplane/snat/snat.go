@@ -186,3 +186,11 @@ func (a *Allocator) Reserve(addr packet.Addr, port uint16, be Backend) bool {
 	}
 	return false
 }
+
+// Addrs are the SNAT addresses, in the order given.
+func (a *Allocator) Addrs() []packet.Addr {
+	if a == nil {
+		return nil
+	}
+	return a.addrs
+}
