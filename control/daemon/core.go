@@ -71,7 +71,7 @@ type env struct {
 	// ifName names an ifindex, and the two sides, for dumps.
 	ifName           func(int) string
 	upName, downName string
-	upIndex          int // the upstream interface, for a trace's test run
+	upIndex          int    // the upstream interface, for a trace's test run
 	wakeRefresh      func() // asks the refresh loop to resolve new next hops now
 	dumping          atomic.Bool
 	// startBGP starts a speaker with the state's BGP settings.
