@@ -194,3 +194,26 @@ func TestTestRun(t *testing.T) {
 		t.Fatalf("verdicts %v", v)
 	}
 }
+
+// A held program drops what it would steer (the workers are gone) and
+// passes the rest; Hold hands out a descriptor per attached link.
+func TestHold(t *testing.T) {
+	prog := loadWithSocket(t)
+	svcs, _ := fixtureServices()
+	prog.SetServices(svcs)
+	files, err := prog.Hold(time.Minute)
+	if err != nil || len(files) != prog.Attached() {
+		t.Fatalf("hold: %d files, %d links, %v", len(files), prog.Attached(), err)
+	}
+	steered, other := fixture.Cases()[0].Frame, fixture.Cases()[7].Frame // tcp syn to vip:80, tcp to a host address
+	if run(t, prog, steered) != xdpDrop || run(t, prog, other) != xdpPass {
+		t.Fatal("held program: steered traffic must drop, the rest pass")
+	}
+	if v, _ := prog.VerdictStats(); v["held"].Packets != 1 {
+		t.Fatalf("verdicts %v", v)
+	}
+	files, err = prog.Hold(-time.Minute) // a hold in the past is over
+	if err != nil || run(t, prog, steered) != xdpRedirect {
+		t.Fatalf("expired hold: %v", err)
+	}
+}

@@ -22,7 +22,7 @@ func TestSpecMatchesLimits(t *testing.T) {
 }
 
 func TestNamesFromBTF(t *testing.T) {
-	want := []string{"pass", "steer_service", "steer_reply", "no_socket", "malformed", "fragment", "fw_drop", "dos_drop"}
+	want := []string{"pass", "steer_service", "steer_reply", "no_socket", "malformed", "fragment", "fw_drop", "dos_drop", "held"}
 	if got := VerdictNames(); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("verdict names %v", got)
 	}

@@ -85,6 +85,7 @@ func keyAddr(w [4]uint32) netip.Addr {
 type Program struct {
 	objs         xdpObjects
 	links        map[int]link.Link // by ifindex
+	held         map[int]link.Link // adopted from a held predecessor, until Attach
 	fwActive     map[uint32]bool   // firewall slots in use
 	dosActive    map[uint32]xdpDosPolicy
 	services     *mirror[xdpEndpoint, uint32]
@@ -124,6 +125,16 @@ func Load() (*Program, error) {
 // detaches it by itself if this process dies without calling Close.
 func (p *Program) Attach(ifindex int, mode Mode) error {
 	if _, ok := p.links[ifindex]; ok {
+		return nil
+	}
+	if l, ok := p.held[ifindex]; ok {
+		// The held program is replaced in place, with no moment without
+		// one; the link is ours now.
+		if err := l.Update(p.objs.XdpSteer); err != nil {
+			return fmt.Errorf("replace the held xdp program on ifindex %d: %w", ifindex, err)
+		}
+		delete(p.held, ifindex)
+		p.links[ifindex] = l
 		return nil
 	}
 	l, err := attachXDP(p.objs.XdpSteer, ifindex, mode)
@@ -306,6 +317,9 @@ func (p *Program) Close() error {
 	for ifindex := range p.links {
 		errs = append(errs, p.Detach(ifindex))
 	}
+	for _, l := range p.held { // adopted, never attached: the holder still holds it
+		errs = append(errs, l.Close())
+	}
 	errs = append(errs, p.objs.Close())
 	return errors.Join(errs...)
 }
@@ -371,3 +385,6 @@ func (p *Program) TestRun(frame []byte, ifindex int) (uint32, error) {
 	}
 	return ret, nil
 }
+
+// Attached is the number of interfaces the program is attached to.
+func (p *Program) Attached() int { return len(p.links) }

@@ -22,6 +22,7 @@ const (
 	VerdictFragment     = Verdict(xdpVerdictVERDICT_FRAGMENT)
 	VerdictFirewallDrop = Verdict(xdpVerdictVERDICT_FW_DROP)
 	VerdictDosDrop      = Verdict(xdpVerdictVERDICT_DOS_DROP)
+	VerdictHeld         = Verdict(xdpVerdictVERDICT_HELD)
 	NumVerdicts         = int(xdpVerdictVERDICT_MAX)
 )
 

@@ -81,6 +81,13 @@ static __always_inline void mapped4(struct addr *a, __u32 v4)
 	a->w[3] = v4;
 }
 
+/* While a daemon restarts with --restart-hold, the program stays attached
+ * (a pinned link) and drops what it would steer until this time
+ * (bpf_ktime_get_ns) or until the next daemon replaces it: the kernel
+ * would otherwise answer the flows' packets (with RSTs, for a full-NAT
+ * address that is the host's own). Senders retransmit. 0: never. */
+__u64 hold_until_ns;
+
 /* Full-NAT source ports, host order, written by the daemon. */
 __u32 snat_port_lo;
 __u32 snat_port_hi;
@@ -310,6 +317,11 @@ int xdp_steer(struct xdp_md *ctx)
 		verdict = steer_icmp6(&c, &m);
 	if (verdict == VERDICT_PASS)
 		goto out;
+	if (hold_until_ns && bpf_ktime_get_ns() < hold_until_ns) {
+		verdict = VERDICT_HELD;
+		action = XDP_DROP;
+		goto out;
+	}
 	__u32 ifindex = ctx->ingress_ifindex;
 	__u32 *slot = bpf_map_lookup_elem(&if_slots, &ifindex);
 	__u32 s = slot ? *slot : 0;

@@ -160,7 +160,8 @@ const (
 	xdpVerdictVERDICT_FRAGMENT      xdpVerdict = 5
 	xdpVerdictVERDICT_FW_DROP       xdpVerdict = 6
 	xdpVerdictVERDICT_DOS_DROP      xdpVerdict = 7
-	xdpVerdictVERDICT_MAX           xdpVerdict = 8
+	xdpVerdictVERDICT_HELD          xdpVerdict = 8
+	xdpVerdictVERDICT_MAX           xdpVerdict = 9
 )
 
 // Names of all BPF objects in the ELF.
@@ -190,6 +191,7 @@ const (
 	xdpProgXdpSteer         = "xdp_steer"
 	xdpVarBackendIfindex    = "backend_ifindex"
 	xdpVarDosSlots          = "dos_slots"
+	xdpVarHoldUntilNs       = "hold_until_ns"
 	xdpVarSnatPortHi        = "snat_port_hi"
 	xdpVarSnatPortLo        = "snat_port_lo"
 	xdpVarUnusedBackendHost = "unused_backend_host"
@@ -276,6 +278,7 @@ type xdpMapSpecs struct {
 type xdpVariableSpecs struct {
 	BackendIfindex    *ebpf.VariableSpec `ebpf:"backend_ifindex"`
 	DosSlots          *ebpf.VariableSpec `ebpf:"dos_slots"`
+	HoldUntilNs       *ebpf.VariableSpec `ebpf:"hold_until_ns"`
 	SnatPortHi        *ebpf.VariableSpec `ebpf:"snat_port_hi"`
 	SnatPortLo        *ebpf.VariableSpec `ebpf:"snat_port_lo"`
 	UnusedBackendHost *ebpf.VariableSpec `ebpf:"unused_backend_host"`
@@ -358,6 +361,7 @@ func (m *xdpMaps) Close() error {
 type xdpVariables struct {
 	BackendIfindex    *ebpf.Variable `ebpf:"backend_ifindex"`
 	DosSlots          *ebpf.Variable `ebpf:"dos_slots"`
+	HoldUntilNs       *ebpf.Variable `ebpf:"hold_until_ns"`
 	SnatPortHi        *ebpf.Variable `ebpf:"snat_port_hi"`
 	SnatPortLo        *ebpf.Variable `ebpf:"snat_port_lo"`
 	UnusedBackendHost *ebpf.Variable `ebpf:"unused_backend_host"`

@@ -20,26 +20,20 @@ import (
 // downloads, 5 through a nat and 5 through a fullnat service, are in
 // progress when the daemon is stopped and started again; every one
 // completes with the right sha256, from flows restored (not rebuilt: a
-// full-NAT flow cannot be). A corrupt snapshot is reported and ignored.
+// full-NAT flow cannot be). The SNAT address is the LB's own, so the
+// daemon stops with --restart-hold: its XDP program stays attached and
+// drops the flows' packets until the next daemon takes it over, where the
+// kernel would answer them with RSTs. A corrupt snapshot is reported and
+// ignored.
 func TestConntrackSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	lab, _ := labWithServers(t, testenv.LabConfig{Topology: testenv.TwoArm, Backends: 2})
-	// The SNAT address is not one of the LB's own: the backends reach it
-	// through the LB (here a static neighbour entry; a route in a real
-	// network). Were it the LB's own, its kernel would reset the full-NAT
-	// flows while no daemon runs (docs/operations.md).
 	snat := netip.MustParseAddr("10.0.2.100")
-	mac, err := lab.LB.MAC(lab.BackendIf)
-	if err != nil {
+	if _, err := lab.LB.IP("addr", "add", snat.String()+"/24", "dev", lab.BackendIf); err != nil {
 		t.Fatal(err)
 	}
-	for _, b := range lab.Backends {
-		if _, err := b.IP("neigh", "replace", snat.String(), "lladdr", mac.String(), "dev", "eth0", "nud", "permanent"); err != nil {
-			t.Fatal(err)
-		}
-	}
 	vip, b1, b2 := lab.VIP.String(), lab.BackendAddrs[0].String(), lab.BackendAddrs[1].String()
-	args := []string{"--snat-addr", snat.String(), "--snat-ports", "61000-65000",
+	args := []string{"--snat-addr", snat.String(), "--snat-ports", "61000-65000", "--restart-hold", "10s",
 		"--service", fmt.Sprintf("tcp/%s:80=%s,%s", vip, b1, b2)}
 	d := startDaemonIn(t, lab, dir, args...)
 	cli(t, d, "service", "add", "--vip", vip+":8080", "--mode", "fullnat")
@@ -82,10 +76,13 @@ func TestConntrackSurvivesRestart(t *testing.T) {
 	if err := d.Stop(syscall.SIGTERM, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(d.Output(), "conntrack saved") {
-		t.Fatalf("no snapshot written:\n%s", d.Output())
+	if !strings.Contains(d.Output(), "conntrack saved") || !strings.Contains(d.Output(), "xdp held for the next daemon") {
+		t.Fatalf("no snapshot written or xdp not held:\n%s", d.Output())
 	}
 	d = startDaemonIn(t, lab, dir, args...)
+	if !strings.Contains(d.Output(), "took over the held xdp program") {
+		t.Fatalf("the held program was not taken over:\n%s", d.Output())
+	}
 	for i := 0; i < 10; i++ {
 		r := <-done
 		if r.err != nil || r.n != size || !r.ok {
@@ -113,7 +110,9 @@ func TestConntrackSurvivesRestart(t *testing.T) {
 	}
 	b[len(b)/2] ^= 0xff
 	os.WriteFile(snap, b, 0o600)
-	d = startDaemonIn(t, lab, dir, args...)
+	// Without --restart-hold this time (so it detaches at the end); it
+	// still takes over the program the last daemon held.
+	d = startDaemonIn(t, lab, dir, args[:4]...)
 	if !strings.Contains(d.Output(), "conntrack snapshot ignored") || !strings.Contains(d.Output(), "checksum") {
 		t.Fatalf("corrupt snapshot not reported:\n%s", d.Output())
 	}

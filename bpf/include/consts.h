@@ -110,7 +110,8 @@ enum verdict {
 	VERDICT_FRAGMENT = 5,      /* IPv4 fragment or IPv6 fragment header: passed, no reassembly in userspace */
 	VERDICT_FW_DROP = 6,       /* matched a firewall rule: XDP_DROP */
 	VERDICT_DOS_DROP = 7,      /* source over a DoS policy limit, or blocked: XDP_DROP */
-	VERDICT_MAX = 8,
+	VERDICT_HELD = 8,          /* steered while held across a restart (no worker yet): XDP_DROP */
+	VERDICT_MAX = 9,
 };
 
 #endif

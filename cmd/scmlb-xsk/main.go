@@ -36,7 +36,7 @@ func newApp() *cli.App {
 
 func commands() []*cli.Command {
 	return []*cli.Command{runCommand, decapCommand, serviceCommand, backendCommand, conntrackCommand, fwCommand, dosCommand,
-		statCommand, dumpCommand, bgpCommand, applyCommand, planCommand, exportCommand, traceCommand}
+		statCommand, dumpCommand, bgpCommand, applyCommand, planCommand, exportCommand, traceCommand, holdCommand}
 }
 
 // addSocketFlag lets --socket follow any command as well as precede it

@@ -45,6 +45,8 @@ var runCommand = &cli.Command{
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		&cli.StringFlag{Name: "config", Usage: "declarative state file (YAML, docs/examples/lb.yaml): applied at start and on SIGHUP; " +
 			"the source of truth for services, backends, firewall rules and DoS policies"},
+		&cli.DurationFlag{Name: "restart-hold", Usage: "on stop, keep the XDP programs attached for up to this long, dropping " +
+			"what they would steer, until the next daemon takes them over: for restarts that keep flows (0: detach at once)"},
 		&cli.StringSliceFlag{Name: "snat-addr", Usage: "full-NAT source address (repeat for more); fullnat services need one of their family"},
 		&cli.StringFlag{Name: "snat-ports", Value: "1024-65535", Usage: "full-NAT source port range, reserved from the kernel's ephemeral ports when the address is the host's"},
 		&cli.UintFlag{Name: "mss-clamp", Usage: "lower the MSS of forwarded SYNs and SYN-ACKs to this (0: only to the links' MTUs)"},
@@ -140,6 +142,7 @@ func runAction(c *cli.Context) error {
 		StatePath: c.String("state-file"), APISocket: socketPath(c), MetricsAddr: c.String("metrics-addr"),
 		SNATAddrs: snatAddrs, SNATPorts: snatPorts, MSSClamp: uint16(c.Uint("mss-clamp")),
 		BGP: bgpSeed, BGPDrain: c.Duration("bgp-drain"), Hurry: hurry, ConfigPath: configPath, Reload: reload,
+		RestartHold: c.Duration("restart-hold"),
 	}, log)
 }
 

@@ -31,17 +31,21 @@ type Daemon struct {
 	// snapshotDue: the flows were restored (or there was nothing to
 	// restore), so the table is this run's to save at exit.
 	snapshotDue bool
-	neigh       *netlink.Neighbours
-	hops        *resolver
-	sockets     []queueSocket
-	umems       []*xsk.UMEM // closed after the sockets
-	workers     []*dataplane.Worker
-	werr        chan error
-	store       *config.Store
-	core        *core
-	health      *health.Checker
-	servers     []*httpServer // API, metrics
-	kick        chan struct{} // resolve next hops now
+	// adopt: XDP programs (by ifindex) a restarting predecessor held, and
+	// the processes holding them.
+	adopt   map[int]uint32
+	holders []int
+	neigh   *netlink.Neighbours
+	hops    *resolver
+	sockets []queueSocket
+	umems   []*xsk.UMEM // closed after the sockets
+	workers []*dataplane.Worker
+	werr    chan error
+	store   *config.Store
+	core    *core
+	health  *health.Checker
+	servers []*httpServer // API, metrics
+	kick    chan struct{} // resolve next hops now
 	// unreserve gives the kernel back the SNAT port range (nil: nothing reserved).
 	unreserve func() error
 }
@@ -55,7 +59,7 @@ var Limits = config.Limits{Services: bpf.MaxServices, Backends: bpf.MaxBackends,
 // detaches and releases everything. A start-up failure also releases
 // whatever was set up.
 func Run(ctx context.Context, o Options, log *zap.Logger) (err error) {
-	d := &Daemon{log: log.Named("daemon"), opts: o, werr: make(chan error, 1), kick: make(chan struct{}, 1)}
+	d := &Daemon{log: log.Named("daemon"), opts: o, werr: make(chan error, 1), kick: make(chan struct{}, 1), adopt: map[int]uint32{}}
 	defer func() { err = errors.Join(err, d.shutdown()) }()
 	if err := d.start(); err != nil {
 		return err
@@ -95,6 +99,11 @@ func (d *Daemon) start() error {
 	}
 	if d.prog, err = bpf.Load(); err != nil {
 		return err
+	}
+	for ifindex, progID := range d.adopt {
+		if _, err := d.prog.Adopt(ifindex, progID); err != nil {
+			return err
+		}
 	}
 	d.neigh = netlink.NewNeighbours(d.log)
 	d.hops = newResolver(d.log, d.neigh, d.up, d.down)
@@ -139,6 +148,7 @@ func (d *Daemon) start() error {
 		}
 		d.log.Info("xdp attached", zap.String("if", ifc.Name), zap.Stringer("mode", d.opts.Mode))
 	}
+	d.releaseHolders()
 	// Announce only now that every table serves the VIPs.
 	if err := d.core.startAnnouncing(); err != nil {
 		return err
@@ -297,9 +307,15 @@ func (d *Daemon) shutdown() error {
 	for _, s := range d.servers {
 		errs = append(errs, s.stop())
 	}
+	held := false
 	if d.prog != nil {
+		if d.opts.RestartHold > 0 && d.snapshotDue && d.prog.Attached() == len(d.interfaces()) {
+			held = d.holdXDP()
+		}
 		for _, ifc := range d.interfaces() {
-			errs = append(errs, d.prog.Detach(ifc.Index))
+			if !held {
+				errs = append(errs, d.prog.Detach(ifc.Index))
+			}
 		}
 	}
 	for _, w := range d.workers {
@@ -330,7 +346,10 @@ func (d *Daemon) shutdown() error {
 		errs = append(errs, d.unreserve())
 	}
 	err := errors.Join(errs...)
-	if d.prog != nil {
+	switch {
+	case held:
+		d.log.Info("stopped; xdp held for the next daemon", zap.Error(err))
+	case d.prog != nil:
 		d.log.Info("stopped; xdp detached", zap.Error(err))
 	}
 	return err

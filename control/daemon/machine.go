@@ -47,6 +47,13 @@ func (d *Daemon) replaceStaleXDP(ifc netlink.Interface) error {
 			ifc.Name, ifc.XDPProgID, ifc.Name)
 	}
 	if pid, held := xdpHolder(ifc.XDPProgID); held {
+		if isHolder(pid) {
+			// A predecessor's program, held across its restart: taken
+			// over once this daemon attaches.
+			d.adopt[ifc.Index] = ifc.XDPProgID
+			d.holders = append(d.holders, pid)
+			return nil
+		}
 		return fmt.Errorf("interface %s is served by another scmlb-xsk (pid %d, XDP program %d); stop it first",
 			ifc.Name, pid, ifc.XDPProgID)
 	}

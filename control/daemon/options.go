@@ -49,7 +49,15 @@ type Options struct {
 	// truth for services, backends, firewall rules and DoS policies.
 	ConfigPath string
 	Reload     <-chan struct{}
+	// RestartHold keeps the XDP programs attached for up to this long
+	// after a stop that saved the flows, dropping what they would steer
+	// until the next daemon takes them over (0: detach at once).
+	RestartHold time.Duration
 }
+
+// MaxRestartHold bounds --restart-hold: what a held program drops, the
+// kernel would otherwise answer.
+const MaxRestartHold = time.Minute
 
 // MaxBGPDrain bounds --bgp-drain: a stop must not hang for long.
 const MaxBGPDrain = 5 * time.Minute
@@ -85,6 +93,9 @@ func (o Options) validate() error {
 	}
 	if lo, hi := o.SNATPorts[0], o.SNATPorts[1]; lo == 0 || lo > hi {
 		return fmt.Errorf("--snat-ports %d-%d: want FROM-TO with 1 <= FROM <= TO <= 65535", lo, hi)
+	}
+	if o.RestartHold < 0 || o.RestartHold > MaxRestartHold {
+		return fmt.Errorf("--restart-hold %s: want 0 to %s", o.RestartHold, MaxRestartHold)
 	}
 	if o.ConfigPath != "" && len(o.Services) > 0 {
 		return fmt.Errorf("--config makes %s the source of truth: give the services there, not with --vip, --backend or --service", o.ConfigPath)
