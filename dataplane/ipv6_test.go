@@ -17,24 +17,10 @@ var (
 )
 
 // modeWorker6 is modeWorker for the IPv6 MySQL service (VIP6:3307, one
-// backend: Backend61:3306), with SNAT addresses of both families.
+// backend: Backend61:3306).
 func modeWorker6(t *testing.T, mode fwdmode.Mode, mut func(*Config)) (*Engine, *Worker, *memQueue, *memQueue) {
 	t.Helper()
-	e, w, up, down := newTestWorker(t, false)
-	e.UseSNAT([]netip.Addr{snatAddr, snatAddr6}, 40000, 40255)
-	c := fixtureConfig()
-	c.BackendAddr, c.BackendAddr6 = lbDown, lbDown6
-	c.Services[5].Mode = mode
-	if mode.DSR() {
-		c.Services[5].Backends[0].Port = fixture.MySQLVPort
-	}
-	if mut != nil {
-		mut(&c)
-	}
-	if err := e.Reconfig(c); err != nil {
-		t.Fatal(err)
-	}
-	return e, w, up, down
+	return modeWorkerOn(t, 5, mode, mut)
 }
 
 func mysqlSyn6(port uint16) fixture.Frame {

@@ -21,13 +21,20 @@ var (
 // backend1:3306) has the given mode; DSR modes serve it on 3307 itself.
 func modeWorker(t *testing.T, mode fwdmode.Mode, mut func(*Config)) (*Engine, *Worker, *memQueue, *memQueue) {
 	t.Helper()
+	return modeWorkerOn(t, 2, mode, mut)
+}
+
+// modeWorkerOn is modeWorker for fixtureConfig's service i (2: the IPv4
+// MySQL service, 5: the IPv6 one), with SNAT addresses of both families.
+func modeWorkerOn(t *testing.T, i int, mode fwdmode.Mode, mut func(*Config)) (*Engine, *Worker, *memQueue, *memQueue) {
+	t.Helper()
 	e, w, up, down := newTestWorker(t, false)
-	e.UseSNAT([]netip.Addr{snatAddr}, 40000, 40255)
+	e.UseSNAT([]netip.Addr{snatAddr, snatAddr6}, 40000, 40255)
 	c := fixtureConfig()
-	c.BackendAddr = lbDown
-	c.Services[2].Mode = mode
+	c.BackendAddr, c.BackendAddr6 = lbDown, lbDown6
+	c.Services[i].Mode = mode
 	if mode.DSR() {
-		c.Services[2].Backends[0].Port = fixture.MySQLVPort
+		c.Services[i].Backends[0].Port = fixture.MySQLVPort
 	}
 	if mut != nil {
 		mut(&c)
