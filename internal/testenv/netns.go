@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -95,7 +96,18 @@ func NewNS(c Cleaner, name string) (*NS, error) {
 		return nil, err
 	}
 	ns := &NS{Name: name}
-	c.Cleanup(func() { run("ip", "netns", "del", name) })
+	c.Cleanup(func() {
+		// Whatever still runs inside (a test's leftover, a daemon's
+		// restart-hold holder) goes with the namespace.
+		if out, err := run("ip", "netns", "pids", name); err == nil {
+			for _, f := range strings.Fields(out) {
+				if pid, err := strconv.Atoi(f); err == nil && pid != os.Getpid() {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
+		run("ip", "netns", "del", name)
+	})
 	if _, err := ns.IP("link", "set", "lo", "up"); err != nil {
 		return nil, err
 	}
