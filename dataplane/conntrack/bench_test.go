@@ -1,6 +1,7 @@
 package conntrack
 
 import (
+	"bytes"
 	"fmt"
 	"runtime"
 	"testing"
@@ -116,4 +117,35 @@ func halfFull() *Table {
 		tb.Insert(fwd, rev, NewFlow{Backend: 1, ClientMAC: packet.MAC{}}, sg(flagSYN), 60, 0)
 	}
 	return tb
+}
+
+// BenchmarkSnapshot writes and restores a table of 1M flows (in memory,
+// no file): the cost a restart adds at that size.
+func BenchmarkSnapshot(b *testing.B) {
+	const n = 1 << 20
+	tb := New(2*n, DefaultTimeouts)
+	for i := uint32(0); i < n; i++ {
+		fwd, rev := flow(i, uint16(1024+i>>16))
+		tb.Insert(fwd, rev, NewFlow{Backend: 1}, sg(flagSYN), 60, 1)
+	}
+	var buf bytes.Buffer
+	b.Run("write", func(b *testing.B) {
+		for b.Loop() {
+			buf.Reset()
+			if _, err := tb.WriteSnapshot(&buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(buf.Len())/n, "bytes/flow")
+	})
+	b.Run("restore", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			fresh := New(2*n, DefaultTimeouts)
+			b.StartTimer()
+			if r, _, err := fresh.Restore(bytes.NewReader(buf.Bytes()), 2, nil); err != nil || r != n {
+				b.Fatalf("restored %d: %v", r, err)
+			}
+		}
+	})
 }
