@@ -48,7 +48,8 @@ var runCommand = &cli.Command{
 		&cli.DurationFlag{Name: "restart-hold", Usage: "on stop, keep the XDP programs attached for up to this long, dropping " +
 			"what they would steer, until the next daemon takes them over: for restarts that keep flows (0: detach at once)"},
 		&cli.StringSliceFlag{Name: "snat-addr", Usage: "full-NAT source address (repeat for more); fullnat services need one of their family"},
-		&cli.StringFlag{Name: "snat-ports", Value: "1024-65535", Usage: "full-NAT source port range, reserved from the kernel's ephemeral ports when the address is the host's"},
+		&cli.StringFlag{Name: "snat-ports", Usage: "full-NAT source port range (default 1024-65535; for a SNAT address of the host's own, " +
+			"the larger span outside ip_local_port_range, since the range is reserved from the kernel's ephemeral ports)"},
 		&cli.UintFlag{Name: "mss-clamp", Usage: "lower the MSS of forwarded SYNs and SYN-ACKs to this (0: only to the links' MTUs)"},
 		&cli.UintFlag{Name: "bgp-asn", Usage: "announce the VIPs over BGP from this ASN (with --bgp-router-id and --bgp-peer)"},
 		&cli.StringFlag{Name: "bgp-router-id", Usage: "BGP router id (an IPv4 address of this host)"},
@@ -188,6 +189,9 @@ func snatFromFlags(c *cli.Context) ([]netip.Addr, [2]uint16, error) {
 			return nil, [2]uint16{}, fmt.Errorf("--snat-addr %q: want an IPv4 or IPv6 address", s)
 		}
 		addrs = append(addrs, a)
+	}
+	if c.String("snat-ports") == "" {
+		return addrs, [2]uint16{}, nil // the daemon chooses
 	}
 	r, err := config.ParsePortRange(c.String("snat-ports"))
 	if err != nil || r == config.AnyPort && c.String("snat-ports") != "1-65535" {

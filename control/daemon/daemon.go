@@ -68,9 +68,6 @@ func Run(ctx context.Context, o Options, log *zap.Logger) (err error) {
 }
 
 func (d *Daemon) start() error {
-	if d.opts.SNATPorts == ([2]uint16{}) {
-		d.opts.SNATPorts = DefaultSNATPorts
-	}
 	if err := d.opts.validate(); err != nil {
 		return err
 	}

@@ -62,7 +62,9 @@ const MaxRestartHold = time.Minute
 // MaxBGPDrain bounds --bgp-drain: a stop must not hang for long.
 const MaxBGPDrain = 5 * time.Minute
 
-// DefaultSNATPorts is the full-NAT source port range unless --snat-ports.
+// DefaultSNATPorts is the full-NAT source port range unless --snat-ports
+// (SNATPorts zero), for a SNAT address that is not the host's own (see
+// snatRange for one that is).
 var DefaultSNATPorts = [2]uint16{1024, 65535}
 
 // validate checks the options before anything is touched.
@@ -91,7 +93,7 @@ func (o Options) validate() error {
 		}
 		seen[a] = true
 	}
-	if lo, hi := o.SNATPorts[0], o.SNATPorts[1]; lo == 0 || lo > hi {
+	if lo, hi := o.SNATPorts[0], o.SNATPorts[1]; o.SNATPorts != ([2]uint16{}) && (lo == 0 || lo > hi) {
 		return fmt.Errorf("--snat-ports %d-%d: want FROM-TO with 1 <= FROM <= TO <= 65535", lo, hi)
 	}
 	if o.RestartHold < 0 || o.RestartHold > MaxRestartHold {

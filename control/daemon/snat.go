@@ -55,14 +55,19 @@ func (d *Daemon) setupSNAT() error {
 	if len(d.opts.SNATAddrs) == 0 {
 		return nil
 	}
-	lo, hi := d.opts.SNATPorts[0], d.opts.SNATPorts[1]
-	d.eng.UseSNAT(d.opts.SNATAddrs, lo, hi)
-	if err := d.prog.SetSNAT(d.opts.SNATAddrs, lo, hi); err != nil {
-		return err
-	}
 	local := false
 	for _, a := range d.opts.SNATAddrs {
 		local = local || d.isLocal(a)
+	}
+	r, err := snatRange(d.opts.SNATPorts, local, ephemeralPorts())
+	if err != nil {
+		return err
+	}
+	d.opts.SNATPorts = r
+	lo, hi := r[0], r[1]
+	d.eng.UseSNAT(d.opts.SNATAddrs, lo, hi)
+	if err := d.prog.SetSNAT(d.opts.SNATAddrs, lo, hi); err != nil {
+		return err
 	}
 	if !local {
 		return nil
@@ -75,6 +80,57 @@ func (d *Daemon) setupSNAT() error {
 	d.log.Info("SNAT ports reserved from the kernel's ephemeral ports while running",
 		zap.String("ip_local_reserved_ports", fmt.Sprintf("%d-%d", lo, hi)), zap.Any("snat", d.opts.SNATAddrs))
 	return nil
+}
+
+// ephemeralRangeFile is net.ipv4.ip_local_port_range (per network
+// namespace; IPv6 uses it too).
+const ephemeralRangeFile = "/proc/sys/net/ipv4/ip_local_port_range"
+
+// ephemeralPorts is the kernel's ephemeral port range (Linux's default
+// when it cannot be read).
+func ephemeralPorts() [2]uint16 {
+	b, err := os.ReadFile(ephemeralRangeFile)
+	if err == nil {
+		var lo, hi uint16
+		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo <= hi {
+			return [2]uint16{lo, hi}
+		}
+	}
+	return [2]uint16{32768, 60999}
+}
+
+// snatRange is the full-NAT port range: the one given, or (given none)
+// DefaultSNATPorts, except that a SNAT address of the host's own has its
+// ports reserved from the kernel's ephemeral range, which must keep some:
+// with every ephemeral port reserved the host's own connections, the
+// daemon's health probes included, fail ("cannot assign requested
+// address"). Given none, such an address gets the larger span outside the
+// ephemeral range; a given range that covers it all is refused.
+func snatRange(given [2]uint16, local bool, eph [2]uint16) ([2]uint16, error) {
+	covers := func(r [2]uint16) bool { return r[0] <= eph[0] && r[1] >= eph[1] }
+	if given != ([2]uint16{}) {
+		if local && covers(given) {
+			return given, fmt.Errorf("--snat-ports %d-%d reserves every ephemeral port of this host (ip_local_port_range %d-%d) "+
+				"for a SNAT address that is the host's own: its own connections, health probes included, could not get a port; "+
+				"give a range that leaves some (e.g. --snat-ports %d-65535), or omit it", given[0], given[1], eph[0], eph[1], uint32(eph[1])+1)
+		}
+		return given, nil
+	}
+	if !local || !covers(DefaultSNATPorts) {
+		return DefaultSNATPorts, nil
+	}
+	below := [2]uint16{DefaultSNATPorts[0], eph[0] - 1}
+	above := [2]uint16{eph[1] + 1, DefaultSNATPorts[1]}
+	switch {
+	case eph[1] == 65535 || int(below[1])-int(below[0]) >= int(above[1])-int(above[0]):
+		if eph[0] <= DefaultSNATPorts[0] {
+			return given, fmt.Errorf("the kernel's ephemeral ports (ip_local_port_range %d-%d) leave no full-NAT ports for a "+
+				"SNAT address of the host's own: give --snat-ports, or narrow ip_local_port_range", eph[0], eph[1])
+		}
+		return below, nil
+	default:
+		return above, nil
+	}
 }
 
 // reservePorts adds lo-hi to ip_local_reserved_ports and returns what puts

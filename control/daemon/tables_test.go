@@ -228,3 +228,35 @@ func TestFullNATNeedsSNATAddresses(t *testing.T) {
 		t.Fatalf("unknown mode: %v", err)
 	}
 }
+
+func TestSNATRange(t *testing.T) {
+	def := [2]uint16{32768, 60999}
+	for _, c := range []struct {
+		name   string
+		given  [2]uint16
+		local  bool
+		eph    [2]uint16
+		want   [2]uint16
+		errHas string
+	}{
+		{"default, not local", [2]uint16{}, false, def, DefaultSNATPorts, ""},
+		{"default, local: the larger span outside", [2]uint16{}, true, def, [2]uint16{1024, 32767}, ""},
+		{"default, local, ephemeral low", [2]uint16{}, true, [2]uint16{1024, 40000}, [2]uint16{40001, 65535}, ""},
+		{"default, local, ephemeral to the top", [2]uint16{}, true, [2]uint16{50000, 65535}, [2]uint16{1024, 49999}, ""},
+		{"default, local, ephemeral everything", [2]uint16{}, true, [2]uint16{1024, 65535}, [2]uint16{}, "narrow ip_local_port_range"},
+		{"given, local, leaves some", [2]uint16{40000, 65535}, true, def, [2]uint16{40000, 65535}, ""},
+		{"given, local, covers all", [2]uint16{1024, 65535}, true, def, [2]uint16{}, "--snat-ports 61000-65535"},
+		{"given, not local, covers all", [2]uint16{1024, 65535}, false, def, [2]uint16{1024, 65535}, ""},
+	} {
+		got, err := snatRange(c.given, c.local, c.eph)
+		if c.errHas != "" {
+			if err == nil || !strings.Contains(err.Error(), c.errHas) {
+				t.Errorf("%s: %v %v, want error with %q", c.name, got, err, c.errHas)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("%s: %v %v, want %v", c.name, got, err, c.want)
+		}
+	}
+}
