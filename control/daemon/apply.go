@@ -97,22 +97,17 @@ func (c *core) plan(fn func(*config.State) error) (api.ApplyResult, error) {
 	return res, nil
 }
 
-// pinnedFlows counts, by service id, the tracked flows on the backends
-// given (those a plan removes).
+// pinnedFlows counts, by service id, the live (not closed) flows on the
+// backends given (those a plan removes), without copying the table.
 func (c *core) pinnedFlows(removed map[uint32][]uint32) map[uint32]int {
 	out := map[uint32]int{}
 	if len(removed) == 0 {
 		return out
 	}
-	service := map[uint32]uint32{}
+	active := c.eng.Conntrack().ActiveByBackend()
 	for sid, ids := range removed {
 		for _, id := range ids {
-			service[id] = sid
-		}
-	}
-	for _, e := range c.eng.Conntrack().Entries(0) {
-		if sid, ok := service[e.Backend]; ok {
-			out[sid]++
+			out[sid] += int(active[id])
 		}
 	}
 	return out
