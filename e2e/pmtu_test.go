@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,4 +143,28 @@ func checkCapturedICMP(t *testing.T, lab *testenv.Lab, file string, mode fwdmode
 			t.Fatalf("the router's error reached the backend as %v -> %v quoting %v", addr(p.Src), addr(p.Dst), p.ICMP.Inner)
 		}
 	}
+}
+
+// The daemon follows a link's MTU changed under it: after the backend
+// link goes down to 1400, 4 MiB each way still arrive whole (forwarding
+// for the old MTU, every larger frame was dropped on the AF_XDP send).
+func TestLinkMTUFollowed(t *testing.T) {
+	lab, d := startLab(t, testenv.TwoArm)
+	if _, err := lab.LB.IP("link", "set", lab.BackendIf, "mtu", "1400"); err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.WaitFor(5*time.Second, func() error {
+		if !strings.Contains(d.Output(), "link MTU changed") {
+			return fmt.Errorf("not seen")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the re-plan follows the log line
+	transferBothWays(t, lab.Client, lab.VIP.String(), 4<<20)
+	if st := statsJSON(t, d); st.Dataplane.FragNeededSent == 0 {
+		t.Fatal("no fragmentation-needed sent for the smaller link")
+	}
+	stopAndCheckDetached(t, lab, d)
 }

@@ -287,6 +287,18 @@ func (c *core) checkVIPs(next *config.State) error {
 	return nil
 }
 
+// setLinks replaces the interfaces' properties; true when they changed
+// (the caller re-plans).
+func (c *core) setLinks(l links) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.env.links == l {
+		return false
+	}
+	c.env.links = l
+	return true
+}
+
 // current is the last installed plan, for readers.
 func (c *core) current() *plan {
 	if p := c.view.Load(); p != nil {

@@ -271,6 +271,7 @@ func (d *Daemon) serve(ctx context.Context) error {
 			refresh(time.Now())
 		case now := <-fast.C:
 			if unresolved > 0 || now.Sub(lastRefresh) >= 2*time.Second {
+				d.followLinks()
 				refresh(now)
 				if err := d.setLocalAddrs(); err != nil {
 					d.log.Warn("refresh local addresses", zap.Error(err))

@@ -14,6 +14,14 @@ import (
 // links reads what the tables need of the interfaces: MACs, MTUs, and the
 // backend side's addresses (the sources of ICMP errors to backends).
 func (d *Daemon) links() links {
+	l := d.readLinks()
+	if !l.downAddr.IsValid() {
+		d.log.Warn("the backend interface has no IPv4 address: ICMP errors to backends will have none", zap.String("if", d.down.Name))
+	}
+	return l
+}
+
+func (d *Daemon) readLinks() links {
 	l := links{upMAC: macOf(d.up.MAC), downMAC: macOf(d.down.MAC), upMTU: d.up.MTU, downMTU: d.down.MTU,
 		mssClamp: d.opts.MSSClamp}
 	addrs, err := netlink.Addrs(d.down.Index)
@@ -21,10 +29,28 @@ func (d *Daemon) links() links {
 		d.log.Warn("read the backend interface's addresses", zap.Error(err))
 	}
 	l.downAddr, l.downAddr6 = sourceAddrs(addrs)
-	if !l.downAddr.IsValid() {
-		d.log.Warn("the backend interface has no IPv4 address: ICMP errors to backends will have none", zap.String("if", d.down.Name))
-	}
 	return l
+}
+
+// followLinks re-reads the interfaces' MTUs and the backend side's
+// addresses, and re-plans when they changed: a link whose MTU went down
+// under a daemon that still forwarded for the old one dropped every
+// larger frame (AF_XDP does not send a frame over the MTU), silently.
+func (d *Daemon) followLinks() {
+	for _, ifc := range []*netlink.Interface{&d.up, &d.down} {
+		if now, err := netlink.InterfaceByName(ifc.Name); err == nil && now.MTU != ifc.MTU {
+			d.log.Info("link MTU changed", zap.String("if", ifc.Name), zap.Int("from", ifc.MTU), zap.Int("to", now.MTU))
+			ifc.MTU = now.MTU
+		}
+	}
+	if d.oneArm {
+		d.down = d.up
+	}
+	if l := d.readLinks(); d.core.setLinks(l) {
+		if err := d.core.refresh(); err != nil {
+			d.log.Warn("apply link changes", zap.Error(err))
+		}
+	}
 }
 
 // sourceAddrs picks an interface's first IPv4 address and its first IPv6
