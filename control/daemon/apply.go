@@ -58,8 +58,10 @@ func (c *core) plan(fn func(*config.State) error) (api.ApplyResult, error) {
 		return api.ApplyResult{}, fmt.Errorf("refused by the dataplane: %w", err)
 	}
 	res := api.ApplyResult{Changes: []string{}, Services: []api.ServicePlan{}}
+	changed := map[string]bool{}
 	for _, ch := range declare.Diff(cur, next) {
 		res.Changes = append(res.Changes, ch.String())
+		changed[ch.Service] = true
 	}
 	pinned := c.pinnedFlows(declare.Removed(cur, next))
 	is := map[uint32]bool{}
@@ -69,14 +71,6 @@ func (c *core) plan(fn func(*config.State) error) (api.ApplyResult, error) {
 	for _, s := range cur.Services {
 		if !is[s.ID] {
 			res.Services = append(res.Services, api.ServicePlan{Service: s.Name(), Status: "removed", MovedShare: 1, PinnedFlows: pinned[s.ID]})
-		}
-	}
-	changed := map[string]bool{}
-	for _, line := range res.Changes {
-		for _, s := range next.Services {
-			if strings.Contains(line, s.Name()) {
-				changed[s.Name()] = true
-			}
 		}
 	}
 	for _, s := range next.Services {

@@ -109,3 +109,18 @@ func TestApplyPlanExport(t *testing.T) {
 		t.Fatal("a refused document changed the state")
 	}
 }
+
+// A change to one service does not mark another whose name is part of
+// its own (1.2.3.4:80/tcp in 11.2.3.4:80/tcp) as changed.
+func TestPlanNamesOnlyChangedServices(t *testing.T) {
+	c := newTestCore(t, "", Limits)
+	doc := "services:\n  - vip: 1.2.3.4:80\n    backends: [{address: 10.0.2.11}]\n  - vip: 11.2.3.4:80\n    backends: [{address: 10.0.2.11}]\n"
+	if _, err := c.Apply(api.ApplyRequest{YAML: doc}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Apply(api.ApplyRequest{YAML: strings.Replace(doc, "  - vip: 11.2.3.4:80\n    backends: [{address: 10.0.2.11}]",
+		"  - vip: 11.2.3.4:80\n    backends: [{address: 10.0.2.11, weight: 2}]", 1), DryRun: true})
+	if err != nil || len(res.Services) != 2 || res.Services[0].Status != "unchanged" || res.Services[1].Status != "changed" {
+		t.Fatalf("plan %+v %v", res, err)
+	}
+}

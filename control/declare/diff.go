@@ -11,8 +11,9 @@ import (
 // Change is one line of a plan: Op is "+" (added), "-" (removed) or "~"
 // (changed); What names the object by its natural key.
 type Change struct {
-	Op   string `json:"op"`
-	What string `json:"what"`
+	Op      string `json:"op"`
+	What    string `json:"what"`
+	Service string `json:"service,omitempty"` // the service (VIP:port/proto) it concerns, if any
 }
 
 func (c Change) String() string { return c.Op + " " + c.What }
@@ -22,7 +23,9 @@ func (c Change) String() string { return c.Op + " " + c.What }
 // the ids of what it keeps.
 func Diff(cur, next *config.State) []Change {
 	var out []Change
-	add := func(op, format string, a ...any) { out = append(out, Change{op, fmt.Sprintf(format, a...)}) }
+	add := func(svc config.ServiceState, op, format string, a ...any) {
+		out = append(out, Change{Op: op, What: fmt.Sprintf(format, a...), Service: svc.Name()})
+	}
 	old := map[uint32]config.ServiceState{}
 	for _, s := range cur.Services {
 		old[s.ID] = s
@@ -33,27 +36,27 @@ func Diff(cur, next *config.State) []Change {
 	}
 	for _, s := range cur.Services {
 		if !kept[s.ID] {
-			add("-", "service %s (%d backends)", s.Name(), len(s.Backends))
+			add(s, "-", "service %s (%d backends)", s.Name(), len(s.Backends))
 		}
 	}
 	for _, s := range next.Services {
 		o, ok := old[s.ID]
 		if !ok {
-			add("+", "service %s %s, health %s, %d backends", s.Name(), s.Mode, checkName(s.Health), len(s.Backends))
+			add(s, "+", "service %s %s, health %s, %d backends", s.Name(), s.Mode, checkName(s.Health), len(s.Backends))
 			for _, b := range s.Backends {
-				add("+", "backend %s of %s weight %d%s", bname(b), s.Name(), b.Weight, drained(b.Drained))
+				add(s, "+", "backend %s of %s weight %d%s", bname(b), s.Name(), b.Weight, drained(b.Drained))
 			}
 			continue
 		}
 		if o.Mode != s.Mode {
-			add("~", "service %s: mode %s -> %s", s.Name(), o.Mode, s.Mode)
+			add(s, "~", "service %s: mode %s -> %s", s.Name(), o.Mode, s.Mode)
 		}
 		switch {
 		case reflect.DeepEqual(o.Health, s.Health):
 		case checkName(o.Health) == checkName(s.Health):
-			add("~", "service %s: %s health check settings", s.Name(), checkName(s.Health))
+			add(s, "~", "service %s: %s health check settings", s.Name(), checkName(s.Health))
 		default:
-			add("~", "service %s: health %s -> %s", s.Name(), checkName(o.Health), checkName(s.Health))
+			add(s, "~", "service %s: health %s -> %s", s.Name(), checkName(o.Health), checkName(s.Health))
 		}
 		out = append(out, diffBackends(o, s)...)
 	}
@@ -80,23 +83,25 @@ func diffBackends(o, s config.ServiceState) []Change {
 	}
 	for _, b := range o.Backends {
 		if !is[b.ID] {
-			out = append(out, Change{"-", fmt.Sprintf("backend %s of %s", bname(b), s.Name())})
+			out = append(out, Change{Op: "-", What: fmt.Sprintf("backend %s of %s", bname(b), s.Name()), Service: s.Name()})
 		}
 	}
 	for _, b := range s.Backends {
 		w, ok := was[b.ID]
 		switch {
 		case !ok:
-			out = append(out, Change{"+", fmt.Sprintf("backend %s of %s weight %d%s", bname(b), s.Name(), b.Weight, drained(b.Drained))})
+			out = append(out, Change{Op: "+", What: fmt.Sprintf("backend %s of %s weight %d%s", bname(b), s.Name(), b.Weight,
+				drained(b.Drained)), Service: s.Name()})
 		case w.Weight != b.Weight:
-			out = append(out, Change{"~", fmt.Sprintf("backend %s of %s: weight %d -> %d", bname(b), s.Name(), w.Weight, b.Weight)})
+			out = append(out, Change{Op: "~", What: fmt.Sprintf("backend %s of %s: weight %d -> %d", bname(b), s.Name(), w.Weight,
+				b.Weight), Service: s.Name()})
 		}
 		if ok && w.Drained != b.Drained {
 			state := "drained"
 			if !b.Drained {
 				state = "takes new flows again"
 			}
-			out = append(out, Change{"~", fmt.Sprintf("backend %s of %s: %s", bname(b), s.Name(), state)})
+			out = append(out, Change{Op: "~", What: fmt.Sprintf("backend %s of %s: %s", bname(b), s.Name(), state), Service: s.Name()})
 		}
 	}
 	return out
@@ -115,16 +120,16 @@ func diffByID[T comparable](cur, next []T, id func(T) uint32, name func(T) strin
 	}
 	for _, o := range cur {
 		if !is[id(o)] {
-			out = append(out, Change{"-", name(o)})
+			out = append(out, Change{Op: "-", What: name(o)})
 		}
 	}
 	for _, o := range next {
 		w, ok := was[id(o)]
 		switch {
 		case !ok:
-			out = append(out, Change{"+", name(o)})
+			out = append(out, Change{Op: "+", What: name(o)})
 		case w != o:
-			out = append(out, Change{"~", name(w) + " -> " + name(o)})
+			out = append(out, Change{Op: "~", What: name(w) + " -> " + name(o)})
 		}
 	}
 	return out
