@@ -13,7 +13,7 @@ import (
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
 	"github.com/scmlb-xsk/scmlb-xsk/fwdmode"
-	"github.com/scmlb-xsk/scmlb-xsk/internal/fixture"
+	"github.com/scmlb-xsk/scmlb-xsk/internal/frame"
 	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
@@ -96,10 +96,10 @@ func inRange(r config.PortRange, p uint16) bool { return p >= r.From && p <= r.T
 // traceXDP runs the program on the flow's next client packet: an ACK of a
 // tracked TCP flow, a SYN of a new one, a UDP datagram.
 func (c *core) traceXDP(tr *api.Trace, x dataplane.Explanation, proto ipproto.Proto, src, dst netip.AddrPort) error {
-	f := fixture.Frame{DstMAC: c.env.upMAC, Src: src.Addr(), Dst: dst.Addr(), Proto: proto, SrcPort: src.Port(),
-		DstPort: dst.Port(), TCPFlags: fixture.FlagSYN, Payload: []byte("scmlb-xsk trace")}
+	f := frame.Frame{DstMAC: c.env.upMAC, Src: src.Addr(), Dst: dst.Addr(), Proto: proto, SrcPort: src.Port(),
+		DstPort: dst.Port(), TCPFlags: frame.FlagSYN, Payload: []byte("scmlb-xsk trace")}
 	if x.Tracked {
-		f.SrcMAC, f.TCPFlags = x.Flow.ClientMAC, fixture.FlagACK
+		f.SrcMAC, f.TCPFlags = x.Flow.ClientMAC, frame.FlagACK
 	}
 	if proto != ipproto.TCP {
 		f.TCPFlags = 0
