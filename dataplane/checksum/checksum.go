@@ -11,19 +11,9 @@ func Update16(hc, old, new uint16) uint16 {
 	return ^uint16(s)
 }
 
-// Update32 is Update16 for a 32-bit field such as an IPv4 address, given as
-// the four bytes in network order.
-func Update32(hc uint16, old, new [4]byte) uint16 {
-	s := uint32(^hc) +
-		uint32(^(uint16(old[0])<<8 | uint16(old[1]))) + uint32(^(uint16(old[2])<<8 | uint16(old[3]))) +
-		uint32(uint16(new[0])<<8|uint16(new[1])) + uint32(uint16(new[2])<<8|uint16(new[3]))
-	s = s>>16 + s&0xffff
-	s += s >> 16
-	return ^uint16(s)
-}
-
-// UpdateWord is Update32 for a 32-bit field given as its big-endian value.
-func UpdateWord(hc uint16, old, new uint32) uint16 {
+// Update32 is Update16 for a 32-bit field such as an IPv4 address, given
+// as its big-endian value (what binary.BigEndian.Uint32 reads).
+func Update32(hc uint16, old, new uint32) uint16 {
 	s := uint32(^hc) + uint32(^uint16(old>>16)) + uint32(^uint16(old)) + new>>16 + new&0xffff
 	s = s>>16 + s&0xffff
 	s += s >> 16

@@ -43,7 +43,7 @@ func TestUpdateMatchesRecompute(t *testing.T) {
 		}
 		copy(buf[off:], old32[:])
 		copy(buf[off:], n[:])
-		if got, want := Update32(hc, old32, n), full(buf); !equiv(got, want) {
+		if got, want := Update32(hc, binary.BigEndian.Uint32(old32[:]), binary.BigEndian.Uint32(n[:])), full(buf); !equiv(got, want) {
 			t.Fatalf("Update32: got %#04x want %#04x", got, want)
 		}
 	}
@@ -68,16 +68,5 @@ func TestCompute(t *testing.T) {
 	}
 	if got := Compute([]byte{0xff}); got != ^uint16(0xff00) {
 		t.Fatalf("odd length: %#04x", got)
-	}
-}
-
-func TestUpdateWordIsUpdate32(t *testing.T) {
-	for i := uint32(0); i < 100000; i++ {
-		hc, o, n := uint16(i*2654435761>>16), i*2246822519, i*3266489917
-		ob := [4]byte{byte(o >> 24), byte(o >> 16), byte(o >> 8), byte(o)}
-		nb := [4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
-		if UpdateWord(hc, o, n) != Update32(hc, ob, nb) {
-			t.Fatalf("%#x %#x %#x", hc, o, n)
-		}
 	}
 }

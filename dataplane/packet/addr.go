@@ -10,8 +10,8 @@ import (
 // gives it, so one tuple, one flow table and one set of maps serve both.
 type Addr [16]byte
 
-// v4Prefix is the first 12 bytes of an IPv4-mapped address.
-var v4Prefix = [12]byte{10: 0xff, 11: 0xff}
+// mapped is the IPv4-mapped prefix (::ffff:0.0.0.0).
+var mapped = Addr{10: 0xff, 11: 0xff}
 
 // AddrFrom converts a netip.Addr of either family.
 func AddrFrom(a netip.Addr) Addr { return Addr(a.As16()) }
@@ -31,16 +31,12 @@ func (a *Addr) set4(b []byte) {
 }
 
 // Is4 reports whether a is an IPv4(-mapped) address.
-func (a Addr) Is4() bool { return [12]byte(a[:12]) == v4Prefix }
-
-// V4 is the IPv4 part of an IPv4-mapped address.
-func (a Addr) V4() [4]byte { return [4]byte(a[12:]) }
+func (a Addr) Is4() bool { return [12]byte(a[:12]) == [12]byte(mapped[:12]) }
 
 // IP is a as a netip.Addr, IPv4 unmapped.
 func (a Addr) IP() netip.Addr { return netip.AddrFrom16(a).Unmap() }
 
 func (a Addr) String() string { return a.IP().String() }
 
-// hi and lo are the address's 64-bit halves, for hashing.
+// hi is the address's first 64 bits, for hashing.
 func (a *Addr) hi() uint64 { return binary.LittleEndian.Uint64(a[:8]) }
-func (a *Addr) lo() uint64 { return binary.LittleEndian.Uint64(a[8:]) }

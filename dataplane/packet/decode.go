@@ -124,22 +124,19 @@ func Decode(frame []byte, p *Packet) Result {
 	if len(frame) < ethLen {
 		return ErrTruncated
 	}
-	var l4len int
+	var r Result
 	switch binary.BigEndian.Uint16(frame[12:]) {
 	case etherIPv4:
-		if r := p.decode4(); r != OK {
-			return r
-		}
-		l4len = p.IPLen - (p.L4 - l3)
+		r = p.decode4()
 	case etherIPv6:
-		if r := p.decode6(); r != OK {
-			return r
-		}
-		l4len = p.IPLen - (p.L4 - l3)
+		r = p.decode6()
 	default:
 		return ErrNotIP
 	}
-	return p.decodeL4(l4len)
+	if r != OK {
+		return r
+	}
+	return p.decodeL4(p.IPLen - (p.L4 - l3))
 }
 
 func (p *Packet) decode4() Result {

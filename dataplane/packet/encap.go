@@ -6,8 +6,6 @@ import (
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/checksum"
 )
 
-// EncapIPIP is IPv4 only (dsr-ipip services are IPv4).
-
 // IPIPOverhead is what IPv4-in-IPv4 encapsulation adds to a datagram.
 const IPIPOverhead = ipv4Min
 
@@ -21,7 +19,8 @@ func (p *Packet) DF() bool { return p.V6 || binary.BigEndian.Uint16(p.Frame[ipFr
 // using the headroom in front of the frame: buf is the frame's whole UMEM
 // chunk and off where the frame starts in it (off >= IPIPOverhead). The
 // outer header copies the inner TOS and DF bit. It returns the new frame,
-// which starts IPIPOverhead bytes earlier.
+// which starts IPIPOverhead bytes earlier. IPv4 only: dsr-ipip services
+// are IPv4.
 func (p *Packet) EncapIPIP(buf []byte, off int, src, dst Addr, srcMAC, dstMAC MAC) []byte {
 	inner := p.Len()
 	f := buf[off-IPIPOverhead : off+len(p.Frame)]

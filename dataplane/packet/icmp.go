@@ -19,13 +19,12 @@ const (
 	CodePortUnreachable = 3
 
 	// ICMPv6 (RFC 4443).
-	ICMP6Unreachable     = 1
-	ICMP6TooBig          = 2 // the MTU follows
-	ICMP6TimeExceeded    = 3
-	ICMP6ParamProblem    = 4
-	ICMP6EchoRequest     = 128
-	ICMP6EchoReply       = 129
-	CodePortUnreachable6 = 4
+	ICMP6Unreachable  = 1
+	ICMP6TooBig       = 2 // the MTU follows
+	ICMP6TimeExceeded = 3
+	ICMP6ParamProblem = 4
+	ICMP6EchoRequest  = 128
+	ICMP6EchoReply    = 129
 )
 
 // ICMP is a decoded ICMP header and, for errors, the packet it quotes: the

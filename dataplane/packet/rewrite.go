@@ -108,7 +108,7 @@ func (p *Packet) putAddr(ipCsumOff, off int, old, a Addr) {
 	}
 	o, n := binary.BigEndian.Uint32(old[12:]), binary.BigEndian.Uint32(a[12:])
 	ipc := binary.BigEndian.Uint16(f[ipCsumOff:])
-	binary.BigEndian.PutUint16(f[ipCsumOff:], checksum.UpdateWord(ipc, o, n))
+	binary.BigEndian.PutUint16(f[ipCsumOff:], checksum.Update32(ipc, o, n))
 	binary.BigEndian.PutUint32(f[off:], n)
 }
 
@@ -117,7 +117,7 @@ func (p *Packet) putAddr(ipCsumOff, off int, old, a Addr) {
 // neither, so both families take the same update.
 func updateAddr(c uint16, old, a *Addr) uint16 {
 	if old.Is4() && a.Is4() {
-		return checksum.UpdateWord(c, binary.BigEndian.Uint32(old[12:]), binary.BigEndian.Uint32(a[12:]))
+		return checksum.Update32(c, binary.BigEndian.Uint32(old[12:]), binary.BigEndian.Uint32(a[12:]))
 	}
 	return checksum.Update128(c, *old, *a)
 }

@@ -53,8 +53,6 @@ func (a *Addr) Low() uint32 { return binary.LittleEndian.Uint32(a[12:]) }
 // Upper: see Low.
 func (a *Addr) Upper() uint64 { return fold6(a, &mapped) }
 
-var mapped = Addr{10: 0xff, 11: 0xff}
-
 func mix(h uint64) uint64 {
 	h += 0x9e3779b97f4a7c15
 	h = (h ^ h>>30) * 0xbf58476d1ce4e5b9
