@@ -320,24 +320,22 @@ func (c *Config) Equal(o *Config) bool {
 		})
 }
 
-// Moved is the share of service id's new-flow hash space whose backend
-// differs between prev and c (maglev.Moved): what a change moves. False
-// when either has no such service.
-func (c *Compiled) Moved(prev *Compiled, id uint32) (float64, bool) {
-	find := func(t *table) *service {
-		for _, s := range t.services.all() {
-			if s.id == id {
-				return s
-			}
-		}
-		return nil
-	}
+// MovedShares is, for every service of c that prev has too (by id), the
+// share of its new-flow hash space whose backend differs between them
+// (maglev.Moved): what a change moves.
+func (c *Compiled) MovedShares(prev *Compiled) map[uint32]float64 {
+	out := map[uint32]float64{}
 	if prev == nil {
-		return 0, false
+		return out
 	}
-	a, b := find(prev.t), find(c.t)
-	if a == nil || b == nil {
-		return 0, false
+	was := map[uint32]*service{}
+	for _, s := range prev.t.services.all() {
+		was[s.id] = s
 	}
-	return maglev.Moved(a.maglev, a.input, b.maglev, b.input), true
+	for _, s := range c.t.services.all() {
+		if a := was[s.id]; a != nil {
+			out[s.id] = maglev.Moved(a.maglev, a.input, s.maglev, s.input)
+		}
+	}
+	return out
 }

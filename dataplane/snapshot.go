@@ -29,19 +29,13 @@ func (e *Engine) RestoreSnapshot(r io.Reader, now int64) (restored, dropped int,
 		if !ok || svc.id != be.service || svc.mode.DSR() != en.OneWay {
 			return false
 		}
-		fullNAT := en.Rev.Dst != en.Fwd.Src || en.Rev.DstPort != en.Fwd.SrcPort
-		if fullNAT != (svc.mode == fwdmode.FullNAT) {
+		if en.FullNAT() != (svc.mode == fwdmode.FullNAT) {
 			return false
 		}
-		return !fullNAT || e.snat.Covers(en.Rev.Dst, en.Rev.DstPort)
+		// A kept full-NAT flow's port is taken again here; should the
+		// table then have no room for it, its OnRemove frees the port.
+		return !en.FullNAT() || e.snat.Reserve(en.Rev.Dst, en.Rev.DstPort, snat.Backend{Addr: en.Rev.Src, Port: en.Rev.SrcPort,
+			Proto: en.Rev.Proto})
 	}
-	if restored, dropped, err = e.ct.Restore(r, now, keep); err != nil {
-		return 0, 0, err
-	}
-	for _, en := range e.ct.Entries(0) {
-		if en.Rev.Dst != en.Fwd.Src || en.Rev.DstPort != en.Fwd.SrcPort {
-			e.snat.Reserve(en.Rev.Dst, en.Rev.DstPort, snat.Backend{Addr: en.Rev.Src, Port: en.Rev.SrcPort, Proto: en.Rev.Proto})
-		}
-	}
-	return restored, dropped, nil
+	return e.ct.Restore(r, now, keep)
 }

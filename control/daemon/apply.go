@@ -73,13 +73,13 @@ func (c *core) plan(fn func(*config.State) error) (api.ApplyResult, error) {
 			res.Services = append(res.Services, api.ServicePlan{Service: s.Name(), Status: "removed", MovedShare: 1, PinnedFlows: pinned[s.ID]})
 		}
 	}
+	var moves map[uint32]float64
+	if c.last != nil {
+		moves = p.compiled.MovedShares(c.last.compiled)
+	}
 	for _, s := range next.Services {
 		sp := api.ServicePlan{Service: s.Name(), Status: "unchanged", PinnedFlows: pinned[s.ID]}
-		var prev = c.last
-		moved, ok := 0.0, false
-		if prev != nil {
-			moved, ok = p.compiled.Moved(prev.compiled, s.ID)
-		}
+		moved, ok := moves[s.ID]
 		switch {
 		case !ok:
 			sp.Status, sp.MovedShare = "added", 1

@@ -103,7 +103,7 @@ func flowView(e conntrack.Entry, now int64) api.Flow {
 	f := api.Flow{Proto: e.Fwd.Proto.String(), Client: ep(e.Fwd.Src, e.Fwd.SrcPort), VIP: ep(e.Fwd.Dst, e.Fwd.DstPort),
 		Backend: ep(e.Rev.Src, e.Rev.SrcPort), BackendID: e.Backend, State: e.State.String(), OneWay: e.OneWay,
 		IdleSeconds: float64(now-e.LastSeen) / 1e9, Packets: e.Packets, Bytes: e.Bytes}
-	if e.Rev.Dst != e.Fwd.Src || e.Rev.DstPort != e.Fwd.SrcPort {
+	if e.FullNAT() {
 		f.SNAT = ep(e.Rev.Dst, e.Rev.DstPort)
 	}
 	return f

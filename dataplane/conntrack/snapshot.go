@@ -73,7 +73,8 @@ func (t *Table) WriteSnapshot(w io.Writer) (int, error) {
 // Restore reads a snapshot into an empty table, before any packet: the
 // table takes the snapshot's seed. Flows keep rejects, and flows idle past
 // their state's timeout at now, are dropped and counted; so are flows the
-// table has no room for. A snapshot that is not whole and valid changes
+// table has no room for, which keep accepted: those are handed to the
+// OnRemove function, as every entry the table drops. A snapshot that is not whole and valid changes
 // nothing and returns an error wrapping ErrSnapshot.
 func (t *Table) Restore(r io.Reader, now int64, keep func(*Entry) bool) (restored, dropped int, err error) {
 	if t.Len() != 0 {
@@ -128,7 +129,16 @@ func (t *Table) Restore(r io.Reader, now int64, keep func(*Entry) bool) (restore
 	t.seed = binary.BigEndian.Uint64(hdr[16:])
 	for i := range held {
 		e := &held[i]
-		if now-e.LastSeen > t.timeouts[e.State] || keep != nil && !keep(e) || !t.restore(e) {
+		if now-e.LastSeen > t.timeouts[e.State] || keep != nil && !keep(e) {
+			dropped++
+			continue
+		}
+		if !t.restore(e) {
+			// keep accepted it: what it took (a SNAT port) goes back as
+			// for any entry the table drops.
+			if t.onRemove != nil {
+				t.onRemove(e)
+			}
 			dropped++
 			continue
 		}

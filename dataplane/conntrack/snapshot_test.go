@@ -91,9 +91,11 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("expired: restored %d dropped %d", restored, dropped)
 	}
 	small := New(MinCapacity, DefaultTimeouts)
+	removed := 0
+	small.OnRemove(func(*Entry) { removed++ }) // what keep accepted and the table had no room for
 	if restored, dropped, err = small.Restore(bytes.NewReader(buf.Bytes()), now, nil); err != nil || restored+dropped != 300 ||
-		restored > MinCapacity {
-		t.Fatalf("small table: restored %d dropped %d: %v", restored, dropped, err)
+		restored > MinCapacity || removed != dropped-(300-small.Capacity()) {
+		t.Fatalf("small table: restored %d dropped %d (%d to OnRemove): %v", restored, dropped, removed, err)
 	}
 	if _, _, err := small.Restore(bytes.NewReader(buf.Bytes()), now, nil); err == nil {
 		t.Fatal("restored into a table that is not empty")

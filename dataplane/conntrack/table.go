@@ -35,6 +35,10 @@ type Entry struct {
 	_         [41]byte
 }
 
+// FullNAT reports whether the backend sees another source than the
+// client (a full-NAT address and port).
+func (e *Entry) FullNAT() bool { return e.Rev.Dst != e.Fwd.Src || e.Rev.DstPort != e.Fwd.SrcPort }
+
 // Counters are cumulative table events.
 type Counters struct {
 	Inserts, Evictions, Expired, Collisions uint64

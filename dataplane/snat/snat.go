@@ -57,12 +57,7 @@ func (a *Allocator) Alloc(be Backend, accept func(packet.Addr, uint16) bool) (pa
 		if a.addrs[s].Is4() != be.Addr.Is4() {
 			continue // a flow keeps its address family
 		}
-		k := key{s, be}
-		bm := a.used[k]
-		if bm == nil {
-			bm = make([]uint64, (n+63)/64)
-			a.used[k] = bm
-		}
+		bm := a.bitmap(key{s, be}, n)
 		addr := a.addrs[s]
 		var ok func(int) bool
 		if accept != nil {
@@ -73,6 +68,16 @@ func (a *Allocator) Alloc(be Backend, accept func(packet.Addr, uint16) bool) (pa
 		}
 	}
 	return packet.Addr{}, 0, false
+}
+
+// bitmap is k's port bitmap of n bits, made on first use; a.mu is held.
+func (a *Allocator) bitmap(k key, n int) []uint64 {
+	bm := a.used[k]
+	if bm == nil {
+		bm = make([]uint64, (n+63)/64)
+		a.used[k] = bm
+	}
+	return bm
 }
 
 // take sets and returns the first clear bit at or after start that ok
@@ -171,12 +176,7 @@ func (a *Allocator) Reserve(addr packet.Addr, port uint16, be Backend) bool {
 		if x != addr {
 			continue
 		}
-		k := key{s, be}
-		bm := a.used[k]
-		if bm == nil {
-			bm = make([]uint64, (n+63)/64)
-			a.used[k] = bm
-		}
+		bm := a.bitmap(key{s, be}, n)
 		i := int(port - a.lo)
 		if bm[i/64]&(1<<(i%64)) != 0 {
 			return false
