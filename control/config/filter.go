@@ -45,6 +45,9 @@ func ParsePortRange(s string) (PortRange, error) {
 	return PortRange{uint16(a), uint16(b)}, nil
 }
 
+// Contains reports whether port is in the range.
+func (p PortRange) Contains(port uint16) bool { return port >= p.From && port <= p.To }
+
 func (p PortRange) String() string {
 	switch {
 	case p == AnyPort:

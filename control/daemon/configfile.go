@@ -26,12 +26,17 @@ func (d *Daemon) readConfig() (string, error) {
 	return string(b), nil
 }
 
-// applyConfig moves the state to --config's, all or nothing.
-func (d *Daemon) applyConfig() error {
+// reloadConfig reads --config again and applies it.
+func (d *Daemon) reloadConfig() error {
 	y, err := d.readConfig()
 	if err != nil {
 		return err
 	}
+	return d.applyConfig(y)
+}
+
+// applyConfig moves the state to y, --config's text, all or nothing.
+func (d *Daemon) applyConfig(y string) error {
 	res, err := d.core.Apply(api.ApplyRequest{YAML: y})
 	if err != nil {
 		return fmt.Errorf("--config %s: %w", d.opts.ConfigPath, err)

@@ -79,7 +79,8 @@ func (d *Daemon) start() error {
 		return err
 	}
 	// A bad file stops the start before anything is touched.
-	if _, err := d.readConfig(); err != nil {
+	configText, err := d.readConfig()
+	if err != nil {
 		return err
 	}
 	// Lock and read the state file first: a second daemon on it stops here,
@@ -126,7 +127,7 @@ func (d *Daemon) start() error {
 		return err
 	}
 	if d.opts.ConfigPath != "" {
-		if err := d.applyConfig(); err != nil {
+		if err := d.applyConfig(configText); err != nil {
 			return err
 		}
 	}
@@ -262,7 +263,7 @@ func (d *Daemon) serve(ctx context.Context) error {
 		case err := <-d.werr:
 			return err
 		case <-d.opts.Reload:
-			if err := d.applyConfig(); err != nil {
+			if err := d.reloadConfig(); err != nil {
 				d.log.Error("reload: the state is unchanged", zap.Error(err))
 			}
 		case err := <-srvErr:

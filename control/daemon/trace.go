@@ -58,7 +58,7 @@ func (c *core) traceFilters(tr *api.Trace, st *config.State, proto ipproto.Proto
 	tr.Firewall = "no rule matches"
 	for _, r := range st.FirewallRules {
 		if r.Network.Contains(src.Addr()) && (r.Proto == ipproto.Any || r.Proto == proto) &&
-			inRange(r.SrcPorts, src.Port()) && inRange(r.DstPorts, dst.Port()) {
+			r.SrcPorts.Contains(src.Port()) && r.DstPorts.Contains(dst.Port()) {
 			tr.FirewallRule = r.ID
 			tr.Firewall = fmt.Sprintf("rule %d drops it: deny %s from %s src ports %s dst ports %s", r.ID, r.Proto, r.Network,
 				r.SrcPorts, r.DstPorts)
@@ -90,8 +90,6 @@ func (c *core) traceFilters(tr *api.Trace, st *config.State, proto ipproto.Proto
 		tr.DoS = strings.Join(why, "; ")
 	}
 }
-
-func inRange(r config.PortRange, p uint16) bool { return p >= r.From && p <= r.To }
 
 // traceXDP runs the program on the flow's next client packet: an ACK of a
 // tracked TCP flow, a SYN of a new one, a UDP datagram.
