@@ -1,6 +1,7 @@
 package declare
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -149,17 +150,9 @@ func health(h Health) (*config.HealthCheck, error) {
 		}
 		return uint32(v / time.Millisecond), nil
 	}
-	c := &config.HealthCheck{Type: strings.ToLower(h.Type), Port: h.Port, Path: or(h.Path, defPath), Status: h.Status,
-		Payload: or(h.Payload, defPayload), Rise: h.Rise, Fall: h.Fall}
-	if c.Status == 0 {
-		c.Status = defStatus
-	}
-	if c.Rise == 0 {
-		c.Rise = defRise
-	}
-	if c.Fall == 0 {
-		c.Fall = defFall
-	}
+	c := &config.HealthCheck{Type: strings.ToLower(h.Type), Port: h.Port, Path: cmp.Or(h.Path, defPath),
+		Status: cmp.Or(h.Status, defStatus), Payload: cmp.Or(h.Payload, defPayload), Rise: cmp.Or(h.Rise, defRise),
+		Fall: cmp.Or(h.Fall, defFall)}
 	var err error
 	if c.IntervalMs, err = dur(h.Interval, defInterval, "interval"); err != nil {
 		return nil, err
@@ -170,13 +163,6 @@ func health(h Health) (*config.HealthCheck, error) {
 	return c, nil
 }
 
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
 func backend(db Backend, servicePort uint16) (config.BackendState, error) {
 	b, err := config.ParseBackend(db.Address)
 	if err != nil {
@@ -185,14 +171,7 @@ func backend(db Backend, servicePort uint16) (config.BackendState, error) {
 	if strings.Contains(db.Address, "@") {
 		return config.BackendState{}, fmt.Errorf("%w: backend %q: give the weight as weight:, not @", config.ErrInvalid, db.Address)
 	}
-	w := db.Weight
-	if w == 0 {
-		w = 1
-	}
-	if b.Port == 0 {
-		b.Port = servicePort
-	}
-	return config.BackendState{Addr: b.Addr, Port: b.Port, Weight: w, Drained: db.Drained}, nil
+	return config.BackendState{Addr: b.Addr, Port: cmp.Or(b.Port, servicePort), Weight: cmp.Or(db.Weight, 1), Drained: db.Drained}, nil
 }
 
 func desiredRules(cur, next *config.State, rules []Rule) error {
