@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf/perf"
-	"golang.org/x/sys/unix"
 
 	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
@@ -51,9 +50,8 @@ func (p *Program) StartDump(f DumpFilter) (*Dumper, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open dump perf buffers: %w", err)
 	}
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	d := &Dumper{p: p, rd: rd, epoch: time.Now().Add(-time.Duration(ts.Nano()))}
+	now, _ := monotonic() // never fails on Linux; 0 only skews timestamps
+	d := &Dumper{p: p, rd: rd, epoch: time.Now().Add(-time.Duration(now))}
 	cfg := xdpDumpCfg{Enabled: 1, Port: f.Port, Proto: uint8(f.Proto), Snaplen: f.Snaplen}
 	if f.Host.IsValid() {
 		k, err := addrKey(f.Host)

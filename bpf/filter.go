@@ -185,37 +185,51 @@ type Blocked struct {
 
 // DosBlocked lists the sources blocked now, longest remaining first.
 func (p *Program) DosBlocked() ([]Blocked, error) {
-	var ts unix.Timespec
-	// bpf_ktime_get_ns is CLOCK_MONOTONIC.
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return nil, fmt.Errorf("clock: %w", err)
+	now, err := monotonic()
+	if err != nil {
+		return nil, err
 	}
-	now := uint64(ts.Nano())
-	var out []Blocked
-	var k xdpDosKey
-	var st xdpDosState
-	it := p.objs.DosSources.Iterate()
-	for it.Next(&k, &st) {
-		if st.BlockedUntil > now {
-			out = append(out, Blocked{Addr: keyAddr([4]uint32{0, 0, 0xffff0000, k.Addr}), Slot: k.Policy,
-				Remaining: time.Duration(st.BlockedUntil - now)})
-		}
+	out, err := blockedIn(p.objs.DosSources, now, func(k xdpDosKey) (netip.Addr, uint32) {
+		return keyAddr([4]uint32{0, 0, 0xffff0000, k.Addr}), k.Policy
+	})
+	if err != nil {
+		return nil, err
 	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("iterate dos sources: %w", err)
+	out6, err := blockedIn(p.objs.DosSources6, now, func(k xdpDosKey6) (netip.Addr, uint32) { return keyAddr(k.Addr), k.Policy })
+	if err != nil {
+		return nil, err
 	}
-	var k6 xdpDosKey6
-	it = p.objs.DosSources6.Iterate()
-	for it.Next(&k6, &st) {
-		if st.BlockedUntil > now {
-			out = append(out, Blocked{Addr: keyAddr(k6.Addr), Slot: k6.Policy, Remaining: time.Duration(st.BlockedUntil - now)})
-		}
-	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("iterate dos sources6: %w", err)
-	}
+	out = append(out, out6...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Remaining > out[j].Remaining })
 	return out, nil
+}
+
+// blockedIn lists the sources a DoS map (of one family's keys K) blocks
+// at now.
+func blockedIn[K any](m *ebpf.Map, now uint64, source func(K) (netip.Addr, uint32)) ([]Blocked, error) {
+	var out []Blocked
+	var k K
+	var st xdpDosState
+	it := m.Iterate()
+	for it.Next(&k, &st) {
+		if st.BlockedUntil > now {
+			a, slot := source(k)
+			out = append(out, Blocked{Addr: a, Slot: slot, Remaining: time.Duration(st.BlockedUntil - now)})
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("iterate %s: %w", m, err)
+	}
+	return out, nil
+}
+
+// monotonic is CLOCK_MONOTONIC in nanoseconds, bpf_ktime_get_ns's clock.
+func monotonic() (uint64, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0, fmt.Errorf("clock: %w", err)
+	}
+	return uint64(ts.Nano()), nil
 }
 
 func slotCounters(m *ebpf.Map, slots map[uint32]bool) (map[uint32]Counter, error) {

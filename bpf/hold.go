@@ -1,7 +1,6 @@
 package bpf
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -17,22 +16,28 @@ import (
 // does not answer the flows' packets (senders retransmit); the next daemon
 // takes the links over (Adopt) and replaces the program in place.
 func (p *Program) Hold(d time.Duration) ([]*os.File, error) {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return nil, fmt.Errorf("clock: %w", err)
+	now, err := monotonic()
+	if err != nil {
+		return nil, err
 	}
-	if err := p.objs.HoldUntilNs.Set(uint64(ts.Nano()) + uint64(d)); err != nil {
+	if err := p.objs.HoldUntilNs.Set(now + uint64(d)); err != nil {
 		return nil, fmt.Errorf("set hold_until_ns: %w", err)
 	}
 	var files []*os.File
+	fail := func(err error) ([]*os.File, error) {
+		for _, f := range files {
+			f.Close()
+		}
+		return nil, err
+	}
 	for ifindex, l := range p.links {
 		fl, ok := l.(interface{ FD() int })
 		if !ok {
-			return nil, errors.New("xdp link without a descriptor")
+			return fail(fmt.Errorf("the xdp link of ifindex %d has no descriptor", ifindex))
 		}
 		fd, err := unix.Dup(fl.FD())
 		if err != nil {
-			return nil, fmt.Errorf("dup the xdp link of ifindex %d: %w", ifindex, err)
+			return fail(fmt.Errorf("dup the xdp link of ifindex %d: %w", ifindex, err))
 		}
 		files = append(files, os.NewFile(uintptr(fd), fmt.Sprintf("xdp-link-%d", ifindex)))
 	}
