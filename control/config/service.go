@@ -125,9 +125,8 @@ func Resolve(svcs []Service) ([]Service, error) {
 			if b.Port == 0 {
 				b.Port = s.Port
 			}
-			if b.Addr.Is4() != s.VIP.Is4() {
-				return nil, fmt.Errorf("service %s: backend %s is %s, the VIP %s: a service is of one address family",
-					s, b.Addr, Family(b.Addr), Family(s.VIP))
+			if err := sameFamily(s.String(), s.VIP, b.Addr); err != nil {
+				return nil, err
 			}
 			ap := netip.AddrPortFrom(b.Addr, b.Port)
 			if bseen[ap] {

@@ -76,7 +76,7 @@ func TestParseErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Resolve([]Service{mixed}); err == nil || !strings.Contains(err.Error(), "backend 10.0.2.11 is IPv4, the VIP IPv6") {
+	if _, err := Resolve([]Service{mixed}); err == nil || !strings.Contains(err.Error(), "backend 10.0.2.11 is IPv4 but service [2001:db8::10]:80/tcp is IPv6") {
 		t.Errorf("mixed families resolved: %v", err)
 	}
 	if _, err := ParseService("10.0.100.1:80"); err == nil {

@@ -183,10 +183,12 @@ func (svc ServiceState) validate() error {
 
 // SameFamily refuses a backend of the other address family: a service is
 // IPv4 or IPv6, and the load balancer does not translate between them.
-func SameFamily(svc ServiceState, backend netip.Addr) error {
-	if backend.Is4() != svc.VIP.Is4() {
+func SameFamily(svc ServiceState, backend netip.Addr) error { return sameFamily(svc.Name(), svc.VIP, backend) }
+
+func sameFamily(service string, vip, backend netip.Addr) error {
+	if backend.Is4() != vip.Is4() {
 		return fmt.Errorf("%w: backend %s is %s but service %s is %s: a service's backends are of its VIP's family",
-			ErrInvalid, backend, Family(backend), svc.Name(), Family(svc.VIP))
+			ErrInvalid, backend, Family(backend), service, Family(vip))
 	}
 	return nil
 }
