@@ -311,8 +311,8 @@ func (d *Daemon) shutdown() error {
 		if d.opts.RestartHold > 0 && d.snapshotDue && d.prog.Attached() == len(d.interfaces()) {
 			held = d.holdXDP()
 		}
-		for _, ifc := range d.interfaces() {
-			if !held {
+		if !held {
+			for _, ifc := range d.interfaces() {
 				errs = append(errs, d.prog.Detach(ifc.Index))
 			}
 		}
