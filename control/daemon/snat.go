@@ -37,7 +37,11 @@ func (d *Daemon) readLinks() links {
 // under a daemon that still forwarded for the old one dropped every
 // larger frame (AF_XDP does not send a frame over the MTU), silently.
 func (d *Daemon) followLinks() {
-	for _, ifc := range []*netlink.Interface{&d.up, &d.down} {
+	ifcs := []*netlink.Interface{&d.up}
+	if !d.oneArm {
+		ifcs = append(ifcs, &d.down)
+	}
+	for _, ifc := range ifcs {
 		if now, err := netlink.InterfaceByName(ifc.Name); err == nil && now.MTU != ifc.MTU {
 			d.log.Info("link MTU changed", zap.String("if", ifc.Name), zap.Int("from", ifc.MTU), zap.Int("to", now.MTU))
 			ifc.MTU = now.MTU
