@@ -11,13 +11,15 @@ import (
 
 // snatFlow is a full-NAT-like flow: the backend sees SNAT address
 // 10.0.2.100 with a port chosen, as snat does, so that the SNAT endpoint
-// falls in the client's shard of t.
-func snatFlow(t *Table, client uint32) (fwd, rev packet.Tuple) {
+// falls in the client's shard of t, and not yet in used (reply tuples
+// must differ).
+func snatFlow(t *Table, client uint32, used map[uint16]bool) (fwd, rev packet.Tuple) {
 	fwd, rev = flow(client, 40000)
 	snat := packet.Addr4([]byte{10, 0, 2, 100})
 	want := t.Shard(fwd.Src, fwd.SrcPort, fwd.Proto)
-	for port := 1024 + uint16(client%1000)*60; ; port++ { // apart for each client: reply tuples must differ
-		if t.Shard(snat, port, fwd.Proto) == want {
+	for port := uint16(1024); ; port++ {
+		if !used[port] && t.Shard(snat, port, fwd.Proto) == want {
+			used[port] = true
 			rev.Dst, rev.DstPort = snat, port
 			return fwd, rev
 		}
@@ -28,6 +30,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	const now = int64(1e18)
 	a := New(4096, DefaultTimeouts)
 	var fwds, revs []packet.Tuple
+	snatPorts := map[uint16]bool{}
 	add := func(fwd, rev packet.Tuple, nf NewFlow) {
 		t.Helper()
 		if !a.Insert(fwd, rev, nf, sg(flagSYN), 60, now) {
@@ -42,7 +45,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		add(fwd, rev, NewFlow{Backend: 1 + i%3, ClientMAC: packet.MAC{2, byte(i)}})
 		fwd6, rev6 := flow6(i, 40000)
 		add(fwd6, rev6, NewFlow{Backend: 7})
-		fwdS, revS := snatFlow(a, 1000+i)
+		fwdS, revS := snatFlow(a, 1000+i, snatPorts)
 		add(fwdS, revS, NewFlow{Backend: 9})
 	}
 	var buf bytes.Buffer
