@@ -96,6 +96,11 @@ func (o Options) validate() error {
 	if lo, hi := o.SNATPorts[0], o.SNATPorts[1]; o.SNATPorts != ([2]uint16{}) && (lo == 0 || lo > hi) {
 		return fmt.Errorf("--snat-ports %d-%d: want FROM-TO with 1 <= FROM <= TO <= 65535", lo, hi)
 	}
+	if o.SNATPorts != ([2]uint16{}) {
+		if err := snatSpan(o.SNATPorts); err != nil {
+			return err
+		}
+	}
 	if o.RestartHold < 0 || o.RestartHold > MaxRestartHold {
 		return fmt.Errorf("--restart-hold %s: want 0 to %s", o.RestartHold, MaxRestartHold)
 	}

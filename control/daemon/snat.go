@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/scmlb-xsk/scmlb-xsk/control/netlink"
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/conntrack"
 )
 
 // links reads what the tables need of the interfaces: MACs, MTUs, and the
@@ -151,16 +152,28 @@ func snatRange(given [2]uint16, local bool, eph [2]uint16) ([2]uint16, error) {
 	}
 	below := [2]uint16{DefaultSNATPorts[0], eph[0] - 1}
 	above := [2]uint16{eph[1] + 1, DefaultSNATPorts[1]}
-	switch {
-	case eph[1] == 65535 || int(below[1])-int(below[0]) >= int(above[1])-int(above[0]):
-		if eph[0] <= DefaultSNATPorts[0] {
-			return given, fmt.Errorf("the kernel's ephemeral ports (ip_local_port_range %d-%d) leave no full-NAT ports for a "+
-				"SNAT address of the host's own: give --snat-ports, or narrow ip_local_port_range", eph[0], eph[1])
-		}
-		return below, nil
-	default:
-		return above, nil
+	r := above
+	if eph[1] == 65535 || int(below[1])-int(below[0]) >= int(above[1])-int(above[0]) {
+		r = below
 	}
+	if eph[0] <= DefaultSNATPorts[0] && r == below || snatSpan(r) != nil {
+		return given, fmt.Errorf("the kernel's ephemeral ports (ip_local_port_range %d-%d) leave too few full-NAT ports for a "+
+			"SNAT address of the host's own: give --snat-ports, or narrow ip_local_port_range", eph[0], eph[1])
+	}
+	return r, nil
+}
+
+// snatSpan checks that a full-NAT range has a port in every conntrack
+// shard (a flow's SNAT port must be in its client's shard): with fewer,
+// the clients of the shards left out would be refused while ports were
+// free.
+func snatSpan(r [2]uint16) error {
+	if conntrack.CoversShards(r[0], r[1]) {
+		return nil
+	}
+	return fmt.Errorf("--snat-ports %d-%d: a full-NAT range must hold %d consecutive ports starting at a multiple of %d "+
+		"(e.g. 40000-40063; any range of %d ports does), so that every client can be given one",
+		r[0], r[1], conntrack.ShardSpan, conntrack.ShardSpan, 2*conntrack.ShardSpan-1)
 }
 
 // reservePorts adds lo-hi to ip_local_reserved_ports and returns what puts

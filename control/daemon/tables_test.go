@@ -247,6 +247,8 @@ func TestSNATRange(t *testing.T) {
 		{"given, local, leaves some", [2]uint16{40000, 65535}, true, def, [2]uint16{40000, 65535}, ""},
 		{"given, local, covers all", [2]uint16{1024, 65535}, true, def, [2]uint16{}, "--snat-ports 61000-65535"},
 		{"given, not local, covers all", [2]uint16{1024, 65535}, false, def, [2]uint16{1024, 65535}, ""},
+		{"default, local, ephemeral leaves 35 ports", [2]uint16{}, true, [2]uint16{1024, 65500}, [2]uint16{}, "leave too few"},
+		{"default, local, ephemeral leaves 200 ports", [2]uint16{}, true, [2]uint16{1024, 65335}, [2]uint16{65336, 65535}, ""},
 	} {
 		got, err := snatRange(c.given, c.local, c.eph)
 		if c.errHas != "" {

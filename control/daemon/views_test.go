@@ -158,6 +158,8 @@ func TestOptionsValidate(t *testing.T) {
 		{Options{ConntrackSize: 1 << 20, Queues: bpf.MaxQueues + 1}, "--queues 65"},
 		{Options{ConntrackSize: 1 << 20, SNATPorts: DefaultSNATPorts, CPUs: []int{0, 4096}}, "CPU 4096 does not exist"},
 		{Options{ConntrackSize: 1 << 20, SNATPorts: [2]uint16{9, 8}}, "--snat-ports 9-8"},
+		{Options{ConntrackSize: 1 << 20, SNATPorts: [2]uint16{40001, 40064}}, "--snat-ports 40001-40064: a full-NAT range must hold 64"},
+		{Options{ConntrackSize: 1 << 20, SNATPorts: [2]uint16{40000, 40000}}, "every client"},
 		{Options{ConntrackSize: 1 << 20, SNATPorts: DefaultSNATPorts, SNATAddrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}, "loopback"},
 		{Options{ConntrackSize: 1 << 20, SNATPorts: DefaultSNATPorts, MSSClamp: 100}, "--mss-clamp 100"},
 	} {

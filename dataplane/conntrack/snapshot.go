@@ -147,9 +147,16 @@ func (t *Table) Restore(r io.Reader, now int64, keep func(*Entry) bool) (restore
 	return restored, dropped, nil
 }
 
-// restore places an entry as it was, without eviction.
+// restore places an entry as it was, without eviction. Both directions
+// must name the same shard: a full-NAT port chosen under another shard
+// function (an older version's) would have its replies looked for in the
+// wrong one.
 func (t *Table) restore(e *Entry) bool {
-	s := &t.shards[t.shardFor(e.Fwd, false)]
+	si := t.shardFor(e.Fwd, false)
+	if t.shardFor(e.Rev, true) != si {
+		return false
+	}
+	s := &t.shards[si]
 	e.fwdHash, e.revHash, e.used = e.Fwd.Hash(t.seed), e.Rev.Hash(t.seed), true
 	s.mu.Lock()
 	defer s.mu.Unlock()

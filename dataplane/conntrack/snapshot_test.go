@@ -139,3 +139,34 @@ func TestSnapshotCorrupt(t *testing.T) {
 		}
 	}
 }
+
+// A full-NAT flow whose SNAT endpoint is not in its client's shard (as in
+// a snapshot written before the shard function changed) would have its
+// replies looked for in another shard: it is dropped, not restored.
+func TestSnapshotDropsFlowsOutOfShard(t *testing.T) {
+	a := New(1024, DefaultTimeouts)
+	fwd, rev := flow(1, 40000)
+	rev.Dst = packet.Addr4([]byte{10, 0, 2, 100})
+	want := a.Shard(fwd.Src, fwd.SrcPort, fwd.Proto)
+	for rev.DstPort = 1024; a.Shard(rev.Dst, rev.DstPort, rev.Proto) == want; rev.DstPort++ {
+	}
+	good, goodRev := snatFlow(a, 2, map[uint16]bool{})
+	for _, f := range [][2]packet.Tuple{{fwd, rev}, {good, goodRev}} {
+		if !a.Insert(f[0], f[1], NewFlow{Backend: 1}, sg(flagSYN), 60, 1) {
+			t.Fatal("insert")
+		}
+	}
+	var buf bytes.Buffer
+	if _, err := a.WriteSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	b := New(1024, DefaultTimeouts)
+	removed := 0
+	b.OnRemove(func(*Entry) { removed++ })
+	if restored, dropped, err := b.Restore(&buf, 1, nil); err != nil || restored != 1 || dropped != 1 || removed != 1 {
+		t.Fatalf("restored %d, dropped %d (%d to OnRemove): %v", restored, dropped, removed, err)
+	}
+	if _, ok := b.Lookup(goodRev, true); !ok {
+		t.Fatal("the flow in its shard was not restored")
+	}
+}

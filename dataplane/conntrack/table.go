@@ -106,13 +106,30 @@ func adviseHugePages(p unsafe.Pointer, size uintptr) {
 	unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_HUGEPAGE)
 }
 
-// Shard is the shard of an endpoint: one multiply, the top bits of which
-// spread well (Fibonacci hashing). A full-NAT source port must be one
-// whose endpoint falls in the same shard as the client's, so the reply,
-// which names only the SNAT endpoint, finds the flow.
+// Shard is the shard of an endpoint. A full-NAT source port must be one
+// whose endpoint falls in the same shard as the client's, so that the
+// reply, which names only the SNAT endpoint, finds the flow; so every
+// aligned block of ShardSpan ports holds one port of each shard: the
+// block's seeded hash (one multiply, Fibonacci hashing) plus the port.
+// With a plain hash of the port, a range of 64 ports left about a third of
+// the shards without one, and their clients were refused while ports were
+// free. An attacker who picks source ports still cannot tell which of a
+// block's ports share a shard with another block's.
 func (t *Table) Shard(addr packet.Addr, port uint16, proto ipproto.Proto) int {
-	k := (uint64(addr.Low())<<24 | uint64(port)<<8 | uint64(proto)) ^ t.seed ^ addr.Upper()
-	return int((k * 0x9e3779b97f4a7c15) >> (64 - shardBits))
+	k := (uint64(addr.Low())<<24 | uint64(port/ShardSpan)<<8 | uint64(proto)) ^ t.seed ^ addr.Upper()
+	return int(((k*0x9e3779b97f4a7c15)>>(64-shardBits) + uint64(port)) & t.mask)
+}
+
+// ShardSpan is the number of ports whose aligned blocks cover every shard.
+const ShardSpan = numShards
+
+// CoversShards reports whether the port range lo-hi holds a port of every
+// shard for any address: it must hold a whole aligned block of ShardSpan
+// ports (any range of 2*ShardSpan-1 ports does). A full-NAT range that
+// does not would refuse some clients for good while it has free ports.
+func CoversShards(lo, hi uint16) bool {
+	first := (int(lo) + ShardSpan - 1) / ShardSpan * ShardSpan
+	return lo <= hi && first+ShardSpan-1 <= int(hi)
 }
 
 // Hit is what a lookup returns about a flow: only what the worker needs,
