@@ -183,7 +183,9 @@ func (svc ServiceState) validate() error {
 
 // SameFamily refuses a backend of the other address family: a service is
 // IPv4 or IPv6, and the load balancer does not translate between them.
-func SameFamily(svc ServiceState, backend netip.Addr) error { return sameFamily(svc.Name(), svc.VIP, backend) }
+func SameFamily(svc ServiceState, backend netip.Addr) error {
+	return sameFamily(svc.Name(), svc.VIP, backend)
+}
 
 func sameFamily(service string, vip, backend netip.Addr) error {
 	if backend.Is4() != vip.Is4() {
