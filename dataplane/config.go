@@ -125,7 +125,7 @@ type table struct {
 	downAddr6      packet.Addr
 	mssClamp       uint16
 	services       epIndex[*service]
-	backends       map[uint32]*backend
+	backends       backendIndex
 	endpoints      epIndex[*endpoint]   // backend ip:port/proto -> what shares it
 	vips           map[packet.Addr]bool // echo requests to them are answered
 	hops           clientHops
@@ -188,7 +188,7 @@ func compile(c Config, prev *table, stats func(id uint32) *BackendStats) (*table
 	}
 	t := &table{upMAC: c.UpstreamMAC, downMAC: c.BackendMAC, upMTU: mtuOr1500(c.UpstreamMTU), downMTU: mtuOr1500(c.BackendMTU),
 		mssClamp: c.MSSClamp, services: newEPIndex[*service](len(c.Services)),
-		backends: make(map[uint32]*backend, n), endpoints: newEPIndex[*endpoint](n), vips: map[packet.Addr]bool{}}
+		endpoints: newEPIndex[*endpoint](n), vips: map[packet.Addr]bool{}}
 	if c.BackendAddr.Is4() {
 		t.downAddr = packet.AddrFrom(c.BackendAddr)
 	}
@@ -203,8 +203,9 @@ func compile(c Config, prev *table, stats func(id uint32) *BackendStats) (*table
 			prevByID[s.id] = s
 		}
 	}
+	byID := make(map[uint32]*backend, n)
 	for _, s := range c.Services {
-		svc, err := t.addService(s, stats)
+		svc, err := t.addService(s, byID, stats)
 		if err != nil {
 			return nil, err
 		}
@@ -214,10 +215,12 @@ func compile(c Config, prev *table, stats func(id uint32) *BackendStats) (*table
 			svc.maglev = maglev.Build(svc.input, maglev.SizeFor(len(svc.input)))
 		}
 	}
+	t.backends = newBackendIndex(slices.Collect(maps.Values(byID)))
 	return t, nil
 }
 
-func (t *table) addService(s Service, stats func(id uint32) *BackendStats) (*service, error) {
+// addService adds s, and its backends to byID.
+func (t *table) addService(s Service, byID map[uint32]*backend, stats func(id uint32) *BackendStats) (*service, error) {
 	if !s.VIP.IsValid() || s.VIP.Is4In6() {
 		return nil, fmt.Errorf("service %d: VIP %s is not an IPv4 or IPv6 address", s.ID, s.VIP)
 	}
@@ -246,11 +249,11 @@ func (t *table) addService(s Service, stats func(id uint32) *BackendStats) (*ser
 		if b.Addr.Is4() != s.VIP.Is4() || b.Addr.Is4In6() {
 			return nil, fmt.Errorf("backend %d: %s is not of VIP %s's address family", b.ID, b.Addr, s.VIP)
 		}
-		if _, dup := t.backends[b.ID]; dup {
+		if _, dup := byID[b.ID]; dup {
 			return nil, fmt.Errorf("backend id %d used twice", b.ID)
 		}
 		be := &backend{id: b.ID, service: s.ID, addr: packet.AddrFrom(b.Addr), port: b.Port, mac: b.MAC, stats: stats(b.ID)}
-		t.backends[b.ID] = be
+		byID[b.ID] = be
 		svc.backends = append(svc.backends, be)
 		svc.input = append(svc.input, maglev.Backend{Key: netip.AddrPortFrom(b.Addr, b.Port).String(), Weight: b.Weight})
 		ep, _ := t.endpoints.get(be.addr, be.port, s.Proto)

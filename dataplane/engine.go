@@ -59,11 +59,11 @@ func (e *Engine) Install(c *Compiled) {
 	e.cfg.Store(c.t)
 	e.current.Store(c)
 	for id := range e.bstats {
-		if _, ok := c.t.backends[id]; !ok {
+		if c.t.backends.get(id) == nil {
 			delete(e.bstats, id)
 		}
 	}
-	e.log.Debug("reconfigured", zap.Int("services", c.t.services.len()), zap.Int("backends", len(c.t.backends)))
+	e.log.Debug("reconfigured", zap.Int("services", c.t.services.len()), zap.Int("backends", c.t.backends.len()))
 }
 
 // Installed is the table the workers use (nil before the first Install).

@@ -36,7 +36,7 @@ func (e *Engine) Explain(fwd packet.Tuple) Explanation {
 	x := Explanation{Service: svc.id, Mode: svc.mode, Src: fwd.Src, SrcPort: fwd.SrcPort, Dst: fwd.Dst, DstPort: fwd.DstPort}
 	var be *backend
 	if en, found := e.ct.Lookup(fwd, false); found {
-		if b := t.backends[en.Backend]; b != nil && b.service == svc.id {
+		if b := t.backends.get(en.Backend); b != nil && b.service == svc.id {
 			x.Tracked, x.Flow, be = true, en, b
 			x.Src, x.SrcPort = en.Rev.Dst, en.Rev.DstPort
 		}

@@ -165,7 +165,7 @@ func (w *Worker) reply(t *table, tup packet.Tuple, n int, now int64, backendSide
 	}
 	p.DecTTL()
 	p.SetMACs(t.upMAC, hit.ClientMAC)
-	if be := t.backends[hit.Backend]; be != nil {
+	if be := t.backends.get(hit.Backend); be != nil {
 		w.beCounts.add(be.stats, 1, uint64(n), 0)
 	}
 	w.counters.n[cReplied]++
@@ -188,7 +188,7 @@ func (w *Worker) fromBackend(ep *endpoint, backendSide bool) bool {
 func (w *Worker) forwardBackend(t *table, svc *service, tup packet.Tuple, n int, now int64) (*backend, packet.Addr, uint16) {
 	ct := w.eng.ct
 	if hit, ok := w.flows.Forward(tup, &w.pkt.Seg, n, now); ok {
-		if be := t.backends[hit.Backend]; be != nil && be.service == svc.id {
+		if be := t.backends.get(hit.Backend); be != nil && be.service == svc.id {
 			return be, hit.Peer, hit.PeerPort
 		}
 	}

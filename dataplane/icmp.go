@@ -36,7 +36,7 @@ func (w *Worker) icmpToBackend(t *table) side {
 	fwd := p.ICMP.Inner.Reverse()
 	e, ok := w.eng.ct.Lookup(fwd, false)
 	svc, _ := t.services.get(fwd.Dst, fwd.DstPort, fwd.Proto)
-	be := t.backends[e.Backend]
+	be := t.backends.get(e.Backend)
 	if !ok || svc == nil || be == nil {
 		w.drop(DropICMPNoFlow)
 		return drop

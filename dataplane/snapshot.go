@@ -21,7 +21,7 @@ func (e *Engine) WriteSnapshot(w io.Writer) (int, error) { return e.ct.WriteSnap
 func (e *Engine) RestoreSnapshot(r io.Reader, now int64) (restored, dropped int, err error) {
 	t := e.cfg.Load()
 	keep := func(en *conntrack.Entry) bool {
-		be := t.backends[en.Backend]
+		be := t.backends.get(en.Backend)
 		if be == nil || be.addr != en.Rev.Src || be.port != en.Rev.SrcPort {
 			return false
 		}
