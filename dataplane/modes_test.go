@@ -162,7 +162,8 @@ func TestDSRIPIP(t *testing.T) {
 	h := syn.Bytes()
 	var p packet.Packet
 	packet.Decode(h, &p)
-	hash := p.Tuple().Hash(flowHashSeed)
+	tup := p.Tuple()
+	hash := tup.Hash(flowHashSeed)
 	zero := uint16(0)
 	want := fixture.Frame{SrcMAC: fixture.LBDownMAC, DstMAC: fixture.BackendMAC1,
 		Src: netip.AddrFrom4([4]byte{172, 16, byte(hash >> 8), byte(hash)}), Dst: fixture.Backend1,

@@ -137,7 +137,8 @@ func TestDecodeRewriteAllocs(t *testing.T) {
 		Decode(frame, &p)
 		p.SetDst(a, 80)
 		p.SetMACs(MAC{}, MAC{})
-		_ = p.Tuple().Hash(1)
+		tup := p.Tuple()
+		_ = tup.Hash(1)
 	}); n != 0 {
 		t.Fatalf("decode+rewrite allocates %v per packet", n)
 	}
