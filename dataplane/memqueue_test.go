@@ -17,6 +17,10 @@ type memQueue struct {
 	fd      int
 	flushes int
 	txCap   int // > 0: Transmit fails (and releases) past this many queued frames
+	// Two lines of its own, as a socket's rings are: without it two
+	// workers' queues shared cache lines and BenchmarkWorkers measured
+	// that instead of the workers (2 workers no faster than 1).
+	_ [128 - 80]byte
 }
 
 const memFrame = 2048
@@ -24,6 +28,7 @@ const memFrame = 2048
 type memPool struct {
 	umem []byte
 	free []uint64
+	_    [64 - 48]byte // a line of its own (see memQueue)
 }
 
 func newMemPool(frames int) *memPool {
