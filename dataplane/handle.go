@@ -55,15 +55,15 @@ func (w *Worker) handle(t *table, now int64, backendSide bool) side {
 	n := p.Len()
 	tup := p.Tuple()
 	if svc, ok := t.services.get(tup.Dst, tup.DstPort, tup.Proto); ok {
-		return w.forward(t, svc, tup, n, now, backendSide)
+		return w.forward(t, svc, &tup, n, now, backendSide)
 	}
-	return w.reply(t, tup, n, now, backendSide)
+	return w.reply(t, &tup, n, now, backendSide)
 }
 
 // forward sends a client's packet to its flow's backend, as the service's
 // mode wants it: NAT rewrites the destination, full-NAT the source too,
 // DSR changes only the MACs, IPIP wraps it in an outer header.
-func (w *Worker) forward(t *table, svc *service, tup packet.Tuple, n int, now int64, backendSide bool) side {
+func (w *Worker) forward(t *table, svc *service, tup *packet.Tuple, n int, now int64, backendSide bool) side {
 	p := &w.pkt
 	be, peer, peerPort := w.forwardBackend(t, svc, tup, n, now)
 	if be == nil {
@@ -88,7 +88,7 @@ func (w *Worker) forward(t *table, svc *service, tup packet.Tuple, n int, now in
 		p.SetDst(be.addr, be.port)
 		p.SetSrc(peer, peerPort)
 	}
-	w.toBackend(t, svc.mode, tup, be)
+	w.toBackend(t, svc.mode, *tup, be)
 	w.beCounts.add(be.stats, 1, uint64(n), 0)
 	w.counters.n[cForwarded]++
 	return toBackend
@@ -138,7 +138,7 @@ func (w *Worker) clampMSS(t *table, mtu int, linkBound bool) {
 // reply reverse-translates a backend's packet to its client. Replies are
 // only taken from where the backend is: the backend interface (two-arm)
 // and the backend's next-hop MAC (one-arm, where the interface is shared).
-func (w *Worker) reply(t *table, tup packet.Tuple, n int, now int64, backendSide bool) side {
+func (w *Worker) reply(t *table, tup *packet.Tuple, n int, now int64, backendSide bool) side {
 	p := &w.pkt
 	ep, _ := t.endpoints.get(tup.Src, tup.SrcPort, tup.Proto)
 	if ep == nil {
@@ -151,7 +151,7 @@ func (w *Worker) reply(t *table, tup packet.Tuple, n int, now int64, backendSide
 	}
 	hit, ok := w.flows.Reply(tup, &p.Seg, n, now)
 	if !ok {
-		if hit, ok = w.rebuild(t, ep, tup, n, now); !ok {
+		if hit, ok = w.rebuild(t, ep, *tup, n, now); !ok {
 			return drop
 		}
 	}
@@ -185,7 +185,7 @@ func (w *Worker) fromBackend(ep *endpoint, backendSide bool) bool {
 // new flow and tracks it, with the address and port the backend sees as
 // the client (full-NAT: allocated here). A flow whose backend was deleted
 // is re-balanced.
-func (w *Worker) forwardBackend(t *table, svc *service, tup packet.Tuple, n int, now int64) (*backend, packet.Addr, uint16) {
+func (w *Worker) forwardBackend(t *table, svc *service, tup *packet.Tuple, n int, now int64) (*backend, packet.Addr, uint16) {
 	ct := w.eng.ct
 	if hit, ok := w.flows.Forward(tup, &w.pkt.Seg, n, now); ok {
 		if be := t.backends.get(hit.Backend); be != nil && be.service == svc.id {
@@ -211,7 +211,7 @@ func (w *Worker) forwardBackend(t *table, svc *service, tup packet.Tuple, n int,
 	}
 	rev := packet.Tuple{Src: be.addr, Dst: peer, SrcPort: be.port, DstPort: peerPort, Proto: tup.Proto}
 	nf := conntrack.NewFlow{Backend: be.id, ClientMAC: packet.MAC(w.cur.frame()[6:12]), OneWay: svc.mode.DSR()}
-	if !ct.Insert(tup, rev, nf, &w.pkt.Seg, n, now) {
+	if !ct.Insert(*tup, rev, nf, &w.pkt.Seg, n, now) {
 		if svc.mode == fwdmode.FullNAT {
 			w.eng.snat.Free(peer, peerPort, sb)
 		}

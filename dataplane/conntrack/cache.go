@@ -71,12 +71,12 @@ func (t *Table) NewCache(size int) *Cache {
 }
 
 // Forward is Table.Forward through the cache.
-func (c *Cache) Forward(fwd packet.Tuple, seg *packet.Segment, bytes int, now int64) (Hit, bool) {
+func (c *Cache) Forward(fwd *packet.Tuple, seg *packet.Segment, bytes int, now int64) (Hit, bool) {
 	return c.lookup(fwd, seg, bytes, now, false)
 }
 
 // Reply is Table.Reply through the cache.
-func (c *Cache) Reply(rev packet.Tuple, seg *packet.Segment, bytes int, now int64) (Hit, bool) {
+func (c *Cache) Reply(rev *packet.Tuple, seg *packet.Segment, bytes int, now int64) (Hit, bool) {
 	return c.lookup(rev, seg, bytes, now, true)
 }
 
@@ -92,7 +92,7 @@ func (c *Cache) Bypass(on bool, now int64) {
 	c.bypass = on
 }
 
-func (c *Cache) lookup(tup packet.Tuple, seg *packet.Segment, bytes int, now int64, reply bool) (Hit, bool) {
+func (c *Cache) lookup(tup *packet.Tuple, seg *packet.Segment, bytes int, now int64, reply bool) (Hit, bool) {
 	h := tup.Hash(c.t.seed)
 	if c.bypass {
 		hit, _, _, ok := c.t.lookup(tup, h, seg, bytes, now, reply, false)
@@ -100,7 +100,7 @@ func (c *Cache) lookup(tup packet.Tuple, seg *packet.Segment, bytes int, now int
 	}
 	sl := &c.slots[h&c.mask]
 	quiet := tup.Proto == packet.ProtoUDP || seg.Flags&(flagSYN|flagFIN|flagRST) == 0
-	same := sl.valid && sl.reply == reply && sl.tup == tup
+	same := sl.valid && sl.reply == reply && sl.tup == *tup
 	if same && quiet && c.t.shards[sl.shard].gens[sl.entry].Load() == sl.gen {
 		sl.packets++
 		sl.bytes += uint64(bytes)
@@ -124,7 +124,7 @@ func (c *Cache) lookup(tup packet.Tuple, seg *packet.Segment, bytes int, now int
 	hit, r, cacheable, ok := c.t.lookup(tup, h, seg, bytes, now, reply, admit)
 	switch {
 	case ok && admit && cacheable:
-		*sl = cacheSlot{tup: tup, reply: reply, valid: true, hit: hit, shard: r.shard, entry: r.entry, gen: r.gen,
+		*sl = cacheSlot{tup: *tup, reply: reply, valid: true, hit: hit, shard: r.shard, entry: r.entry, gen: r.gen,
 			flushed: now}
 	case same:
 		sl.valid = false // not cacheable any more

@@ -41,7 +41,7 @@ func TestCacheDefersCounts(t *testing.T) {
 	ack := &packet.Segment{Flags: flagACK, Seq: 1000, Len: 100, Win: 500}
 	for range 10 { // the first two are misses (admission), the rest hits
 		now++
-		if h, ok := c.Forward(fwd, ack, 100, now); !ok || h.Backend != 1 {
+		if h, ok := c.Forward(&fwd, ack, 100, now); !ok || h.Backend != 1 {
 			t.Fatal("cached lookup failed")
 		}
 		ack.Seq += 100
@@ -57,7 +57,7 @@ func TestCacheDefersCounts(t *testing.T) {
 	// FlushPackets packets in a row reach the table without FlushAll.
 	for range FlushPackets {
 		now++
-		c.Forward(fwd, ack, 100, now)
+		c.Forward(&fwd, ack, 100, now)
 	}
 	if e := entry(t, tb, fwd); e.Packets-base != 10+FlushPackets {
 		t.Fatalf("%d packets after %d more, want %d", e.Packets-base, FlushPackets, 10+FlushPackets)
@@ -71,10 +71,10 @@ func TestCacheLeavesStateChangesToTheTable(t *testing.T) {
 	fc, rc := tb.NewCache(64), tb.NewCache(64)
 	fwd, rev := established(t, tb, 2)
 	for range 3 {
-		fc.Forward(fwd, sg(flagACK), 60, 5)
-		rc.Reply(rev, sg(flagACK), 60, 5)
+		fc.Forward(&fwd, sg(flagACK), 60, 5)
+		rc.Reply(&rev, sg(flagACK), 60, 5)
 	}
-	fc.Forward(fwd, sg(flagFIN|flagACK), 60, 6)
+	fc.Forward(&fwd, sg(flagFIN|flagACK), 60, 6)
 	if e := entry(t, tb, fwd); e.State != Closing {
 		t.Fatalf("state after FIN %s", e.State)
 	}
@@ -82,11 +82,11 @@ func TestCacheLeavesStateChangesToTheTable(t *testing.T) {
 	// established flow, must reach the table at once.
 	rc.FlushAll(6)
 	before := entry(t, tb, fwd).Packets
-	rc.Reply(rev, sg(flagACK), 60, 7)
+	rc.Reply(&rev, sg(flagACK), 60, 7)
 	if entry(t, tb, fwd).Packets != before+1 {
 		t.Fatal("a packet of a closing flow was answered from another worker's cache")
 	}
-	rc.Reply(rev, sg(flagFIN|flagACK), 60, 8)
+	rc.Reply(&rev, sg(flagFIN|flagACK), 60, 8)
 	if e := entry(t, tb, fwd); e.State != Closed {
 		t.Fatalf("state after both FINs %s", e.State)
 	}
@@ -98,12 +98,12 @@ func TestCacheMissesRemovedFlow(t *testing.T) {
 	c := tb.NewCache(64)
 	fwd, _ := established(t, tb, 3)
 	for range 3 {
-		c.Forward(fwd, sg(flagACK), 60, 5)
+		c.Forward(&fwd, sg(flagACK), 60, 5)
 	}
 	if n := tb.Expire(int64(DefaultTimeouts[Established]) + 100); n != 1 {
 		t.Fatalf("expired %d", n)
 	}
-	if _, ok := c.Forward(fwd, sg(flagACK), 60, int64(DefaultTimeouts[Established])+200); ok {
+	if _, ok := c.Forward(&fwd, sg(flagACK), 60, int64(DefaultTimeouts[Established])+200); ok {
 		t.Fatal("an expired flow was found in the cache")
 	}
 }
@@ -116,10 +116,10 @@ func TestCacheRSTSeesDeferredSequence(t *testing.T) {
 	fwd, _ := established(t, tb, 4)
 	seq := uint32(1)
 	for range 20 { // 20 x 60000 bytes: far beyond a 64 KiB window from the start
-		c.Forward(fwd, &packet.Segment{Flags: flagACK, Seq: seq, Len: 60000, Win: 65535, WScale: packet.NoWScale}, 60, 5)
+		c.Forward(&fwd, &packet.Segment{Flags: flagACK, Seq: seq, Len: 60000, Win: 65535, WScale: packet.NoWScale}, 60, 5)
 		seq += 60000
 	}
-	c.Forward(fwd, &packet.Segment{Flags: flagRST, Seq: seq, WScale: packet.NoWScale}, 40, 6)
+	c.Forward(&fwd, &packet.Segment{Flags: flagRST, Seq: seq, WScale: packet.NoWScale}, 40, 6)
 	if e := entry(t, tb, fwd); e.State != Closed {
 		t.Fatalf("an in-window RST after cached segments left the flow %s (ignored RSTs %d)", e.State,
 			tb.Counters().IgnoredRSTs)
@@ -133,13 +133,13 @@ func TestCacheBypass(t *testing.T) {
 	fwd, _ := established(t, tb, 5)
 	base := entry(t, tb, fwd).Packets
 	for range 5 {
-		c.Forward(fwd, sg(flagACK), 60, 5)
+		c.Forward(&fwd, sg(flagACK), 60, 5)
 	}
 	c.Bypass(true, 6)
 	if got := entry(t, tb, fwd).Packets - base; got != 5 {
 		t.Fatalf("%d of 5 packets after bypass", got)
 	}
-	c.Forward(fwd, sg(flagACK), 60, 7)
+	c.Forward(&fwd, sg(flagACK), 60, 7)
 	if got := entry(t, tb, fwd).Packets - base; got != 6 {
 		t.Fatal("a bypassed cache deferred a packet")
 	}

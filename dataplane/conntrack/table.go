@@ -195,13 +195,13 @@ func (t *Table) Lookup(tup packet.Tuple, reply bool) (Entry, bool) {
 
 // Forward looks up a client->VIP packet, updating state and counters.
 func (t *Table) Forward(fwd packet.Tuple, seg *packet.Segment, bytes int, now int64) (Hit, bool) {
-	hit, _, _, ok := t.lookup(fwd, fwd.Hash(t.seed), seg, bytes, now, false, false)
+	hit, _, _, ok := t.lookup(&fwd, fwd.Hash(t.seed), seg, bytes, now, false, false)
 	return hit, ok
 }
 
 // Reply looks up a backend->client packet.
 func (t *Table) Reply(rev packet.Tuple, seg *packet.Segment, bytes int, now int64) (Hit, bool) {
-	hit, _, _, ok := t.lookup(rev, rev.Hash(t.seed), seg, bytes, now, true, false)
+	hit, _, _, ok := t.lookup(&rev, rev.Hash(t.seed), seg, bytes, now, true, false)
 	return hit, ok
 }
 
@@ -209,11 +209,11 @@ func (t *Table) Reply(rev packet.Tuple, seg *packet.Segment, bytes int, now int6
 // wantRef it also names the entry (with its generation after this packet)
 // for a Cache and says whether the flow may be cached; both are read
 // under the lock, where they agree with each other.
-func (t *Table) lookup(tup packet.Tuple, h uint64, seg *packet.Segment, bytes int, now int64, reply, wantRef bool) (Hit, ref, bool, bool) {
-	si := t.shardFor(tup, reply)
+func (t *Table) lookup(tup *packet.Tuple, h uint64, seg *packet.Segment, bytes int, now int64, reply, wantRef bool) (Hit, ref, bool, bool) {
+	si := t.shardFor(*tup, reply)
 	s := &t.shards[si]
 	s.mu.Lock()
-	i := s.index(reply).find(s, h, &tup, reply)
+	i := s.index(reply).find(s, h, tup, reply)
 	if i < 0 {
 		s.mu.Unlock()
 		return Hit{}, ref{}, false, false
