@@ -151,9 +151,11 @@ func (w *Worker) reply(t *table, tup *packet.Tuple, n int, now int64, backendSid
 	}
 	hit, ok := w.flows.Reply(tup, &p.Seg, n, now)
 	if !ok {
-		if hit, ok = w.rebuild(t, ep, *tup, n, now); !ok {
+		rebuilt, ok := w.rebuild(t, ep, *tup, n, now)
+		if !ok {
 			return drop
 		}
+		hit = &rebuilt
 	}
 	if n > t.upMTU {
 		return w.tooBig(t, t.upMTU, t.lbAddr(p.V6), backendSide)

@@ -36,6 +36,7 @@ type Cache struct {
 	slots  []cacheSlot
 	mask   uint64
 	bypass bool // the table is Large: lookups go straight to it
+	miss   Hit  // what a lookup the table answered returns
 }
 
 // Flush bounds; see Cache.
@@ -70,13 +71,14 @@ func (t *Table) NewCache(size int) *Cache {
 	return &Cache{t: t, slots: make([]cacheSlot, n), mask: uint64(n - 1)}
 }
 
-// Forward is Table.Forward through the cache.
-func (c *Cache) Forward(fwd *packet.Tuple, seg *packet.Segment, bytes int, now int64) (Hit, bool) {
+// Forward is Table.Forward through the cache. The hit it returns is the
+// cache's own, valid until its next lookup: not copied on every packet.
+func (c *Cache) Forward(fwd *packet.Tuple, seg *packet.Segment, bytes int, now int64) (*Hit, bool) {
 	return c.lookup(fwd, seg, bytes, now, false)
 }
 
 // Reply is Table.Reply through the cache.
-func (c *Cache) Reply(rev *packet.Tuple, seg *packet.Segment, bytes int, now int64) (Hit, bool) {
+func (c *Cache) Reply(rev *packet.Tuple, seg *packet.Segment, bytes int, now int64) (*Hit, bool) {
 	return c.lookup(rev, seg, bytes, now, true)
 }
 
@@ -92,11 +94,12 @@ func (c *Cache) Bypass(on bool, now int64) {
 	c.bypass = on
 }
 
-func (c *Cache) lookup(tup *packet.Tuple, seg *packet.Segment, bytes int, now int64, reply bool) (Hit, bool) {
+func (c *Cache) lookup(tup *packet.Tuple, seg *packet.Segment, bytes int, now int64, reply bool) (*Hit, bool) {
 	h := tup.Hash(c.t.seed)
 	if c.bypass {
-		hit, _, _, ok := c.t.lookup(tup, h, seg, bytes, now, reply, false)
-		return hit, ok
+		var ok bool
+		c.miss, _, _, ok = c.t.lookup(tup, h, seg, bytes, now, reply, false)
+		return &c.miss, ok
 	}
 	sl := &c.slots[h&c.mask]
 	quiet := tup.Proto == packet.ProtoUDP || seg.Flags&(flagSYN|flagFIN|flagRST) == 0
@@ -114,7 +117,7 @@ func (c *Cache) lookup(tup *packet.Tuple, seg *packet.Segment, bytes int, now in
 		if sl.packets >= FlushPackets || now-sl.flushed >= FlushAfter {
 			c.flush(sl, now)
 		}
-		return sl.hit, true
+		return &sl.hit, true
 	}
 	// The table decides. What the slot holds goes there first, so the
 	// table sees this flow's deferred counts before, say, its RST.
@@ -122,6 +125,7 @@ func (c *Cache) lookup(tup *packet.Tuple, seg *packet.Segment, bytes int, now in
 	tag := uint32(h >> 32)
 	admit := quiet && (same || sl.candidate == tag)
 	hit, r, cacheable, ok := c.t.lookup(tup, h, seg, bytes, now, reply, admit)
+	c.miss = hit
 	switch {
 	case ok && admit && cacheable:
 		*sl = cacheSlot{tup: *tup, reply: reply, valid: true, hit: hit, shard: r.shard, entry: r.entry, gen: r.gen,
@@ -131,7 +135,7 @@ func (c *Cache) lookup(tup *packet.Tuple, seg *packet.Segment, bytes int, now in
 	default:
 		sl.candidate = tag
 	}
-	return hit, ok
+	return &c.miss, ok
 }
 
 // flush adds a slot's deferred counts to its table entry.
