@@ -88,7 +88,7 @@ func (w *Worker) forward(t *table, svc *service, tup *packet.Tuple, n int, now i
 		p.SetDst(be.addr, be.port)
 		p.SetSrc(peer, peerPort)
 	}
-	w.toBackend(t, svc.mode, *tup, be)
+	w.toBackend(t, svc.mode, tup, be)
 	w.beCounts.add(be.stats, 1, uint64(n), 0)
 	w.counters.n[cForwarded]++
 	return toBackend
@@ -96,7 +96,7 @@ func (w *Worker) forward(t *table, svc *service, tup *packet.Tuple, n int, now i
 
 // toBackend finishes a packet for a backend: one hop less, then
 // encapsulated (dsr-ipip, fwd names the flow) or just re-addressed.
-func (w *Worker) toBackend(t *table, mode fwdmode.Mode, fwd packet.Tuple, be *backend) {
+func (w *Worker) toBackend(t *table, mode fwdmode.Mode, fwd *packet.Tuple, be *backend) {
 	w.pkt.DecTTL()
 	if mode == fwdmode.DSRIPIP {
 		w.encap(t, fwd, be)
@@ -108,7 +108,7 @@ func (w *Worker) toBackend(t *table, mode fwdmode.Mode, fwd packet.Tuple, be *ba
 // encap wraps the current frame for a dsr-ipip backend. The outer source
 // is a per-flow address (172.16.0.0/16 from the client's address and port,
 // as Katran does), so the backend's RSS still spreads flows over queues.
-func (w *Worker) encap(t *table, fwd packet.Tuple, be *backend) {
+func (w *Worker) encap(t *table, fwd *packet.Tuple, be *backend) {
 	h := fwd.Hash(flowHashSeed)
 	src := packet.Addr{10: 0xff, 11: 0xff, 12: 172, 13: 16, 14: byte(h >> 8), 15: byte(h)}
 	f := w.pkt.EncapIPIP(w.cur.chunk, w.cur.off, src, be.addr, t.downMAC, be.mac)

@@ -58,7 +58,7 @@ func (w *Worker) icmpToBackend(t *table) side {
 		p.SetInnerDst(e.Rev.Dst, e.Rev.DstPort)
 		p.FixICMP()
 	}
-	w.toBackend(t, svc.mode, fwd, be)
+	w.toBackend(t, svc.mode, &fwd, be)
 	w.counters.n[cICMPTranslated]++
 	return toBackend
 }
