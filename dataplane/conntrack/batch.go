@@ -52,5 +52,6 @@ func (t *Table) PrefetchEntry(p Probe) {
 		e := uintptr(unsafe.Pointer(&s.entries[i]))
 		prefetch(e)
 		prefetch(e + 64)
+		prefetch(e + 128)
 	}
 }
