@@ -170,7 +170,7 @@ func (p *Packet) rewriteInner(addrAt, portAt int, addr *Addr, port *uint16, a Ad
 		ipc = -1
 		addrAt = 8 + (addrAt-12)*4 // source at 8, destination at 24
 	}
-	p.rewriteAt(ipc, in+addrAt, l4+portAt, csum, p.ICMP.Inner.Proto, addr, port, a, newPort)
+	p.rewriteAt(ipc, in+addrAt, l4+portAt, csum, p.ICMP.Inner.Proto, addr, port, &a, newPort)
 }
 
 // SetSrcAddr and SetDstAddr rewrite the outer addresses of an ICMP
@@ -182,7 +182,8 @@ func (p *Packet) SetSrcAddr(a Addr) { p.setAddr(p.srcOff(), &p.Src, a) }
 func (p *Packet) SetDstAddr(a Addr) { p.setAddr(p.dstOff(), &p.Dst, a) }
 
 func (p *Packet) setAddr(off int, addr *Addr, a Addr) {
-	p.putAddr(p.ipCsumOff(), off, *addr, a)
+	old := *addr
+	p.putAddr(p.ipCsumOff(), off, &old, &a)
 	*addr = a
 }
 

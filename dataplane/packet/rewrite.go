@@ -70,7 +70,7 @@ func (p *Packet) rewrite(addrOff, portOff int, addr *Addr, port *uint16, a Addr,
 	if p.Proto == ProtoUDP {
 		csum = p.L4 + 6
 	}
-	p.rewriteAt(p.ipCsumOff(), addrOff, portOff, csum, p.Proto, addr, port, a, newPort)
+	p.rewriteAt(p.ipCsumOff(), addrOff, portOff, csum, p.Proto, addr, port, &a, newPort)
 }
 
 // rewriteAt changes an address and a port of an IP header and its TCP or
@@ -78,12 +78,13 @@ func (p *Packet) rewrite(addrOff, portOff int, addr *Addr, port *uint16, a Addr,
 // the IPv4 header checksum (ipCsumOff < 0: IPv6, none), and the L4
 // checksum (csumOff < 0: not present), whose pseudo-header covers the
 // address, follow incrementally.
-func (p *Packet) rewriteAt(ipCsumOff, addrOff, portOff, csumOff int, proto ipproto.Proto, addr *Addr, port *uint16, a Addr, newPort uint16) {
+// Addresses go by pointer: an array argument is passed through memory.
+func (p *Packet) rewriteAt(ipCsumOff, addrOff, portOff, csumOff int, proto ipproto.Proto, addr *Addr, port *uint16, a *Addr, newPort uint16) {
 	f := p.Frame
 	old, oldPort := *addr, *port
-	p.putAddr(ipCsumOff, addrOff, old, a)
+	p.putAddr(ipCsumOff, addrOff, &old, a)
 	binary.BigEndian.PutUint16(f[portOff:], newPort)
-	*addr, *port = a, newPort
+	*addr, *port = *a, newPort
 	if csumOff < 0 {
 		return
 	}
@@ -91,7 +92,7 @@ func (p *Packet) rewriteAt(ipCsumOff, addrOff, portOff, csumOff int, proto ippro
 	if proto == ProtoUDP && c == 0 && ipCsumOff >= 0 {
 		return // an IPv4 sender did not compute a UDP checksum; 0 stays valid
 	}
-	c = checksum.Update16(updateAddr(c, &old, &a), oldPort, newPort)
+	c = checksum.Update16(updateAddr(c, &old, a), oldPort, newPort)
 	if proto == ProtoUDP && c == 0 {
 		c = 0xffff // 0 would mean "no checksum" (RFC 768)
 	}
@@ -100,7 +101,7 @@ func (p *Packet) rewriteAt(ipCsumOff, addrOff, portOff, csumOff int, proto ippro
 
 // putAddr stores a at off in place of old: 4 bytes and the IPv4 header
 // checksum (ipCsumOff >= 0), or 16 bytes of an IPv6 header.
-func (p *Packet) putAddr(ipCsumOff, off int, old, a Addr) {
+func (p *Packet) putAddr(ipCsumOff, off int, old, a *Addr) {
 	f := p.Frame
 	if ipCsumOff < 0 {
 		copy(f[off:off+16], a[:])
