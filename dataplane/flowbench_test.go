@@ -182,21 +182,45 @@ func BenchmarkWorkers(b *testing.B) {
 	}
 }
 
+// BenchmarkWorkerScaling is BenchmarkWorkers as one ratio: every round
+// sends the same number of packets through 1 worker, then through 2 (each
+// on its own engine and 1k flows), so the two share the machine's state of
+// the moment; "x" is how many times faster 2 workers were over all rounds.
+// ns/op is per round of both.
+func BenchmarkWorkerScaling(b *testing.B) {
+	const packets = 1 << 16
+	one, two := newFlowBench(b, 1<<10, 1), newFlowBench(b, 1<<10, 2)
+	var t1, t2 time.Duration
+	b.ResetTimer()
+	for range b.N {
+		t1 += one.elapsed(1, packets)
+		t2 += two.elapsed(2, packets)
+	}
+	b.ReportMetric(float64(t1)/float64(t2), "x")
+	b.ReportMetric(float64(t1.Nanoseconds())/float64(b.N*packets), "ns/pkt-1w")
+	b.ReportMetric(float64(t2.Nanoseconds())/float64(b.N*packets), "ns/pkt-2w")
+}
+
 func (fb *flowBench) measure(b *testing.B, workers int) {
 	b.ResetTimer()
+	elapsed := fb.elapsed(workers, b.N)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds()/1e6, "Mpps")
+}
+
+// elapsed is the wall time of workers workers sending packets in all.
+func (fb *flowBench) elapsed(workers, packets int) time.Duration {
 	start := time.Now()
 	var wg sync.WaitGroup
 	for k := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			fb.run(k, b.N/workers)
+			fb.run(k, packets/workers)
 		}()
 	}
 	wg.Wait()
-	b.StopTimer()
-	elapsed := time.Since(start)
-	b.ReportMetric(float64(b.N)/elapsed.Seconds()/1e6, "Mpps")
+	return time.Since(start)
 }
 
 // Two workers on their own goroutines send packets of the same flows: no
