@@ -35,7 +35,7 @@ func (t *Table) PrefetchSlot(tup packet.Tuple, reply bool) Probe {
 	si := t.shardFor(tup, reply)
 	x := t.shards[si].index(reply)
 	h := tup.Hash(t.seed)
-	p := Probe{shard: uint32(si), rev: reply, pos: h & x.mask, tag: h &^ 0xffffffff}
+	p := Probe{shard: uint32(si), rev: reply, pos: x.home(h), tag: h &^ 0xffffffff}
 	prefetch(uintptr(unsafe.Pointer(&x.slots[p.pos])))
 	return p
 }
@@ -52,6 +52,5 @@ func (t *Table) PrefetchEntry(p Probe) {
 		e := uintptr(unsafe.Pointer(&s.entries[i]))
 		prefetch(e)
 		prefetch(e + 64)
-		prefetch(e + 128)
 	}
 }

@@ -48,7 +48,7 @@ func (t *Table) WriteSnapshot(w io.Writer) (int, error) {
 		s := &t.shards[si]
 		s.mu.Lock()
 		for i := range s.entries {
-			if e := &s.entries[i]; e.used {
+			if e := &s.entries[i]; e.inUse() {
 				body = body[:len(body)+recordSize]
 				putEntry(body[len(body)-recordSize:], e)
 				n++
@@ -157,17 +157,17 @@ func (t *Table) restore(e *Entry) bool {
 		return false
 	}
 	s := &t.shards[si]
-	e.fwdHash, e.revHash, e.used = e.Fwd.Hash(t.seed), e.Rev.Hash(t.seed), true
+	fh, rh := e.Fwd.Hash(t.seed), e.Rev.Hash(t.seed)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.free) == 0 || s.fwd.find(s, e.fwdHash, &e.Fwd, false) >= 0 || s.rev.find(s, e.revHash, &e.Rev, true) >= 0 {
+	if len(s.free) == 0 || s.fwd.find(s, fh, &e.Fwd, false) >= 0 || s.rev.find(s, rh, &e.Rev, true) >= 0 {
 		return false
 	}
 	i := s.free[len(s.free)-1]
 	s.free = s.free[:len(s.free)-1]
 	s.entries[i] = *e
-	s.fwd.insert(e.fwdHash, i)
-	s.rev.insert(e.revHash, i)
+	s.fwd.insert(fh, i)
+	s.rev.insert(rh, i)
 	t.count.Add(1)
 	return true
 }
