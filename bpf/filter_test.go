@@ -41,6 +41,42 @@ func rule(slot uint32, cidr string, proto ipproto.Proto, sport, dport [2]uint16)
 
 var anyPort = [2]uint16{0, 65535}
 
+// fwCase is a packet and the verdict the rules must give it: dropped by
+// the rule in slot, or passed.
+type fwCase struct {
+	name string
+	pkt  []byte
+	drop bool
+	slot uint32
+}
+
+// checkFirewall runs the cases through prog and checks each verdict and
+// each of the slots' drop counts; it returns how many were dropped.
+func checkFirewall(t *testing.T, prog *bpf.Program, slots int, cases []fwCase) uint64 {
+	t.Helper()
+	want := map[uint32]uint64{}
+	var dropped uint64
+	for _, c := range cases {
+		if ret := run(t, prog, c.pkt); (ret == xdpDrop) != c.drop {
+			t.Errorf("%s: verdict %d, want drop=%v", c.name, ret, c.drop)
+		}
+		if c.drop {
+			want[c.slot]++
+			dropped++
+		}
+	}
+	got, err := prog.FirewallDrops()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for slot := uint32(0); slot < uint32(slots); slot++ {
+		if got[slot].Packets != want[slot] {
+			t.Errorf("slot %d counted %d drops, want %d", slot, got[slot].Packets, want[slot])
+		}
+	}
+	return dropped
+}
+
 func TestFirewallMatching(t *testing.T) {
 	prog := load(t)
 	rules := []bpf.FirewallRule{
@@ -53,12 +89,7 @@ func TestFirewallMatching(t *testing.T) {
 	if err := prog.SetFirewall(rules); err != nil {
 		t.Fatal(err)
 	}
-	cases := []struct {
-		name string
-		pkt  []byte
-		drop bool
-		slot uint32
-	}{
+	dropped := checkFirewall(t, prog, len(rules), []fwCase{
 		{"dport at lower bound", pkt("10.1.5.5", fixture.ProtoTCP, 1000, 8000, 0), true, 0},
 		{"dport at upper bound", pkt("10.1.5.5", fixture.ProtoTCP, 1000, 9000, 0), true, 0},
 		{"dport below range", pkt("10.1.5.5", fixture.ProtoTCP, 1000, 7999, 0), false, 0},
@@ -75,28 +106,7 @@ func TestFirewallMatching(t *testing.T) {
 		{"icmp rule", pkt("10.1.2.7", fixture.ProtoICMP, 0, 0, 0), true, 4},
 		{"icmp not matched by port rules", pkt("10.1.5.5", fixture.ProtoICMP, 0, 0, 0), false, 0},
 		{"/32 anyPort matches icmp", pkt("10.9.9.9", fixture.ProtoICMP, 0, 0, 0), true, 2},
-	}
-	want := map[uint32]uint64{}
-	var dropped uint64
-	for _, c := range cases {
-		ret := run(t, prog, c.pkt)
-		if (ret == xdpDrop) != c.drop {
-			t.Errorf("%s: verdict %d, want drop=%v", c.name, ret, c.drop)
-		}
-		if c.drop {
-			want[c.slot]++
-			dropped++
-		}
-	}
-	got, err := prog.FirewallDrops()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for slot := uint32(0); slot < 5; slot++ {
-		if got[slot].Packets != want[slot] {
-			t.Errorf("slot %d counted %d drops, want %d", slot, got[slot].Packets, want[slot])
-		}
-	}
+	})
 	if v, _ := prog.VerdictStats(); v["fw_drop"].Packets != dropped {
 		t.Errorf("fw_drop verdicts %d, want %d", v["fw_drop"].Packets, dropped)
 	}
@@ -237,12 +247,7 @@ func TestFirewallMatching6(t *testing.T) {
 	if err := prog.SetFirewall(rules); err != nil {
 		t.Fatal(err)
 	}
-	cases := []struct {
-		name string
-		pkt  []byte
-		drop bool
-		slot uint32
-	}{
+	checkFirewall(t, prog, len(rules), []fwCase{
 		{"/48 port range", pkt("2001:db8:1:5::5", fixture.ProtoTCP, 1000, 8000, 0), true, 0},
 		{"/48 below range", pkt("2001:db8:1:5::5", fixture.ProtoTCP, 1000, 7999, 0), false, 0},
 		{"/48 seen through /64", pkt("2001:db8:1:2::7", fixture.ProtoTCP, 1000, 8500, 0), true, 0},
@@ -255,25 +260,7 @@ func TestFirewallMatching6(t *testing.T) {
 		{"icmpv6 /128", pkt("2001:db8:9::9", fixture.ProtoICMPv6, 0, 0, 0), true, 4},
 		{"icmpv6 /128 neighbour", pkt("2001:db8:9::8", fixture.ProtoICMPv6, 0, 0, 0), false, 0},
 		{"IPv6 with 10/8's low bits", pkt("::ffff:0:a00:1", fixture.ProtoUDP, 1, 2, 0), false, 0},
-	}
-	want := map[uint32]uint64{}
-	for _, c := range cases {
-		if ret := run(t, prog, c.pkt); (ret == xdpDrop) != c.drop {
-			t.Errorf("%s: verdict %d, want drop=%v", c.name, ret, c.drop)
-		}
-		if c.drop {
-			want[c.slot]++
-		}
-	}
-	got, err := prog.FirewallDrops()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for slot := uint32(0); slot < 6; slot++ {
-		if got[slot].Packets != want[slot] {
-			t.Errorf("slot %d counted %d drops, want %d", slot, got[slot].Packets, want[slot])
-		}
-	}
+	})
 	// A rule set without IPv6 rules empties the IPv6 trie.
 	if err := prog.SetFirewall(rules[2:3]); err != nil {
 		t.Fatal(err)
