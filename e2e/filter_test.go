@@ -50,18 +50,15 @@ func fwRules(t *testing.T, d *testenv.Daemon) []api.FirewallRule {
 	return rules
 }
 
-func TestFirewallRules(t *testing.T) {
-	lab, d := startFilterLab(t)
-	vip := lab.VIP.String()
-	c1, c2 := lab.Clients[0], lab.Clients[1]
+// deniedUDP is how many requests checkUDPDenied sends.
+const deniedUDP = 7
 
-	// Rule 1: client 1 may not use UDP 9090; everything else still works.
-	out := cli(t, d, "fw", "add", "--network", lab.ClientAddrs[0].String()+"/32", "--protocol", "udp", "--dst-port", "9090")
-	if out != "rule 1 added: deny udp from 10.0.1.2/32 src ports any dst ports 9090\n" {
-		t.Fatalf("fw add printed %q", out)
-	}
-	const sent = 7
-	for i := 0; i < sent; i++ {
+// checkUDPDenied checks the one rule there is, which denies UDP 9090 from
+// c1 (network): c1's requests go unanswered and each is counted by the
+// rule; c2's UDP and c1's HTTP still work.
+func checkUDPDenied(t *testing.T, d *testenv.Daemon, c1, c2 *testenv.NS, vip, network string) {
+	t.Helper()
+	for i := 0; i < deniedUDP; i++ {
 		if err := udpAsk(c1, vip); err == nil {
 			t.Fatalf("denied UDP request %d was answered", i)
 		}
@@ -72,9 +69,22 @@ func TestFirewallRules(t *testing.T) {
 	if err := httpGet(c1, vip); err != nil {
 		t.Fatalf("client 1 HTTP (not denied): %v", err)
 	}
-	if r := fwRules(t, d); len(r) != 1 || r[0].DroppedPackets != sent {
-		t.Fatalf("rule counters %+v, want %d dropped", r, sent)
+	if r := fwRules(t, d); len(r) != 1 || r[0].DroppedPackets != deniedUDP || r[0].Network != network {
+		t.Fatalf("rule counters %+v, want %d dropped by a rule on %s", r, deniedUDP, network)
 	}
+}
+
+func TestFirewallRules(t *testing.T) {
+	lab, d := startFilterLab(t)
+	vip := lab.VIP.String()
+	c1, c2 := lab.Clients[0], lab.Clients[1]
+
+	// Rule 1: client 1 may not use UDP 9090; everything else still works.
+	out := cli(t, d, "fw", "add", "--network", lab.ClientAddrs[0].String()+"/32", "--protocol", "udp", "--dst-port", "9090")
+	if out != "rule 1 added: deny udp from 10.0.1.2/32 src ports any dst ports 9090\n" {
+		t.Fatalf("fw add printed %q", out)
+	}
+	checkUDPDenied(t, d, c1, c2, vip, "10.0.1.2/32")
 
 	// Rule 2: a whole CIDR loses TCP 80; the host address is untouched.
 	cli(t, d, "fw", "add", "-n", "10.0.1.0/24", "-t", "tcp", "-d", "80-80")
@@ -87,7 +97,7 @@ func TestFirewallRules(t *testing.T) {
 		t.Fatalf("client 2 UDP under the TCP rule: %v", err)
 	}
 	rules := fwRules(t, d)
-	if rules[1].DroppedPackets < 2 || rules[0].DroppedPackets != sent {
+	if rules[1].DroppedPackets < 2 || rules[0].DroppedPackets != deniedUDP {
 		t.Fatalf("rule counters %+v", rules)
 	}
 	// A late SYN retransmission can be dropped between two reads, so the
