@@ -26,16 +26,9 @@ func Diff(cur, next *config.State) []Change {
 	add := func(svc config.ServiceState, op, format string, a ...any) {
 		out = append(out, Change{Op: op, What: fmt.Sprintf(format, a...), Service: svc.Name()})
 	}
-	old := map[uint32]config.ServiceState{}
+	old, kept := byID(cur.Services, serviceID), byID(next.Services, serviceID)
 	for _, s := range cur.Services {
-		old[s.ID] = s
-	}
-	kept := map[uint32]bool{}
-	for _, s := range next.Services {
-		kept[s.ID] = true
-	}
-	for _, s := range cur.Services {
-		if !kept[s.ID] {
+		if _, ok := kept[s.ID]; !ok {
 			add(s, "-", "service %s (%d backends)", s.Name(), len(s.Backends))
 		}
 	}
@@ -73,16 +66,9 @@ func Diff(cur, next *config.State) []Change {
 
 func diffBackends(o, s config.ServiceState) []Change {
 	var out []Change
-	was := map[uint32]config.BackendState{}
+	was, is := byID(o.Backends, backendID), byID(s.Backends, backendID)
 	for _, b := range o.Backends {
-		was[b.ID] = b
-	}
-	is := map[uint32]bool{}
-	for _, b := range s.Backends {
-		is[b.ID] = true
-	}
-	for _, b := range o.Backends {
-		if !is[b.ID] {
+		if _, ok := is[b.ID]; !ok {
 			out = append(out, Change{Op: "-", What: fmt.Sprintf("backend %s of %s", bname(b), s.Name()), Service: s.Name()})
 		}
 	}
@@ -110,16 +96,9 @@ func diffBackends(o, s config.ServiceState) []Change {
 // diffByID lists removed, added and changed objects of one kind.
 func diffByID[T comparable](cur, next []T, id func(T) uint32, name func(T) string) []Change {
 	var out []Change
-	was := map[uint32]T{}
+	was, is := byID(cur, id), byID(next, id)
 	for _, o := range cur {
-		was[id(o)] = o
-	}
-	is := map[uint32]bool{}
-	for _, o := range next {
-		is[id(o)] = true
-	}
-	for _, o := range cur {
-		if !is[id(o)] {
+		if _, ok := is[id(o)]; !ok {
 			out = append(out, Change{Op: "-", What: name(o)})
 		}
 	}
@@ -134,6 +113,18 @@ func diffByID[T comparable](cur, next []T, id func(T) uint32, name func(T) strin
 	}
 	return out
 }
+
+// byID indexes objects by their id.
+func byID[T any](xs []T, id func(T) uint32) map[uint32]T {
+	m := make(map[uint32]T, len(xs))
+	for _, x := range xs {
+		m[id(x)] = x
+	}
+	return m
+}
+
+func serviceID(s config.ServiceState) uint32 { return s.ID }
+func backendID(b config.BackendState) uint32 { return b.ID }
 
 // Removed lists, by service id, the backends of cur that next no longer
 // has: their tracked flows lose their backend.
