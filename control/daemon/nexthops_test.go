@@ -29,31 +29,9 @@ func TestResolverRequestsAgain(t *testing.T) {
 	lb.IP("link", "set", "up0", "up")
 	peer.IP("link", "set", "c0", "up")
 	backend, elsewhere := netip.MustParseAddr("10.8.0.2"), netip.MustParseAddr("10.7.0.9")
-	err = lb.Do(func() error {
-		down, err := netlink.InterfaceByName("down0")
-		if err != nil {
-			return err
-		}
-		up, _ := netlink.InterfaceByName("up0")
-		n := netlink.NewNeighbours(zap.NewNop())
-		defer n.Close()
-		r := newResolver(zap.NewNop(), n, up, down)
+	inResolver(t, lb, func(r *resolver) error {
 		addrs := []netip.Addr{backend, elsewhere}
-		resolved := func() Hop {
-			t.Helper()
-			var h Hop
-			deadline := time.Now().Add(5 * time.Second)
-			for now := time.Now(); now.Before(deadline); now = time.Now() {
-				r.Refresh(addrs, now)
-				if h = r.Backend(backend); h.MAC != (packet.MAC{}) {
-					return h
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-			t.Fatalf("backend never resolved: %+v", h)
-			return h
-		}
-		first := resolved()
+		first := waitResolved(t, r, addrs, backend)
 		if p := r.Backend(elsewhere).Problem; !strings.Contains(p, "not the backend interface down0") {
 			t.Errorf("route by the upstream interface: %q", p)
 		}
@@ -65,7 +43,7 @@ func TestResolverRequestsAgain(t *testing.T) {
 		if changed, unresolved := r.Refresh(addrs, time.Now()); !changed || unresolved != 2 {
 			t.Errorf("refresh after the delete: changed %v, unresolved %d", changed, unresolved)
 		}
-		if again := resolved(); again.MAC != first.MAC {
+		if again := waitResolved(t, r, addrs, backend); again.MAC != first.MAC {
 			t.Errorf("resolved to %v, then %v", first.MAC, again.MAC)
 		}
 		ch := r.Client()
@@ -85,9 +63,42 @@ func TestResolverRequestsAgain(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// inResolver runs body in lb's namespace with a resolver over its up0 and
+// down0.
+func inResolver(t *testing.T, lb *testenv.NS, body func(r *resolver) error) {
+	t.Helper()
+	err := lb.Do(func() error {
+		down, err := netlink.InterfaceByName("down0")
+		if err != nil {
+			return err
+		}
+		up, _ := netlink.InterfaceByName("up0")
+		n := netlink.NewNeighbours(zap.NewNop())
+		defer n.Close()
+		return body(newResolver(zap.NewNop(), n, up, down))
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// waitResolved refreshes addrs until backend has a next-hop MAC (5 s at
+// most) and returns its hop.
+func waitResolved(t *testing.T, r *resolver, addrs []netip.Addr, backend netip.Addr) Hop {
+	t.Helper()
+	var h Hop
+	deadline := time.Now().Add(5 * time.Second)
+	for now := time.Now(); now.Before(deadline); now = time.Now() {
+		r.Refresh(addrs, now)
+		if h = r.Backend(backend); h.MAC != (packet.MAC{}) {
+			return h
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("backend never resolved: %+v", h)
+	return h
 }
 
 // An IPv6 backend's next hop is resolved over NDP through a managed entry,
@@ -115,23 +126,9 @@ func TestResolverIPv6(t *testing.T) {
 		}
 	}
 	backend := netip.MustParseAddr("2001:db8:8::2")
-	err = lb.Do(func() error {
-		down, err := netlink.InterfaceByName("down0")
-		if err != nil {
-			return err
-		}
-		up, _ := netlink.InterfaceByName("up0")
-		n := netlink.NewNeighbours(zap.NewNop())
-		defer n.Close()
-		r := newResolver(zap.NewNop(), n, up, down)
+	inResolver(t, lb, func(r *resolver) error {
 		deadline := time.Now().Add(5 * time.Second)
-		var h Hop
-		for now := time.Now(); now.Before(deadline) && h.MAC == (packet.MAC{}); now = time.Now() {
-			r.Refresh([]netip.Addr{backend}, now)
-			h = r.Backend(backend)
-			time.Sleep(50 * time.Millisecond)
-		}
-		if h.MAC == (packet.MAC{}) || h.Problem != "" {
+		if h := waitResolved(t, r, []netip.Addr{backend}, backend); h.Problem != "" {
 			t.Fatalf("IPv6 backend not resolved: %+v", h)
 		}
 		r.RequestClient(netip.MustParseAddr("2001:db8:99::5")) // off-link: the gateway is probed
@@ -144,7 +141,4 @@ func TestResolverIPv6(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
