@@ -2,6 +2,7 @@ package conntrack
 
 import (
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
+	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
 
 // Cache is one worker's cache of flows in front of the shared Table, so a
@@ -25,9 +26,11 @@ import (
 // busy flow lag by at most that, and expiry, which needs minutes of
 // silence, is not affected.
 //
-// A flow is admitted on its second miss in the same slot in a row, so
-// traffic spread over more flows than the cache holds (a scan) passes
-// through to the table instead of churning the cache. While the table is
+// A flow may take any of the cacheWays slots of its bucket, the least
+// recently seen flow's when all are taken. It is admitted on its second
+// miss while its bucket remembers the first (the last cacheWays flows that
+// missed there), so traffic spread over more flows than the cache holds (a
+// scan) passes through to the table instead of churning the cache. While the table is
 // Large, the cache is bypassed altogether: with that many flows it would
 // rarely hit, and its own slots would only add a cache miss per packet
 // (the worker prefetches the table instead). Not safe for concurrent use.
@@ -37,6 +40,8 @@ type Cache struct {
 	mask   uint64
 	bypass bool // the table is Large: lookups go straight to it
 	miss   Hit  // what a lookup the table answered returns
+	last   Ticket
+	next   uint64 // where the next admission candidate goes in its bucket
 }
 
 // Flush bounds; see Cache.
@@ -45,26 +50,34 @@ const (
 	FlushAfter   = int64(250e6) // 250 ms
 )
 
+// cacheSlot is one cached flow. What a hit reads and writes but the tuple
+// and the Hit comes first, in one cache line (TestCacheSlotLayout): the
+// express path's hits (Again) touch nothing else.
 type cacheSlot struct {
-	tup       packet.Tuple
-	reply     bool
 	valid     bool
-	candidate uint32 // tag of the last flow that missed here, for admission
-	hit       Hit
+	reply     bool
+	tracked   bool   // end and win hold a segment's
+	win       uint16 // TCP window last seen
+	tag       uint32 // the tuple hash's upper half, to skip other flows quickly
+	stamp     uint32 // bumped whenever the slot takes another flow or drops one: Tickets name a stamp
+	candidate uint32 // tag of a flow that missed in this bucket, for admission
 	shard     uint32
 	entry     int32
 	gen       uint32
-	// Deferred to the table entry:
-	packets, bytes uint64
-	last, flushed  int64
+	// Deferred to the table entry: flushed every FlushPackets packets at
+	// the latest, so 32 bits hold their bytes.
+	packets, bytes uint32
 	end            uint32 // highest seq + len seen (TCP)
-	win            uint16
-	tracked        bool // end and win hold a segment's
+	last, flushed  int64
+	_              [4]byte
+	tup            packet.Tuple
+	hit            Hit
+	_              [32]byte // whole cache lines: a slot's first line is its own
 }
 
 // NewCache makes a cache of size flows (rounded up to a power of two).
 func (t *Table) NewCache(size int) *Cache {
-	n := 1
+	n := cacheWays
 	for n < size {
 		n <<= 1
 	}
@@ -89,6 +102,7 @@ func (c *Cache) Bypass(on bool, now int64) {
 		c.FlushAll(now)
 		for i := range c.slots {
 			c.slots[i].valid = false
+			c.slots[i].stamp++
 		}
 	}
 	c.bypass = on
@@ -98,44 +112,133 @@ func (c *Cache) lookup(tup *packet.Tuple, seg *packet.Segment, bytes int, now in
 	h := tup.Hash(c.t.seed)
 	if c.bypass {
 		var ok bool
+		c.last = Ticket{}
 		c.miss, _, _, ok = c.t.lookup(tup, h, seg, bytes, now, reply, false)
 		return &c.miss, ok
 	}
-	sl := &c.slots[h&c.mask]
+	b := h & c.mask &^ (cacheWays - 1)
+	tag := uint32(h >> 32)
 	quiet := tup.Proto == packet.ProtoUDP || seg.Flags&(flagSYN|flagFIN|flagRST) == 0
-	same := sl.valid && sl.reply == reply && sl.tup == *tup
-	if same && quiet && c.t.shards[sl.shard].gens[sl.entry].Load() == sl.gen {
-		sl.packets++
-		sl.bytes += uint64(bytes)
-		sl.last = now
-		if tup.Proto == packet.ProtoTCP {
-			if end := seg.Seq + seg.Len; !sl.tracked || int32(end-sl.end) > 0 {
-				sl.end = end
-			}
-			sl.win, sl.tracked = seg.Win, true
+	var sl *cacheSlot
+	i := b
+	for ; i < b+cacheWays; i++ {
+		if s := &c.slots[i]; s.valid && s.tag == tag && s.reply == reply && s.tup == *tup {
+			sl = s
+			break
 		}
-		if sl.packets >= FlushPackets || now-sl.flushed >= FlushAfter {
-			c.flush(sl, now)
-		}
+	}
+	if sl != nil && quiet && c.t.shards[sl.shard].gens[sl.entry].Load() == sl.gen {
+		sl.count(c, tup.Proto, seg, bytes, now)
+		c.last = Ticket{slot: uint32(i), stamp: sl.stamp}
 		return &sl.hit, true
 	}
-	// The table decides. What the slot holds goes there first, so the
-	// table sees this flow's deferred counts before, say, its RST.
-	c.flush(sl, now)
-	tag := uint32(h >> 32)
-	admit := quiet && (same || sl.candidate == tag)
+	// The table decides. What the cache holds of the flow goes there
+	// first, so the table sees its deferred counts before, say, its RST.
+	if sl != nil {
+		c.flush(sl, now)
+	}
+	admit := quiet && (sl != nil || c.candidate(b, tag))
 	hit, r, cacheable, ok := c.t.lookup(tup, h, seg, bytes, now, reply, admit)
 	c.miss = hit
+	c.last = Ticket{}
 	switch {
 	case ok && admit && cacheable:
-		*sl = cacheSlot{tup: *tup, reply: reply, valid: true, hit: hit, shard: r.shard, entry: r.entry, gen: r.gen,
-			flushed: now}
-	case same:
+		if sl == nil {
+			i = c.victim(b, now)
+			sl = &c.slots[i]
+		}
+		*sl = cacheSlot{tup: *tup, tag: tag, reply: reply, valid: true, stamp: sl.stamp + 1, candidate: sl.candidate,
+			hit: hit, shard: r.shard, entry: r.entry, gen: r.gen, last: now, flushed: now}
+		c.last = Ticket{slot: uint32(i), stamp: sl.stamp}
+	case sl != nil:
 		sl.valid = false // not cacheable any more
+		sl.stamp++
 	default:
-		sl.candidate = tag
+		c.next++ // the candidates each take a slot in turn
+		c.slots[b+c.next%cacheWays].candidate = tag
 	}
 	return &c.miss, ok
+}
+
+// candidate says a flow (its tag) missed in bucket b recently: the bucket
+// remembers the last missing flows, one per slot, so flows that share it
+// are admitted although their packets interleave.
+func (c *Cache) candidate(b uint64, tag uint32) bool {
+	for i := b; i < b+cacheWays; i++ {
+		if c.slots[i].candidate == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// cacheWays is how many slots a flow may take in the cache: its bucket's.
+// Flows whose hashes share a bucket do not evict one another (at 1k flows
+// in 4k slots, a direct-mapped cache missed 12.8% of packets).
+const cacheWays = 4
+
+// victim is the slot of bucket b a new flow takes: a free one, or the one
+// whose flow was seen longest ago, flushed.
+func (c *Cache) victim(b uint64, now int64) uint64 {
+	v := b
+	for i := b; i < b+cacheWays; i++ {
+		s := &c.slots[i]
+		if !s.valid {
+			return i
+		}
+		if s.last < c.slots[v].last {
+			v = i
+		}
+	}
+	c.flush(&c.slots[v], now)
+	return v
+}
+
+// count defers a packet the slot answered to the table entry.
+func (sl *cacheSlot) count(c *Cache, proto ipproto.Proto, seg *packet.Segment, bytes int, now int64) {
+	sl.packets++
+	sl.bytes += uint32(bytes)
+	sl.last = now
+	if proto == packet.ProtoTCP {
+		if end := seg.Seq + seg.Len; !sl.tracked || int32(end-sl.end) > 0 {
+			sl.end = end
+		}
+		sl.win, sl.tracked = seg.Win, true
+	}
+	if sl.packets >= FlushPackets || now-sl.flushed >= FlushAfter {
+		c.flush(sl, now)
+	}
+}
+
+// Ticket names the cached flow a lookup was answered from or admitted
+// into, so that a later packet known to be of the same flow (the worker's
+// express path, see dataplane) can be counted without the lookup. The zero
+// Ticket names none.
+type Ticket struct {
+	slot, stamp uint32
+}
+
+// Last is the Ticket of the last lookup: zero when the flow is not in the
+// cache after it.
+func (c *Cache) Last() Ticket { return c.last }
+
+// Again is a lookup that hits for the flow tk names: it counts the packet
+// as a hit would, or says false when the slot holds
+// another flow now, the table changed the flow (its generation moved), the
+// cache is bypassed, or the packet is no quiet one (a TCP segment with SYN,
+// FIN or RST), which must go to the table. The caller vouches that the
+// packet is of that flow, in that direction.
+func (c *Cache) Again(tk Ticket, proto ipproto.Proto, seg *packet.Segment, bytes int, now int64) bool {
+	if tk.stamp == 0 || c.bypass {
+		return false
+	}
+	sl := &c.slots[tk.slot&uint32(c.mask)]
+	if !sl.valid || sl.stamp != tk.stamp || proto == packet.ProtoTCP && seg.Flags&(flagSYN|flagFIN|flagRST) != 0 ||
+		c.t.shards[sl.shard].gens[sl.entry].Load() != sl.gen {
+		return false
+	}
+	sl.count(c, proto, seg, bytes, now)
+	return true
 }
 
 // flush adds a slot's deferred counts to its table entry.
@@ -143,7 +246,7 @@ func (c *Cache) flush(sl *cacheSlot, now int64) {
 	if !sl.valid || sl.packets == 0 {
 		return
 	}
-	c.t.addDeferred(ref{shard: sl.shard, entry: sl.entry, gen: sl.gen}, sl.packets, sl.bytes, sl.last, sl.reply,
+	c.t.addDeferred(ref{shard: sl.shard, entry: sl.entry, gen: sl.gen}, uint64(sl.packets), uint64(sl.bytes), sl.last, sl.reply,
 		sl.tracked, sl.end, sl.win)
 	sl.packets, sl.bytes, sl.tracked, sl.flushed = 0, 0, false, now
 }

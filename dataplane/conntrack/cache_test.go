@@ -2,6 +2,7 @@ package conntrack
 
 import (
 	"testing"
+	"unsafe"
 
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
 )
@@ -142,5 +143,58 @@ func TestCacheBypass(t *testing.T) {
 	c.Forward(&fwd, sg(flagACK), 60, 7)
 	if got := entry(t, tb, fwd).Packets - base; got != 6 {
 		t.Fatal("a bypassed cache deferred a packet")
+	}
+}
+
+// A hit's fields fill the first cache line of a slot, and slots are whole
+// lines, so the express path touches one line of the cache per packet.
+func TestCacheSlotLayout(t *testing.T) {
+	var sl cacheSlot
+	if n := unsafe.Sizeof(sl); n%64 != 0 {
+		t.Fatalf("a slot is %d bytes, not whole cache lines", n)
+	}
+	if end := unsafe.Offsetof(sl.flushed) + unsafe.Sizeof(sl.flushed); end > 64 {
+		t.Fatalf("a hit's fields end at byte %d, past the first line", end)
+	}
+}
+
+// Flows that share a bucket are all cached: four flows in a cache of four
+// slots (one bucket) hit on every packet once admitted, although their
+// packets interleave (a direct-mapped cache lets colliding flows evict one
+// another, and a single admission candidate admits none of them).
+func TestCacheWaysKeepCollidingFlows(t *testing.T) {
+	tb := New(1024, DefaultTimeouts)
+	c := tb.NewCache(4)
+	var fwds []packet.Tuple
+	for i := range uint32(4) {
+		fwd, _ := established(t, tb, 10+i)
+		fwds = append(fwds, fwd)
+	}
+	ack := &packet.Segment{Flags: flagACK, Seq: 1000, Win: 500}
+	now := int64(10)
+	round := func() {
+		for i := range fwds {
+			now++
+			if _, ok := c.Forward(&fwds[i], ack, 60, now); !ok {
+				t.Fatal("lookup failed")
+			}
+		}
+	}
+	round()
+	round() // admitted: the second miss in the bucket
+	before := make([]uint64, len(fwds))
+	for i, fwd := range fwds {
+		before[i] = entry(t, tb, fwd).Packets
+	}
+	for range 10 {
+		round()
+		if c.Last() == (Ticket{}) {
+			t.Fatal("the last flow is not cached")
+		}
+	}
+	for i, fwd := range fwds {
+		if got := entry(t, tb, fwd).Packets; got != before[i] {
+			t.Fatalf("flow %d: the table saw %d of its cached packets", i, got-before[i])
+		}
 	}
 }
