@@ -143,6 +143,7 @@ func (e *Engine) Stats() Stats {
 		s.EchoReplies += c.load(cEchoReplies)
 		s.ICMPTranslated += c.load(cICMPTranslated)
 		s.FragNeededSent += c.load(cFragNeeded)
+		s.Express += c.load(cExpress)
 		for d := Drop(0); d < NumDrops; d++ {
 			s.Drops[d.String()] += c.load(cDrops + counter(d))
 		}

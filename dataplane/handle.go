@@ -91,6 +91,7 @@ func (w *Worker) forward(t *table, svc *service, tup *packet.Tuple, n int, now i
 	w.toBackend(t, svc.mode, tup, be)
 	w.beCounts.add(be.stats, 1, uint64(n), 0)
 	w.counters.n[cForwarded]++
+	w.xb = xbuild{ok: svc.mode != fwdmode.DSRIPIP, out: toBackend, limit: t.downMTU - overhead, stats: be.stats}
 	return toBackend
 }
 
@@ -167,8 +168,10 @@ func (w *Worker) reply(t *table, tup *packet.Tuple, n int, now int64, backendSid
 	}
 	p.DecTTL()
 	p.SetMACs(t.upMAC, hit.ClientMAC)
+	w.xb = xbuild{ok: true, out: toClient, limit: t.upMTU}
 	if be := t.backends.get(hit.Backend); be != nil {
 		w.beCounts.add(be.stats, 1, uint64(n), 0)
+		w.xb.stats = be.stats
 	}
 	w.counters.n[cReplied]++
 	return toClient

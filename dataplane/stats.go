@@ -53,6 +53,7 @@ const (
 	cEchoReplies
 	cICMPTranslated
 	cFragNeeded
+	cExpress
 	cDrops      // + Drop
 	numCounters = cDrops + counter(NumDrops)
 )
@@ -133,10 +134,13 @@ type Stats struct {
 	RebuiltFlows uint64 `json:"rebuilt_flows"` // from a backend's packet, of the new flows
 	// EchoReplies answered pings to VIPs; ICMPTranslated errors of tracked
 	// flows passed on; FragNeededSent errors the load balancer sent itself.
-	EchoReplies    uint64            `json:"echo_replies"`
-	ICMPTranslated uint64            `json:"icmp_translated"`
-	FragNeededSent uint64            `json:"frag_needed_sent"`
-	Drops          map[string]uint64 `json:"drops"`
+	EchoReplies    uint64 `json:"echo_replies"`
+	ICMPTranslated uint64 `json:"icmp_translated"`
+	FragNeededSent uint64 `json:"frag_needed_sent"`
+	// Express are the forwarded and replied packets the express path
+	// handled (see express.go): a share of Forwarded plus Replied.
+	Express uint64            `json:"express"`
+	Drops   map[string]uint64 `json:"drops"`
 }
 
 // BackendStats are per-backend packet and byte counts (both directions).

@@ -52,6 +52,13 @@ type Worker struct {
 	counters counters
 	beCounts backendCounts
 	flows    *conntrack.Cache // this worker's established flows, in front of the shared table
+	xslots   []xslot          // the express path's flows (see express.go)
+	xon      bool             // the express path is on for this batch
+	xoff     bool             // never take the express path (tests compare with it)
+	xb       xbuild           // how the full path sent the current frame, for remember
+	oneUMEM  bool             // up and down share frame memory: a frame goes out as it is
+	x        xframe
+	xnext    uint8 // the express table's round-robin victim
 	probes   []conntrack.Probe
 	probed   []bool
 	stop     atomic.Bool
@@ -74,6 +81,8 @@ func (e *Engine) NewWorker(id int, up, down Queue, cpu int) *Worker {
 		done: make(chan struct{}), log: e.log.With(zap.Int("worker", id))}
 	w.beCounts.used = make([]uint8, 0, 2*BatchSize)
 	w.flows = e.ct.NewCache(FlowCacheSize)
+	w.xslots = make([]xslot, FlowCacheSize)
+	w.oneUMEM = up.UMEMID() == down.UMEMID()
 	w.probes = make([]conntrack.Probe, BatchSize)
 	w.probed = make([]bool, BatchSize)
 	e.mu.Lock()
@@ -146,6 +155,7 @@ func (w *Worker) pump(in Queue) int {
 	now := time.Now().UnixNano()
 	large := w.eng.ct.Large()
 	w.flows.Bypass(large, now)
+	w.xon = tap == nil && !large && !w.xoff
 	w.counters.n[cRx] += uint64(k)
 	if !large {
 		for _, d := range w.batch[:k] {
@@ -178,9 +188,21 @@ func (w *Worker) pump(in Queue) int {
 func (w *Worker) one(t *table, tap *Tap, now int64, in Queue, d unix.XDPDesc) {
 	chunk, off := in.Buffer(d)
 	w.cur = current{chunk: chunk, off: off, n: int(d.Len)}
+	backendSide := in == w.down
+	if w.xon {
+		if to, ok := w.express(t, now, w.cur.frame(), backendSide, &w.x); ok {
+			w.send(in, w.queueTo(to), d.Addr, w.cur.frame())
+			return
+		}
+	}
 	var out Queue
 	verdict, side := 0, SideBackend
-	switch w.handle(t, now, in == w.down) {
+	w.xb.ok = false
+	to := w.handle(t, now, backendSide)
+	if w.xon && w.cur.off == off && w.x.ipLen > 0 {
+		w.remember(t, w.cur.frame(), &w.x, to)
+	}
+	switch to {
 	case toBackend:
 		out = w.down
 	case toClient:
@@ -208,6 +230,14 @@ func (w *Worker) one(t *table, tap *Tap, now int64, in Queue, d unix.XDPDesc) {
 	w.send(in, out, d.Addr-uint64(off-w.cur.off), frame)
 }
 
+// queueTo is the queue a frame handled for the side goes out on.
+func (w *Worker) queueTo(s side) Queue {
+	if s == toClient {
+		return w.up
+	}
+	return w.down
+}
+
 // probeSlot asks for the conntrack index slot of batch frame i's flow.
 func (w *Worker) probeSlot(t *table, in Queue, i int) {
 	d := w.batch[i]
@@ -226,7 +256,7 @@ func (w *Worker) probeSlot(t *table, in Queue, i int) {
 }
 
 func (w *Worker) send(in, out Queue, addr uint64, frame []byte) {
-	if out == in || out.UMEMID() == in.UMEMID() {
+	if out == in || w.oneUMEM {
 		// One UMEM: the received frame itself goes out (zero-copy on a
 		// zero-copy NIC).
 		if !out.Transmit(addr, len(frame)) {

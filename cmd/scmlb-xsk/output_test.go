@@ -78,7 +78,7 @@ func (f *fakeDaemon) Stats() (api.Stats, error) {
 	return api.Stats{
 		Protocols:   map[string]api.Counter{"tcp": {Packets: 40, Bytes: 4000}, "udp": {Packets: 2, Bytes: 100}},
 		XDPVerdicts: map[string]api.Counter{"pass": {Packets: 5, Bytes: 300}, "steer_service": {Packets: 30, Bytes: 3000}},
-		Dataplane:   api.DataplaneStats{RxPackets: 37, Forwarded: 30, Replied: 5, NewFlows: 5, RebuiltFlows: 1},
+		Dataplane:   api.DataplaneStats{RxPackets: 37, Forwarded: 30, Replied: 5, NewFlows: 5, RebuiltFlows: 1, Express: 28},
 		Drops:       map[string]uint64{"no_flow": 2, "truncated": 0},
 		Conntrack:   api.ConntrackStats{Entries: 5, Capacity: 1024, Inserts: 5, IgnoredRSTs: 2},
 		Services:    fixtureServices,
@@ -166,8 +166,8 @@ XDP VERDICT    PACKETS  BYTES
 pass           5        300
 steer_service  30       3000
 
-RX  FORWARDED  REPLIED  NEW FLOWS  REBUILT  ECHO REPLIES  ICMP TRANSLATED  FRAG NEEDED SENT  SNAT PORTS
-37  30         5        5          1        0             0                0                 0
+RX  FORWARDED  REPLIED  NEW FLOWS  REBUILT  ECHO REPLIES  ICMP TRANSLATED  FRAG NEEDED SENT  EXPRESS  SNAT PORTS
+37  30         5        5          1        0             0                0                 28       0
 
 DROP REASON  PACKETS
 no_flow      2

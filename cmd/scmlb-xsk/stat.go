@@ -35,9 +35,9 @@ func statTables(w io.Writer, st api.Stats) {
 	}
 	fmt.Fprintln(w)
 	d := st.Dataplane
-	row(w, "RX", "FORWARDED", "REPLIED", "NEW FLOWS", "REBUILT", "ECHO REPLIES", "ICMP TRANSLATED", "FRAG NEEDED SENT", "SNAT PORTS")
+	row(w, "RX", "FORWARDED", "REPLIED", "NEW FLOWS", "REBUILT", "ECHO REPLIES", "ICMP TRANSLATED", "FRAG NEEDED SENT", "EXPRESS", "SNAT PORTS")
 	row(w, d.RxPackets, d.Forwarded, d.Replied, d.NewFlows, d.RebuiltFlows, d.EchoReplies, d.ICMPTranslated, d.FragNeededSent,
-		d.SNATPortsInUse)
+		d.Express, d.SNATPortsInUse)
 	fmt.Fprintln(w)
 	row(w, "DROP REASON", "PACKETS")
 	for _, k := range sortedKeys(st.Drops) {

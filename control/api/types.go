@@ -110,6 +110,9 @@ type DataplaneStats struct {
 	EchoReplies    uint64 `json:"echo_replies"`
 	ICMPTranslated uint64 `json:"icmp_translated"`
 	FragNeededSent uint64 `json:"frag_needed_sent"`
+	// Express are the packets, of those forwarded and replied, that the
+	// worker's express path handled (docs/architecture.md).
+	Express uint64 `json:"express"`
 	// SNATPortsInUse are full-NAT source ports held by tracked flows.
 	SNATPortsInUse int `json:"snat_ports_in_use"`
 }

@@ -126,7 +126,7 @@ func (c *core) Stats() (api.Stats, error) {
 		Protocols: counters(protos), XDPVerdicts: counters(verdicts),
 		Dataplane: api.DataplaneStats{RxPackets: es.RxPackets, Forwarded: es.Forwarded, Replied: es.Replied, NewFlows: es.NewFlows,
 			RebuiltFlows: es.RebuiltFlows, EchoReplies: es.EchoReplies, ICMPTranslated: es.ICMPTranslated,
-			FragNeededSent: es.FragNeededSent, SNATPortsInUse: c.eng.SNATPortsInUse()},
+			FragNeededSent: es.FragNeededSent, Express: es.Express, SNATPortsInUse: c.eng.SNATPortsInUse()},
 		Drops: es.Drops,
 		Conntrack: api.ConntrackStats{Entries: ct.Len(), Capacity: ct.Capacity(), Inserts: cc.Inserts,
 			Evictions: cc.Evictions, Expired: cc.Expired, Collisions: cc.Collisions, IgnoredRSTs: cc.IgnoredRSTs},

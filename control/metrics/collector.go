@@ -37,6 +37,7 @@ var (
 	xdpBytes     = desc("xdp_bytes_total", "Bytes seen by the XDP program, by protocol.", "protocol")
 	xdpVerdicts  = desc("xdp_verdict_packets_total", "Packets by XDP program verdict.", "verdict")
 	dpPackets    = desc("dataplane_packets_total", "Packets handled by the workers.", "direction")
+	dpExpress    = desc("dataplane_express_packets_total", "Of the packets forwarded and replied, those the express path handled (a cached IPv4 flow's packet replayed without the full path).")
 	flowsCreated = desc("flows_created_total", "Flows the workers started tracking.")
 	flowsRebuilt = desc("flows_rebuilt_total", "Of the flows created, those rebuilt from a backend's packet (after a restart).")
 	drops        = desc("drops_total", "Packets dropped, by reason (workers and XDP filters).", "reason")
@@ -66,7 +67,7 @@ var (
 	allDescs     = []*prometheus.Desc{xdpPackets, xdpBytes, xdpVerdicts, dpPackets, flowsCreated, drops, ctEntries,
 		ctCapacity, ctEvents, svcPackets, svcBytes, svcActive, svcMode, bePackets, beBytes, beFlows, beActive, beHealthy,
 		beDrained, beNewFlows, flowsRebuilt, xskPackets, xskEvents, xskInfo, fwDropped, dosDropped, dosBlocked, bgpUp, bgpUptime,
-		bgpAnnounced}
+		bgpAnnounced, dpExpress}
 )
 
 type collector struct{ src Source }
@@ -101,6 +102,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dpPackets, st.Dataplane.RxPackets, "rx")
 	counter(dpPackets, st.Dataplane.Forwarded, "forwarded")
 	counter(dpPackets, st.Dataplane.Replied, "replied")
+	counter(dpExpress, st.Dataplane.Express)
 	counter(flowsCreated, st.Dataplane.NewFlows)
 	counter(flowsRebuilt, st.Dataplane.RebuiltFlows)
 	for reason, v := range st.Drops {

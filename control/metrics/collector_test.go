@@ -18,7 +18,7 @@ func (s source) Stats() (api.Stats, error) {
 	return api.Stats{
 		Protocols: map[string]api.Counter{"tcp": {Packets: 10, Bytes: 1000}},
 		Drops:     map[string]uint64{"no_flow": 2, "firewall": 3},
-		Dataplane: api.DataplaneStats{RxPackets: 9, Forwarded: 5, Replied: 4, NewFlows: 2, RebuiltFlows: 1},
+		Dataplane: api.DataplaneStats{RxPackets: 9, Forwarded: 5, Replied: 4, NewFlows: 2, RebuiltFlows: 1, Express: 3},
 		Conntrack: api.ConntrackStats{Entries: 2, Capacity: 64, IgnoredRSTs: 3},
 		Services: []api.Service{{VIP: "10.0.100.1:80", Proto: "tcp", Mode: "dsr-ipip", Packets: 9, Backends: []api.Backend{
 			{Address: "10.0.2.11:80", Packets: 9, Flows: 2, Health: "unhealthy", Status: "active"}}}},
@@ -75,6 +75,7 @@ func TestScrape(t *testing.T) {
 		{"scmlb_xdp_packets_total", map[string]string{"protocol": "tcp"}, 10},
 		{"scmlb_drops_total", map[string]string{"reason": "firewall"}, 3},
 		{"scmlb_dataplane_packets_total", map[string]string{"direction": "replied"}, 4},
+		{"scmlb_dataplane_express_packets_total", nil, 3},
 		{"scmlb_backend_flows_total", svc, 2},
 		{"scmlb_backend_healthy", svc, 0},
 		{"scmlb_backend_drained", svc, 0},

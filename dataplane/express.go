@@ -1,0 +1,247 @@
+package dataplane
+
+import (
+	"encoding/binary"
+
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/conntrack"
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
+	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
+)
+
+// The express path: what the full path did to the last packet of a cached
+// flow, replayed on the next one without decoding it into a Packet, looking
+// up the service, backend or endpoint, or calling the rewrite functions.
+//
+// A worker remembers, per flow it has just forwarded or replied to from its
+// flow cache, the frame's key (IPv4 addresses, ports, protocol, the side it
+// came in on, the source MAC), the configuration it was handled under, the
+// cache's ticket for the flow, and the result: new addresses, ports and
+// MACs, and the two checksums' changes, which are the same for every packet
+// of the flow (RFC 1624: the sum of ~old + new over the changed words,
+// and the TTL's -1 in the word it shares with the protocol). A packet with
+// the same key, under the same configuration, whose flow the cache still
+// holds unchanged, gets that result; any other packet takes the full path.
+//
+// It takes only what the full path would handle the same way without
+// looking further: IPv4 without options, not a fragment, TCP without SYN,
+// FIN or RST or UDP, a TTL above 1, no larger than the link takes. The
+// rest (IPv6, ICMP, dsr-ipip, a tap, a Large table, whose cache is
+// bypassed) always takes the full path. TestExpressMatchesFullPath feeds
+// the same traffic through both and compares every byte and counter.
+
+// xkey identifies a frame's flow on the express path, as the frame holds
+// it: no byte order is converted.
+type xkey struct {
+	addrs uint64 // IPv4 source and destination
+	ports uint64 // source and destination port, protocol << 32, side << 40
+	mac   uint64 // source MAC
+}
+
+// xslot is the remembered handling of one flow.
+type xslot struct {
+	key    xkey
+	cfg    *table // handled under this configuration only
+	ticket conntrack.Ticket
+	stats  *BackendStats // nil: none to count (the backend is gone)
+	// What to write, as the frame holds it (little-endian loads of it):
+	addrs uint64 // new source and destination address, at frame offset 26
+	ports uint32 // new source and destination port
+	macs  uint32 // bytes 8-11 of the new destination and source MAC
+	mac0  uint64 // bytes 0-7 of them
+	ipSum uint16 // to add to the IPv4 header checksum's complement
+	l4Sum uint16 // to add to the TCP/UDP checksum's complement
+	limit uint16 // the largest IP length the way out takes
+	out   side
+}
+
+// xframe is what the express path reads of a frame.
+type xframe struct {
+	key   xkey
+	ipLen int
+	proto ipproto.Proto
+	seg   packet.Segment
+	ttl   uint8
+}
+
+// Frame offsets of an IPv4 header without options and what follows it.
+const (
+	xTTL   = 14 + 8
+	xCsum  = 14 + 10
+	xHdr   = 14 + 12 // source address, destination address, ports
+	xL4    = 14 + 20
+	xFlags = xL4 + 13
+)
+
+// xparse reads an express candidate: an IPv4 frame, header without
+// options, no fragment, TTL above 1, carrying TCP (data offset sane) or
+// UDP. False for any other frame.
+func xparse(f []byte, backendSide bool, x *xframe) bool {
+	x.ipLen = 0
+	if len(f) < xL4+8 || f[12] != 0x08 || f[13] != 0 || f[14] != 0x45 {
+		return false
+	}
+	total := int(f[16])<<8 | int(f[17])
+	if 14+total > len(f) || f[20]&0x3f != 0 || f[21] != 0 || f[xTTL] <= 1 {
+		return false
+	}
+	x.proto = ipproto.Proto(f[23])
+	switch x.proto {
+	case packet.ProtoTCP:
+		if total < 40 {
+			return false
+		}
+		doff := int(f[xL4+12]>>4) * 4
+		flags := f[xFlags]
+		if doff < 20 || doff > total-20 { // SYN, FIN and RST: Cache.Again refuses them
+			return false
+		}
+		x.seg = packet.Segment{Flags: flags, WScale: packet.NoWScale, Win: binary.BigEndian.Uint16(f[xL4+14:]),
+			Seq: binary.BigEndian.Uint32(f[xL4+4:]), Len: uint32(total - 20 - doff)}
+	case packet.ProtoUDP:
+		if total < 28 {
+			return false
+		}
+		x.seg = packet.Segment{}
+	default:
+		return false
+	}
+	x.ipLen, x.ttl = total, f[xTTL]
+	side := uint64(0)
+	if backendSide {
+		side = 1
+	}
+	x.key = xkey{addrs: binary.LittleEndian.Uint64(f[xHdr:]),
+		ports: uint64(binary.LittleEndian.Uint32(f[xHdr+8:])) | uint64(x.proto)<<32 | side<<40,
+		mac:   uint64(binary.LittleEndian.Uint32(f[6:])) | uint64(binary.LittleEndian.Uint16(f[10:]))<<32}
+	return true
+}
+
+// slot is where k's flow is in a table of mask+1 slots (at most 2^24): the
+// high bits of a multiply, which every input bit reaches.
+func (k *xkey) slot(mask uint64) uint64 {
+	h := (k.addrs*0x9e3779b97f4a7c15 ^ k.ports) * 0xff51afd7ed558ccd
+	return h >> 40 & mask
+}
+
+// xways is how many slots of the express table a flow may take: its
+// bucket's, as in the flow cache.
+const xways = 4
+
+// xfind is the slot holding k's flow, nil if none does.
+func (w *Worker) xfind(k *xkey) *xslot {
+	b := k.slot(uint64(len(w.xslots)-1)) &^ (xways - 1)
+	for i := b; i < b+xways; i++ {
+		if sl := &w.xslots[i]; sl.key == *k {
+			return sl
+		}
+	}
+	return nil
+}
+
+// xvictim is the slot of k's bucket a new flow takes: one left from
+// another configuration, or else each in turn.
+func (w *Worker) xvictim(t *table, k *xkey) *xslot {
+	b := k.slot(uint64(len(w.xslots)-1)) &^ (xways - 1)
+	for i := b; i < b+xways; i++ {
+		if sl := &w.xslots[i]; sl.cfg != t {
+			return sl
+		}
+	}
+	w.xnext++
+	return &w.xslots[b+uint64(w.xnext%xways)]
+}
+
+// express handles frame f, received on in, from its flow's express slot;
+// false leaves it to the full path untouched. x is the parsed frame then.
+func (w *Worker) express(t *table, now int64, f []byte, backendSide bool, x *xframe) (side, bool) {
+	if !xparse(f, backendSide, x) {
+		return drop, false
+	}
+	sl := w.xfind(&x.key)
+	if sl == nil || sl.cfg != t || x.ipLen > int(sl.limit) ||
+		!w.flows.Again(sl.ticket, x.proto, &x.seg, x.ipLen, now) {
+		return drop, false
+	}
+	binary.LittleEndian.PutUint64(f[0:], sl.mac0)
+	binary.LittleEndian.PutUint32(f[8:], sl.macs)
+	f[xTTL]--
+	binary.BigEndian.PutUint16(f[xCsum:], addSum(binary.BigEndian.Uint16(f[xCsum:]), sl.ipSum))
+	binary.LittleEndian.PutUint64(f[xHdr:], sl.addrs)
+	binary.LittleEndian.PutUint32(f[xHdr+8:], sl.ports)
+	if x.proto == packet.ProtoTCP {
+		c := f[xL4+16 : xL4+18]
+		binary.BigEndian.PutUint16(c, addSum(binary.BigEndian.Uint16(c), sl.l4Sum))
+	} else if c := f[xL4+6 : xL4+8]; c[0]|c[1] != 0 { // 0: the sender computed no UDP checksum
+		s := addSum(binary.BigEndian.Uint16(c), sl.l4Sum)
+		if s == 0 {
+			s = 0xffff // 0 would mean "no checksum" (RFC 768)
+		}
+		binary.BigEndian.PutUint16(c, s)
+	}
+	if sl.stats != nil {
+		w.beCounts.add(sl.stats, 1, uint64(x.ipLen), 0)
+	}
+	if sl.out == toBackend {
+		w.counters.n[cForwarded]++
+	} else {
+		w.counters.n[cReplied]++
+	}
+	w.counters.n[cExpress]++
+	return sl.out, true
+}
+
+// remember makes an express slot of how the full path just handled the
+// frame x was parsed from (now f), if the express path may replay it: the
+// packet went to a backend or a client (w.xb says how), its flow is in the
+// cache, and only the addresses, ports, MACs and TTL changed.
+func (w *Worker) remember(t *table, f []byte, x *xframe, out side) {
+	if !w.xb.ok || out != w.xb.out || len(f) < xL4+8 || f[xTTL] != x.ttl-1 {
+		return
+	}
+	tk := w.flows.Last()
+	if tk == (conntrack.Ticket{}) {
+		return
+	}
+	sl := w.xfind(&x.key)
+	if sl == nil {
+		sl = w.xvictim(t, &x.key)
+	}
+	*sl = xslot{key: x.key, cfg: t, ticket: tk, stats: w.xb.stats, limit: uint16(min(w.xb.limit, 0xffff)), out: out}
+	sl.mac0, sl.macs = binary.LittleEndian.Uint64(f[0:]), binary.LittleEndian.Uint32(f[8:])
+	sl.addrs, sl.ports = binary.LittleEndian.Uint64(f[xHdr:]), binary.LittleEndian.Uint32(f[xHdr+8:])
+	// ~old + new of each changed word; the TTL's word changes by -0x100.
+	var old, now [12]byte
+	binary.LittleEndian.PutUint64(old[:], x.key.addrs)
+	binary.LittleEndian.PutUint32(old[8:], uint32(x.key.ports))
+	copy(now[:], f[xHdr:xHdr+12])
+	var ip, l4 uint32
+	for i := 0; i < 12; i += 2 {
+		d := uint32(^binary.BigEndian.Uint16(old[i:])) + uint32(binary.BigEndian.Uint16(now[i:]))
+		l4 += d
+		if i < 8 { // addresses: in the IPv4 header too
+			ip += d
+		}
+	}
+	sl.ipSum, sl.l4Sum = fold(ip+0xfeff), fold(l4)
+}
+
+// addSum is RFC 1624's HC' = ~(~HC + sum) for the sum of a field's changes.
+func addSum(hc, sum uint16) uint16 {
+	return ^fold(uint32(^hc) + uint32(sum))
+}
+
+// fold adds the carries of a ones' complement sum back in.
+func fold(s uint32) uint16 {
+	s = s>>16 + s&0xffff
+	s += s >> 16
+	return uint16(s)
+}
+
+// xbuild is what forward and reply tell remember of a packet they sent:
+// where it went, the way out's largest IP length, the backend's counters.
+type xbuild struct {
+	ok    bool
+	out   side
+	limit int
+	stats *BackendStats
+}

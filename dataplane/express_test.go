@@ -1,0 +1,328 @@
+package dataplane
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/conntrack"
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
+	"github.com/scmlb-xsk/scmlb-xsk/fwdmode"
+	"github.com/scmlb-xsk/scmlb-xsk/internal/fixture"
+)
+
+// twin is one worker set-up twice, over tables that hash alike: full takes
+// the full path only, fast the express path where it can.
+type twin struct {
+	full, fast twinSide
+}
+
+type twinSide struct {
+	e        *Engine
+	w        *Worker
+	up, down *memQueue
+}
+
+func newTwin(t *testing.T, oneArm bool, cfg Config) *twin {
+	t.Helper()
+	ct := conntrack.New(4096, conntrack.DefaultTimeouts)
+	var seed bytes.Buffer
+	if _, err := ct.WriteSnapshot(&seed); err != nil {
+		t.Fatal(err)
+	}
+	side := func(ct *conntrack.Table) twinSide {
+		e := NewEngine(ct, zap.NewNop())
+		e.UseSNAT([]netip.Addr{snatAddr, snatAddr6}, 40000, 40255)
+		if err := e.Reconfig(cfg); err != nil {
+			t.Fatal(err)
+		}
+		pool := newMemPool(512)
+		up := newMemQueueOn(pool)
+		down := up
+		if !oneArm {
+			down = newMemQueueOn(pool)
+		}
+		return twinSide{e: e, w: e.NewWorker(0, up, down, -1), up: up, down: down}
+	}
+	tw := &twin{full: side(ct)}
+	ct2 := conntrack.New(4096, conntrack.DefaultTimeouts)
+	if _, _, err := ct2.Restore(&seed, time.Now().UnixNano(), nil); err != nil {
+		t.Fatal(err)
+	}
+	tw.fast = side(ct2)
+	tw.full.w.xoff = true
+	return tw
+}
+
+// send gives both the same frames on one side and checks that they send
+// the same frames the same ways; it returns what went to the backends and
+// to the clients.
+func (tw *twin) send(t *testing.T, backendSide bool, frames ...[]byte) (toBackends, toClients [][]byte) {
+	t.Helper()
+	var outs [2][2][][]byte
+	for i, s := range []*twinSide{&tw.full, &tw.fast} {
+		in := s.up
+		if backendSide {
+			in = s.down
+		}
+		for _, f := range frames {
+			in.inject(f)
+		}
+		s.w.pump(in)
+		outs[i][0] = s.down.takeTx()
+		if s.up != s.down {
+			outs[i][1] = s.up.takeTx()
+		}
+	}
+	for k, way := range []string{"to backends", "to clients"} {
+		a, b := outs[0][k], outs[1][k]
+		if len(a) != len(b) {
+			t.Fatalf("%s: full path sent %d frames, express %d", way, len(a), len(b))
+		}
+		for i := range a {
+			if !bytes.Equal(a[i], b[i]) {
+				t.Fatalf("%s, frame %d:\nfull    %x\nexpress %x", way, i, a[i], b[i])
+			}
+		}
+	}
+	return outs[0][0], outs[0][1]
+}
+
+// check compares what both ended with: counters, flows (after the caches'
+// deferred counts are flushed) and backend counters.
+func (tw *twin) check(t *testing.T) {
+	t.Helper()
+	now := time.Now().UnixNano()
+	tw.full.w.flows.FlushAll(now)
+	tw.fast.w.flows.FlushAll(now)
+	a, b := tw.full.e.Stats(), tw.fast.e.Stats()
+	if a.Express != 0 {
+		t.Fatalf("the full path took the express path %d times", a.Express)
+	}
+	b.Express = 0
+	if fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Fatalf("counters differ:\nfull    %+v\nexpress %+v", a, b)
+	}
+	flows := func(e *Engine) []string {
+		var out []string
+		for _, en := range e.Conntrack().Entries(0) {
+			out = append(out, fmt.Sprint(en.Fwd, en.Rev, en.Backend, en.Packets, en.Bytes, en.State, en.ClientMAC))
+		}
+		slices.Sort(out)
+		return out
+	}
+	if fa, fb := flows(tw.full.e), flows(tw.fast.e); !slices.Equal(fa, fb) {
+		t.Fatalf("flows differ:\nfull    %v\nexpress %v", fa, fb)
+	}
+	for id := uint32(1); id <= 10; id++ {
+		pa, ba, na := tw.full.e.BackendCounters(id)
+		pb, bb, nb := tw.fast.e.BackendCounters(id)
+		if pa != pb || ba != bb || na != nb {
+			t.Fatalf("backend %d: full %d/%d/%d, express %d/%d/%d", id, pa, ba, na, pb, bb, nb)
+		}
+	}
+}
+
+// flowGen makes the traffic of a few flows of the IPv4 TCP and UDP
+// services, both ways, with the odd frame the express path must leave to
+// the full path.
+type flowGen struct {
+	rng     *rand.Rand
+	flows   []genFlow
+	backend map[int][]byte // flow -> the last frame it sent to a backend
+}
+
+type genFlow struct {
+	port    uint16
+	udp     bool
+	started bool
+	synAck  bool // the backend answered the SYN
+	seq     uint32
+}
+
+// client is a frame of flow i from its client: mostly a data segment or
+// datagram, sometimes one with a flag, a low TTL, options or a mutation.
+func (g *flowGen) client(i int) []byte {
+	fl := &g.flows[i]
+	f := fixture.Frame{SrcMAC: fixture.ClientMAC, DstMAC: fixture.LBUpMAC, Src: fixture.Client, Dst: fixture.VIP,
+		Proto: fixture.ProtoTCP, SrcPort: fl.port, DstPort: fixture.HTTPPort, TCPFlags: fixture.FlagACK, Seq: fl.seq}
+	if fl.udp {
+		f.Proto, f.DstPort, f.TCPFlags = fixture.ProtoUDP, fixture.UDPPort, 0
+	} else if !fl.started {
+		f.TCPFlags = fixture.FlagSYN
+	}
+	fl.started = true
+	f.Payload = make([]byte, g.rng.IntN(200))
+	fl.seq += uint32(len(f.Payload))
+	return g.odd(f, fl)
+}
+
+// fromBackend is a backend's answer to what flow i last sent it.
+func (g *flowGen) fromBackend(i int) []byte {
+	out := g.backend[i]
+	if out == nil {
+		return nil
+	}
+	fl := &g.flows[i]
+	var p packet.Packet
+	if packet.Decode(out, &p) != packet.OK || p.Proto.IsICMP() {
+		return nil // an ICMP error the load balancer sent, an encapsulated frame
+	}
+	f := fixture.Frame{SrcMAC: [6]byte(out[0:6]), DstMAC: fixture.LBDownMAC, Src: p.Dst.IP(), Dst: p.Src.IP(),
+		Proto: fixture.ProtoTCP, SrcPort: p.DstPort, DstPort: p.SrcPort, TCPFlags: fixture.FlagACK, Seq: 7000 + fl.seq}
+	if fl.udp {
+		f.Proto, f.TCPFlags = fixture.ProtoUDP, 0
+	} else if !fl.synAck {
+		f.TCPFlags = fixture.FlagSYN | fixture.FlagACK
+		fl.synAck = true
+	}
+	f.Payload = make([]byte, g.rng.IntN(1500))
+	return g.odd(f, fl)
+}
+
+// odd makes about one frame in eight one the express path must not take
+// as it is, or must take and get right. A FIN or RST ends flow fl: its
+// client starts another (a new port) next.
+func (g *flowGen) odd(f fixture.Frame, fl *genFlow) []byte {
+	switch g.rng.IntN(100) {
+	case 0:
+		f.TCPFlags |= fixture.FlagFIN
+		fl.started, fl.synAck, fl.port = false, false, fl.port+1000
+	case 1:
+		f.TCPFlags = fixture.FlagRST | fixture.FlagACK
+		fl.started, fl.synAck, fl.port = false, false, fl.port+1000
+	case 2:
+		f.TTL = 1
+	case 3:
+		f.TTL = 2
+	case 4:
+		f.IPOptions = []byte{1, 1, 1, 0}
+	case 5:
+		f.NoUDPChecksum = true
+	case 6:
+		f.SrcMAC[5]++ // another next hop
+	case 7:
+		f.FragOff = 0x2000
+	case 8:
+		b := f.Bytes()
+		return append(b, make([]byte, 1+g.rng.IntN(30))...) // Ethernet padding
+	case 9, 10:
+		b := f.Bytes()
+		b[g.rng.IntN(min(len(b), 70))] ^= byte(1 + g.rng.IntN(255)) // any header byte
+		return b
+	case 11:
+		b := f.Bytes()
+		return b[:g.rng.IntN(len(b))]
+	case 12:
+		f.Payload = make([]byte, 1400) // past the backend link's MTU
+	}
+	return f.Bytes()
+}
+
+// The express path sends the same bytes the same ways as the full path,
+// and leaves the same counters and flows, over random traffic of many
+// flows, both directions, each forwarding mode, one-arm and two-arm, with
+// configuration changes on the way. Nothing is decided by timing.
+func TestExpressMatchesFullPath(t *testing.T) {
+	for _, mode := range []fwdmode.Mode{fwdmode.NAT, fwdmode.FullNAT, fwdmode.DSRL2, fwdmode.DSRIPIP} {
+		for _, oneArm := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/oneArm=%v", mode, oneArm), func(t *testing.T) {
+				expressMatches(t, mode, oneArm)
+			})
+		}
+	}
+}
+
+func expressMatches(t *testing.T, mode fwdmode.Mode, oneArm bool) {
+	cfg := fixtureConfig()
+	cfg.BackendAddr, cfg.BackendAddr6 = lbDown, lbDown6
+	cfg.BackendMTU = 1400
+	cfg.Services[0].Mode = mode
+	cfg.Services[1].Mode = fwdmode.FullNAT
+	if mode == fwdmode.FullNAT {
+		cfg.Services[1].Mode = fwdmode.NAT
+	}
+	if mode.DSR() {
+		for i := range cfg.Services[0].Backends {
+			cfg.Services[0].Backends[i].Port = fixture.HTTPPort
+		}
+	}
+	tw := newTwin(t, oneArm, cfg)
+	g := &flowGen{rng: rand.New(rand.NewPCG(uint64(mode), 7)), backend: map[int][]byte{}}
+	for i := range 24 {
+		g.flows = append(g.flows, genFlow{port: 30000 + uint16(i), udp: i%3 == 0, seq: 1000})
+	}
+	for step := range 6000 {
+		switch r := g.rng.IntN(1000); {
+		case r == 0: // a backend drained and back, a MAC changed: a new configuration
+			c := cfg
+			c.Services = slices.Clone(cfg.Services)
+			c.Services[0].Backends = slices.Clone(cfg.Services[0].Backends)
+			c.Services[0].Backends[1].MAC[5] += byte(step)
+			for _, s := range []*twinSide{&tw.full, &tw.fast} {
+				if err := s.e.Reconfig(c); err != nil {
+					t.Fatal(err)
+				}
+			}
+		case r < 550 || mode.DSR() && !oneArm && r < 900:
+			i := g.rng.IntN(len(g.flows))
+			frames := [][]byte{g.client(i)}
+			if g.rng.IntN(4) == 0 { // a batch: the same flow's next packet too
+				frames = append(frames, g.client(i))
+			}
+			out, _ := tw.send(t, false, frames...)
+			if len(out) > 0 {
+				g.backend[i] = out[len(out)-1]
+			}
+		default:
+			i := g.rng.IntN(len(g.flows))
+			if f := g.fromBackend(i); f != nil {
+				tw.send(t, true, f)
+			}
+		}
+	}
+	tw.check(t)
+	st := tw.fast.e.Stats()
+	// dsr-ipip flows (the TCP service there) are never express.
+	want := (st.Forwarded + st.Replied) / 2
+	if mode == fwdmode.DSRIPIP {
+		want /= 3
+	}
+	if st.Express < want {
+		t.Fatalf("the express path took %d of %d packets sent on: this traffic does not test it", st.Express,
+			st.Forwarded+st.Replied)
+	}
+	t.Logf("express: %d of %d forwarded or replied", st.Express, st.Forwarded+st.Replied)
+}
+
+// A UDP checksum the rewrite makes 0 is sent as 0xffff (0 means none), by
+// the express path as by the full path: found by trying payloads until the
+// full path sends one.
+func TestExpressUDPChecksumZero(t *testing.T) {
+	cfg := fixtureConfig()
+	tw := newTwin(t, false, cfg)
+	f := fixture.Frame{SrcMAC: fixture.ClientMAC, DstMAC: fixture.LBUpMAC, Src: fixture.Client, Dst: fixture.VIP,
+		Proto: fixture.ProtoUDP, SrcPort: 40001, DstPort: fixture.UDPPort, Payload: []byte{0, 0}}
+	for range 3 { // the flow, then its admission to the cache and the express table
+		tw.send(t, false, f.Bytes())
+	}
+	for w := range 1 << 16 {
+		f.Payload[0], f.Payload[1] = byte(w>>8), byte(w)
+		before := tw.fast.e.Stats().Express
+		out, _ := tw.send(t, false, f.Bytes())
+		if len(out) != 1 || out[0][len(out[0])-4] != 0xff || out[0][len(out[0])-3] != 0xff {
+			continue // the checksum is at 34+6 of 44 bytes: 4 from the end
+		}
+		if tw.fast.e.Stats().Express != before+1 {
+			t.Fatal("the express path did not take the packet")
+		}
+		return
+	}
+	t.Fatal("no payload made the checksum 0xffff")
+}
