@@ -77,6 +77,17 @@ func forwardScenario(t *testing.T, topo testenv.Topology, stop os.Signal) {
 			conn.Close()
 		}
 	})
+	t.Run("bulk transfer through the express path", func(t *testing.T) {
+		// Most packets of a long flow are replayed by the express path; the
+		// transfer's sha256 both ways says it rewrote them right.
+		before := statsJSON(t, d).Dataplane
+		transferBothWays(t, lab.Client, lab.VIP.String(), 8<<20)
+		after := statsJSON(t, d).Dataplane
+		sent := after.Forwarded + after.Replied - before.Forwarded - before.Replied
+		if x := after.Express - before.Express; x < sent/2 || x > sent {
+			t.Fatalf("the express path took %d of %d packets sent on", x, sent)
+		}
+	})
 	stopWithAndCheckDetached(t, lab, d, stop)
 	// 100 HTTP + 40 UDP + 10 mapped TCP flows, plus readiness probes.
 	if n := statValue(t, d.Output(), "new_flows"); n < 150 {
