@@ -42,13 +42,8 @@ func newTwin(t *testing.T, oneArm bool, cfg Config) *twin {
 		if err := e.Reconfig(cfg); err != nil {
 			t.Fatal(err)
 		}
-		pool := newMemPool(512)
-		up := newMemQueueOn(pool)
-		down := up
-		if !oneArm {
-			down = newMemQueueOn(pool)
-		}
-		return twinSide{e: e, w: e.NewWorker(0, up, down, -1), up: up, down: down}
+		w, up, down := newWorkerOn(e, oneArm)
+		return twinSide{e: e, w: w, up: up, down: down}
 	}
 	tw := &twin{full: side(ct)}
 	ct2 := conntrack.New(4096, conntrack.DefaultTimeouts)

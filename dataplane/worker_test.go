@@ -40,14 +40,20 @@ func newTestWorker(t testing.TB, oneArm bool) (*Engine, *Worker, *memQueue, *mem
 	if err := e.Reconfig(fixtureConfig()); err != nil {
 		t.Fatal(err)
 	}
-	// Two-arm: one pool for both queues, as a worker's sockets share a UMEM.
+	w, up, down := newWorkerOn(e, oneArm)
+	return e, w, up, down
+}
+
+// newWorkerOn is worker 0 of e over in-memory queues: one for both sides
+// (one-arm), or two over one pool, as a worker's sockets share a UMEM.
+func newWorkerOn(e *Engine, oneArm bool) (*Worker, *memQueue, *memQueue) {
 	pool := newMemPool(512)
 	up := newMemQueueOn(pool)
 	down := up
 	if !oneArm {
 		down = newMemQueueOn(pool)
 	}
-	return e, e.NewWorker(0, up, down, -1), up, down
+	return e.NewWorker(0, up, down, -1), up, down
 }
 
 func TestForwardAndReply(t *testing.T) {
