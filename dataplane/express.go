@@ -30,28 +30,30 @@ import (
 // the same traffic through both and compares every byte and counter.
 
 // xkey identifies a frame's flow on the express path, as the frame holds
-// it: no byte order is converted.
+// it (little-endian loads: no byte order is converted).
 type xkey struct {
 	addrs uint64 // IPv4 source and destination
-	ports uint64 // source and destination port, protocol << 32, side << 40
-	mac   uint64 // source MAC
+	ports uint64 // source and destination port, protocol << 32, side << 40, source MAC bytes 4-5 << 48
+	mac   uint32 // source MAC bytes 0-3
 }
 
-// xslot is the remembered handling of one flow.
+// xslot is the remembered handling of one flow: one cache line
+// (TestExpressSlotIsOneLine). It holds no configuration: the worker
+// empties the table when the configuration changes.
 type xslot struct {
-	key    xkey
-	cfg    *table // handled under this configuration only
-	ticket conntrack.Ticket
+	addrs, ports uint64 // the key (xkey)
+	mac          uint32
+	// What to write, as the frame holds it:
+	nports uint32        // new source and destination port
+	naddrs uint64        // new source and destination address, at frame offset 26
 	stats  *BackendStats // nil: none to count (the backend is gone)
-	// What to write, as the frame holds it (little-endian loads of it):
-	addrs uint64 // new source and destination address, at frame offset 26
-	ports uint32 // new source and destination port
-	macs  uint32 // bytes 8-11 of the new destination and source MAC
-	mac0  uint64 // bytes 0-7 of them
-	ipSum uint16 // to add to the IPv4 header checksum's complement
-	l4Sum uint16 // to add to the TCP/UDP checksum's complement
-	limit uint16 // the largest IP length the way out takes
-	out   side
+	ticket conntrack.Ticket
+	dmac0  uint32 // the next hop's MAC, bytes 0-3 (the source MAC is the configuration's)
+	dmac1  uint16 // bytes 4-5
+	ipSum  uint16 // to add to the IPv4 header checksum's complement
+	l4Sum  uint16 // to add to the TCP/UDP checksum's complement
+	limit  uint16 // the largest IP length the way out takes
+	out    side
 }
 
 // xframe is what the express path reads of a frame.
@@ -60,7 +62,6 @@ type xframe struct {
 	ipLen int
 	proto ipproto.Proto
 	seg   packet.Segment
-	ttl   uint8
 }
 
 // Frame offsets of an IPv4 header without options and what follows it.
@@ -105,14 +106,15 @@ func xparse(f []byte, backendSide bool, x *xframe) bool {
 	default:
 		return false
 	}
-	x.ipLen, x.ttl = total, f[xTTL]
+	x.ipLen = total
 	side := uint64(0)
 	if backendSide {
 		side = 1
 	}
 	x.key = xkey{addrs: binary.LittleEndian.Uint64(f[xHdr:]),
-		ports: uint64(binary.LittleEndian.Uint32(f[xHdr+8:])) | uint64(x.proto)<<32 | side<<40,
-		mac:   uint64(binary.LittleEndian.Uint32(f[6:])) | uint64(binary.LittleEndian.Uint16(f[10:]))<<32}
+		ports: uint64(binary.LittleEndian.Uint32(f[xHdr+8:])) | uint64(x.proto)<<32 | side<<40 |
+			uint64(binary.LittleEndian.Uint16(f[10:]))<<48,
+		mac: binary.LittleEndian.Uint32(f[6:])}
 	return true
 }
 
@@ -131,19 +133,19 @@ const xways = 4
 func (w *Worker) xfind(k *xkey) *xslot {
 	b := k.slot(uint64(len(w.xslots)-1)) &^ (xways - 1)
 	for i := b; i < b+xways; i++ {
-		if sl := &w.xslots[i]; sl.key == *k {
+		if sl := &w.xslots[i]; sl.addrs == k.addrs && sl.ports == k.ports && sl.mac == k.mac {
 			return sl
 		}
 	}
 	return nil
 }
 
-// xvictim is the slot of k's bucket a new flow takes: one left from
-// another configuration, or else each in turn.
-func (w *Worker) xvictim(t *table, k *xkey) *xslot {
+// xvictim is the slot of k's bucket a new flow takes: a free one, or else
+// each in turn.
+func (w *Worker) xvictim(k *xkey) *xslot {
 	b := k.slot(uint64(len(w.xslots)-1)) &^ (xways - 1)
 	for i := b; i < b+xways; i++ {
-		if sl := &w.xslots[i]; sl.cfg != t {
+		if sl := &w.xslots[i]; sl.ports == 0 {
 			return sl
 		}
 	}
@@ -158,16 +160,17 @@ func (w *Worker) express(t *table, now int64, f []byte, backendSide bool, x *xfr
 		return drop, false
 	}
 	sl := w.xfind(&x.key)
-	if sl == nil || sl.cfg != t || x.ipLen > int(sl.limit) ||
+	if sl == nil || x.ipLen > int(sl.limit) ||
 		!w.flows.Again(sl.ticket, x.proto, &x.seg, x.ipLen, now) {
 		return drop, false
 	}
-	binary.LittleEndian.PutUint64(f[0:], sl.mac0)
-	binary.LittleEndian.PutUint32(f[8:], sl.macs)
+	binary.LittleEndian.PutUint32(f[0:], sl.dmac0)
+	binary.LittleEndian.PutUint16(f[4:], sl.dmac1)
+	copy(f[6:12], t.srcMAC(sl.out)[:])
 	f[xTTL]--
 	binary.BigEndian.PutUint16(f[xCsum:], addSum(binary.BigEndian.Uint16(f[xCsum:]), sl.ipSum))
-	binary.LittleEndian.PutUint64(f[xHdr:], sl.addrs)
-	binary.LittleEndian.PutUint32(f[xHdr+8:], sl.ports)
+	binary.LittleEndian.PutUint64(f[xHdr:], sl.naddrs)
+	binary.LittleEndian.PutUint32(f[xHdr+8:], sl.nports)
 	if x.proto == packet.ProtoTCP {
 		c := f[xL4+16 : xL4+18]
 		binary.BigEndian.PutUint16(c, addSum(binary.BigEndian.Uint16(c), sl.l4Sum))
@@ -192,10 +195,11 @@ func (w *Worker) express(t *table, now int64, f []byte, backendSide bool, x *xfr
 
 // remember makes an express slot of how the full path just handled the
 // frame x was parsed from (now f), if the express path may replay it: the
-// packet went to a backend or a client (w.xb says how), its flow is in the
-// cache, and only the addresses, ports, MACs and TTL changed.
-func (w *Worker) remember(t *table, f []byte, x *xframe, out side) {
-	if !w.xb.ok || out != w.xb.out || len(f) < xL4+8 || f[xTTL] != x.ttl-1 {
+// packet went to a backend or a client (w.xb says how, and forward and
+// reply change nothing but the addresses, ports, MACs and TTL), and its
+// flow is in the cache.
+func (w *Worker) remember(f []byte, x *xframe) {
+	if !w.xb.ok {
 		return
 	}
 	tk := w.flows.Last()
@@ -204,11 +208,12 @@ func (w *Worker) remember(t *table, f []byte, x *xframe, out side) {
 	}
 	sl := w.xfind(&x.key)
 	if sl == nil {
-		sl = w.xvictim(t, &x.key)
+		sl = w.xvictim(&x.key)
 	}
-	*sl = xslot{key: x.key, cfg: t, ticket: tk, stats: w.xb.stats, limit: uint16(min(w.xb.limit, 0xffff)), out: out}
-	sl.mac0, sl.macs = binary.LittleEndian.Uint64(f[0:]), binary.LittleEndian.Uint32(f[8:])
-	sl.addrs, sl.ports = binary.LittleEndian.Uint64(f[xHdr:]), binary.LittleEndian.Uint32(f[xHdr+8:])
+	*sl = xslot{addrs: x.key.addrs, ports: x.key.ports, mac: x.key.mac, ticket: tk, stats: w.xb.stats,
+		limit: uint16(min(w.xb.limit, 0xffff)), out: w.xb.out,
+		dmac0: binary.LittleEndian.Uint32(f[0:]), dmac1: binary.LittleEndian.Uint16(f[4:]),
+		naddrs: binary.LittleEndian.Uint64(f[xHdr:]), nports: binary.LittleEndian.Uint32(f[xHdr+8:])}
 	// ~old + new of each changed word; the TTL's word changes by -0x100.
 	var old, now [12]byte
 	binary.LittleEndian.PutUint64(old[:], x.key.addrs)
@@ -223,6 +228,24 @@ func (w *Worker) remember(t *table, f []byte, x *xframe, out side) {
 		}
 	}
 	sl.ipSum, sl.l4Sum = fold(ip+0xfeff), fold(l4)
+}
+
+// srcMAC is the source MAC of a frame sent to side out.
+func (t *table) srcMAC(out side) *packet.MAC {
+	if out == toClient {
+		return &t.upMAC
+	}
+	return &t.downMAC
+}
+
+// xreset empties the express table when the configuration is another than
+// the one its flows were handled under (a backend, a MAC, an MTU may have
+// changed): configurations change seldom, packets do not.
+func (w *Worker) xreset(t *table) {
+	if w.xcfg != t {
+		clear(w.xslots)
+		w.xcfg = t
+	}
 }
 
 // addSum is RFC 1624's HC' = ~(~HC + sum) for the sum of a field's changes.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"go.uber.org/zap"
 
@@ -320,4 +321,17 @@ func TestExpressUDPChecksumZero(t *testing.T) {
 		return
 	}
 	t.Fatal("no payload made the checksum 0xffff")
+}
+
+// An express slot is one cache line, and the table's first slot starts one
+// (a large allocation is page-aligned), so a lookup that hits its first
+// way reads one line.
+func TestExpressSlotIsOneLine(t *testing.T) {
+	if n := unsafe.Sizeof(xslot{}); n != 64 {
+		t.Fatalf("an express slot is %d bytes", n)
+	}
+	_, w, _, _ := newTestWorker(t, false)
+	if a := uintptr(unsafe.Pointer(&w.xslots[0])); a%64 != 0 {
+		t.Fatalf("the express table starts at %#x", a)
+	}
 }
