@@ -250,6 +250,14 @@ func workersShareFlows(t *testing.T, flows int) {
 		return n
 	}
 	before := count()
+	backendPackets := func() (n uint64) {
+		for id := uint32(1); id <= 2; id++ { // the HTTP service's backends
+			p, _, _ := fb.e.BackendCounters(id)
+			n += p
+		}
+		return n
+	}
+	beBefore := backendPackets()
 	var wg sync.WaitGroup
 	for k := range 2 {
 		wg.Add(1)
@@ -265,5 +273,9 @@ func workersShareFlows(t *testing.T, flows int) {
 	}
 	if st := fb.e.Stats(); st.Forwarded < 2*per {
 		t.Fatalf("forwarded %d of %d", st.Forwarded, 2*per)
+	}
+	// Each worker adds to its own shard of the backends' counters.
+	if got := backendPackets() - beBefore; got != 2*per {
+		t.Fatalf("the backends' counters have %d packets of %d", got, 2*per)
 	}
 }
