@@ -62,15 +62,17 @@ type xframe struct {
 	ipLen int
 	proto ipproto.Proto
 	seg   packet.Segment
+	v6    bool
+	hi    [3]uint64 // IPv6: the addresses' upper 12 bytes (key)
+	old   [36]byte  // IPv6: the addresses and ports before handling
 }
 
 // Frame offsets of an IPv4 header without options and what follows it.
 const (
-	xTTL   = 14 + 8
-	xCsum  = 14 + 10
-	xHdr   = 14 + 12 // source address, destination address, ports
-	xL4    = 14 + 20
-	xFlags = xL4 + 13
+	xTTL  = 14 + 8
+	xCsum = 14 + 10
+	xHdr  = 14 + 12 // source address, destination address, ports
+	xL4   = 14 + 20
 )
 
 // xparse reads an express candidate: an IPv4 frame, header without
@@ -82,40 +84,54 @@ func xparse(f []byte, backendSide bool, x *xframe) bool {
 		return false
 	}
 	total := int(f[16])<<8 | int(f[17])
-	if 14+total > len(f) || f[20]&0x3f != 0 || f[21] != 0 || f[xTTL] <= 1 {
+	if total < 20 || 14+total > len(f) || f[20]&0x3f != 0 || f[21] != 0 || f[xTTL] <= 1 {
 		return false
 	}
-	x.proto = ipproto.Proto(f[23])
-	switch x.proto {
+	if !xparseL4(f[xL4:14+total], ipproto.Proto(f[23]), x) {
+		return false
+	}
+	x.ipLen, x.v6 = total, false
+	x.key = xkeyOf(binary.LittleEndian.Uint64(f[xHdr:]), f, xHdr+8, x.proto, backendSide)
+	return true
+}
+
+// xparseL4 reads a TCP (data offset sane) or UDP header and what follows
+// it, l4, into x.
+func xparseL4(l4 []byte, proto ipproto.Proto, x *xframe) bool {
+	x.proto = proto
+	switch proto {
 	case packet.ProtoTCP:
-		if total < 40 {
+		if len(l4) < 20 {
 			return false
 		}
-		doff := int(f[xL4+12]>>4) * 4
-		flags := f[xFlags]
-		if doff < 20 || doff > total-20 { // SYN, FIN and RST: Cache.Again refuses them
+		doff := int(l4[12]>>4) * 4
+		if doff < 20 || doff > len(l4) { // SYN, FIN and RST: Cache.Again refuses them
 			return false
 		}
-		x.seg = packet.Segment{Flags: flags, WScale: packet.NoWScale, Win: binary.BigEndian.Uint16(f[xL4+14:]),
-			Seq: binary.BigEndian.Uint32(f[xL4+4:]), Len: uint32(total - 20 - doff)}
+		x.seg = packet.Segment{Flags: l4[13], WScale: packet.NoWScale, Win: binary.BigEndian.Uint16(l4[14:]),
+			Seq: binary.BigEndian.Uint32(l4[4:]), Len: uint32(len(l4) - doff)}
 	case packet.ProtoUDP:
-		if total < 28 {
+		if len(l4) < 8 {
 			return false
 		}
 		x.seg = packet.Segment{}
 	default:
 		return false
 	}
-	x.ipLen = total
+	return true
+}
+
+// xkeyOf is the key of frame f whose addresses' low words are addrs and
+// whose ports are at ports.
+func xkeyOf(addrs uint64, f []byte, ports int, proto ipproto.Proto, backendSide bool) xkey {
 	side := uint64(0)
 	if backendSide {
 		side = 1
 	}
-	x.key = xkey{addrs: binary.LittleEndian.Uint64(f[xHdr:]),
-		ports: uint64(binary.LittleEndian.Uint32(f[xHdr+8:])) | uint64(x.proto)<<32 | side<<40 |
+	return xkey{addrs: addrs,
+		ports: uint64(binary.LittleEndian.Uint32(f[ports:])) | uint64(proto)<<32 | side<<40 |
 			uint64(binary.LittleEndian.Uint16(f[10:]))<<48,
 		mac: binary.LittleEndian.Uint32(f[6:])}
-	return true
 }
 
 // slot is where k's flow is in a table of mask+1 slots (at most 2^24): the
@@ -157,24 +173,31 @@ func (w *Worker) xvictim(k *xkey) *xslot {
 // false leaves it to the full path untouched. x is the parsed frame then.
 func (w *Worker) express(t *table, now int64, f []byte, backendSide bool, x *xframe) (side, bool) {
 	if !xparse(f, backendSide, x) {
-		return drop, false
+		return w.express6(t, now, f, backendSide, x)
 	}
 	sl := w.xfind(&x.key)
 	if sl == nil || x.ipLen > int(sl.limit) ||
 		!w.flows.Again(sl.ticket, x.proto, &x.seg, x.ipLen, now) {
 		return drop, false
 	}
-	binary.LittleEndian.PutUint32(f[0:], sl.dmac0)
-	binary.LittleEndian.PutUint16(f[4:], sl.dmac1)
-	copy(f[6:12], t.srcMAC(sl.out)[:])
 	f[xTTL]--
 	binary.BigEndian.PutUint16(f[xCsum:], addSum(binary.BigEndian.Uint16(f[xCsum:]), sl.ipSum))
 	binary.LittleEndian.PutUint64(f[xHdr:], sl.naddrs)
 	binary.LittleEndian.PutUint32(f[xHdr+8:], sl.nports)
+	return w.xfinish(t, f, xL4, x, sl, true), true
+}
+
+// xfinish does what the IPv4 and IPv6 express paths share: the MACs, the
+// TCP/UDP checksum (the L4 header at l4), the counters. v4: a UDP checksum
+// of 0 means none and stays.
+func (w *Worker) xfinish(t *table, f []byte, l4 int, x *xframe, sl *xslot, v4 bool) side {
+	binary.LittleEndian.PutUint32(f[0:], sl.dmac0)
+	binary.LittleEndian.PutUint16(f[4:], sl.dmac1)
+	copy(f[6:12], t.srcMAC(sl.out)[:])
 	if x.proto == packet.ProtoTCP {
-		c := f[xL4+16 : xL4+18]
+		c := f[l4+16 : l4+18]
 		binary.BigEndian.PutUint16(c, addSum(binary.BigEndian.Uint16(c), sl.l4Sum))
-	} else if c := f[xL4+6 : xL4+8]; c[0]|c[1] != 0 { // 0: the sender computed no UDP checksum
+	} else if c := f[l4+6 : l4+8]; !v4 || c[0]|c[1] != 0 { // IPv4, 0: the sender computed no UDP checksum
 		s := addSum(binary.BigEndian.Uint16(c), sl.l4Sum)
 		if s == 0 {
 			s = 0xffff // 0 would mean "no checksum" (RFC 768)
@@ -190,7 +213,7 @@ func (w *Worker) express(t *table, now int64, f []byte, backendSide bool, x *xfr
 		w.counters.n[cReplied]++
 	}
 	w.counters.n[cExpress]++
-	return sl.out, true
+	return sl.out
 }
 
 // remember makes an express slot of how the full path just handled the
@@ -206,28 +229,41 @@ func (w *Worker) remember(f []byte, x *xframe) {
 	if tk == (conntrack.Ticket{}) {
 		return
 	}
+	if x.v6 {
+		w.remember6(f, x, tk)
+		return
+	}
 	sl := w.xfind(&x.key)
 	if sl == nil {
 		sl = w.xvictim(&x.key)
 	}
+	w.xfill(sl, f, x, tk, binary.LittleEndian.Uint64(f[xHdr:]), xHdr+8)
+	// ~old + new of each changed word; the TTL's word changes by -0x100.
+	var old [12]byte
+	binary.LittleEndian.PutUint64(old[:], x.key.addrs)
+	binary.LittleEndian.PutUint32(old[8:], uint32(x.key.ports))
+	sl.ipSum = fold(changes(old[:8], f[xHdr:xHdr+8]) + 0xfeff)
+	sl.l4Sum = fold(changes(old[:], f[xHdr:xHdr+12]))
+}
+
+// xfill makes sl the slot of x's flow, which the full path just sent as f
+// (its addresses' new low words naddrs, its ports at ports); the checksum
+// sums are the caller's.
+func (w *Worker) xfill(sl *xslot, f []byte, x *xframe, tk conntrack.Ticket, naddrs uint64, ports int) {
 	*sl = xslot{addrs: x.key.addrs, ports: x.key.ports, mac: x.key.mac, ticket: tk, stats: w.xb.stats,
 		limit: uint16(min(w.xb.limit, 0xffff)), out: w.xb.out,
 		dmac0: binary.LittleEndian.Uint32(f[0:]), dmac1: binary.LittleEndian.Uint16(f[4:]),
-		naddrs: binary.LittleEndian.Uint64(f[xHdr:]), nports: binary.LittleEndian.Uint32(f[xHdr+8:])}
-	// ~old + new of each changed word; the TTL's word changes by -0x100.
-	var old, now [12]byte
-	binary.LittleEndian.PutUint64(old[:], x.key.addrs)
-	binary.LittleEndian.PutUint32(old[8:], uint32(x.key.ports))
-	copy(now[:], f[xHdr:xHdr+12])
-	var ip, l4 uint32
-	for i := 0; i < 12; i += 2 {
-		d := uint32(^binary.BigEndian.Uint16(old[i:])) + uint32(binary.BigEndian.Uint16(now[i:]))
-		l4 += d
-		if i < 8 { // addresses: in the IPv4 header too
-			ip += d
-		}
+		naddrs: naddrs, nports: binary.LittleEndian.Uint32(f[ports:])}
+}
+
+// changes is the ones' complement sum of ~old + new over the 16-bit words
+// of a changed field.
+func changes(old, now []byte) uint32 {
+	var s uint32
+	for i := 0; i+1 < len(old); i += 2 {
+		s += uint32(^binary.BigEndian.Uint16(old[i:])) + uint32(binary.BigEndian.Uint16(now[i:]))
 	}
-	sl.ipSum, sl.l4Sum = fold(ip+0xfeff), fold(l4)
+	return s
 }
 
 // srcMAC is the source MAC of a frame sent to side out.
@@ -244,6 +280,7 @@ func (t *table) srcMAC(out side) *packet.MAC {
 func (w *Worker) xreset(t *table) {
 	if w.xcfg != t {
 		clear(w.xslots)
+		clear(w.x6slots)
 		w.xcfg = t
 	}
 }

@@ -39,7 +39,9 @@ func newTwin(t *testing.T, oneArm bool, cfg Config) *twin {
 	}
 	side := func(ct *conntrack.Table) twinSide {
 		e := NewEngine(ct, zap.NewNop())
-		e.UseSNAT([]netip.Addr{snatAddr, snatAddr6}, 40000, 40255)
+		// An IPv6 SNAT address whose first bytes differ from the clients':
+		// every word of an address is rewritten somewhere.
+		e.UseSNAT([]netip.Addr{snatAddr, netip.MustParseAddr("fd00:5::100")}, 40000, 40255)
 		if err := e.Reconfig(cfg); err != nil {
 			t.Fatal(err)
 		}
@@ -136,7 +138,7 @@ type flowGen struct {
 
 type genFlow struct {
 	port    uint16
-	udp     bool
+	udp, v6 bool
 	started bool
 	synAck  bool // the backend answered the SYN
 	seq     uint32
@@ -148,6 +150,9 @@ func (g *flowGen) client(i int) []byte {
 	fl := &g.flows[i]
 	f := fixture.Frame{SrcMAC: fixture.ClientMAC, DstMAC: fixture.LBUpMAC, Src: fixture.Client, Dst: fixture.VIP,
 		Proto: fixture.ProtoTCP, SrcPort: fl.port, DstPort: fixture.HTTPPort, TCPFlags: fixture.FlagACK, Seq: fl.seq}
+	if fl.v6 {
+		f.Src, f.Dst = fixture.Client6, fixture.VIP6
+	}
 	if fl.udp {
 		f.Proto, f.DstPort, f.TCPFlags = fixture.ProtoUDP, fixture.UDPPort, 0
 	} else if !fl.started {
@@ -199,12 +204,18 @@ func (g *flowGen) odd(f fixture.Frame, fl *genFlow) []byte {
 		f.TTL = 2
 	case 4:
 		f.IPOptions = []byte{1, 1, 1, 0}
+		if f.Src.Is6() {
+			f.Ext6 = []fixture.Ext6{fixture.Pad6(fixture.ExtDestOpts)}
+		}
 	case 5:
 		f.NoUDPChecksum = true
 	case 6:
 		f.SrcMAC[5]++ // another next hop
 	case 7:
 		f.FragOff = 0x2000
+		if f.Src.Is6() {
+			f.Ext6 = []fixture.Ext6{fixture.Fragment6(0, true)}
+		}
 	case 8:
 		b := f.Bytes()
 		return append(b, make([]byte, 1+g.rng.IntN(30))...) // Ethernet padding
@@ -223,8 +234,9 @@ func (g *flowGen) odd(f fixture.Frame, fl *genFlow) []byte {
 
 // The express path sends the same bytes the same ways as the full path,
 // and leaves the same counters and flows, over random traffic of many
-// flows, both directions, each forwarding mode, one-arm and two-arm, with
-// configuration changes on the way. Nothing is decided by timing.
+// flows, IPv4 and IPv6, both directions, each forwarding mode, one-arm and
+// two-arm, with configuration changes on the way. Nothing is decided by
+// timing.
 func TestExpressMatchesFullPath(t *testing.T) {
 	for _, mode := range []fwdmode.Mode{fwdmode.NAT, fwdmode.FullNAT, fwdmode.DSRL2, fwdmode.DSRIPIP} {
 		for _, oneArm := range []bool{false, true} {
@@ -239,21 +251,27 @@ func expressMatches(t *testing.T, mode fwdmode.Mode, oneArm bool) {
 	cfg := fixtureConfig()
 	cfg.BackendAddr, cfg.BackendAddr6 = lbDown, lbDown6
 	cfg.BackendMTU = 1400
-	cfg.Services[0].Mode = mode
-	cfg.Services[1].Mode = fwdmode.FullNAT
+	udpMode := fwdmode.FullNAT
 	if mode == fwdmode.FullNAT {
-		cfg.Services[1].Mode = fwdmode.NAT
+		udpMode = fwdmode.NAT
 	}
-	if mode.DSR() {
-		for i := range cfg.Services[0].Backends {
-			cfg.Services[0].Backends[i].Port = fixture.HTTPPort
+	for _, i := range []int{0, 3} { // the TCP services, IPv4 and IPv6, and their UDP ones
+		cfg.Services[i].Mode, cfg.Services[i+1].Mode = mode, udpMode
+		if i == 3 && mode == fwdmode.DSRIPIP {
+			cfg.Services[i].Mode = fwdmode.NAT // IPv4 only
+		}
+		if mode.DSR() {
+			for j := range cfg.Services[i].Backends {
+				cfg.Services[i].Backends[j].Port = fixture.HTTPPort
+			}
 		}
 	}
 	tw := newTwin(t, oneArm, cfg)
 	g := &flowGen{rng: rand.New(rand.NewPCG(uint64(mode), 7)), backend: map[int][]byte{}}
 	for i := range 24 {
-		g.flows = append(g.flows, genFlow{port: 30000 + uint16(i), udp: i%3 == 0, seq: 1000})
+		g.flows = append(g.flows, genFlow{port: 30000 + uint16(i), udp: i%3 == 0, v6: i%2 == 1, seq: 1000})
 	}
+	express6 := uint64(0) // packets of IPv6 flows the express path took
 	for step := range 6000 {
 		switch r := g.rng.IntN(1000); {
 		case r == 0: // a backend drained and back, a MAC changed: a new configuration
@@ -261,6 +279,8 @@ func expressMatches(t *testing.T, mode fwdmode.Mode, oneArm bool) {
 			c.Services = slices.Clone(cfg.Services)
 			c.Services[0].Backends = slices.Clone(cfg.Services[0].Backends)
 			c.Services[0].Backends[1].MAC[5] += byte(step)
+			c.Services[3].Backends = slices.Clone(cfg.Services[3].Backends)
+			c.Services[3].Backends[0].Weight = uint32(step % 2) // drained or not
 			for _, s := range []*twinSide{&tw.full, &tw.fast} {
 				if err := s.e.Reconfig(c); err != nil {
 					t.Fatal(err)
@@ -272,14 +292,22 @@ func expressMatches(t *testing.T, mode fwdmode.Mode, oneArm bool) {
 			if g.rng.IntN(4) == 0 { // a batch: the same flow's next packet too
 				frames = append(frames, g.client(i))
 			}
+			before := tw.fast.e.Stats().Express
 			out, _ := tw.send(t, false, frames...)
+			if g.flows[i].v6 {
+				express6 += tw.fast.e.Stats().Express - before
+			}
 			if len(out) > 0 {
 				g.backend[i] = out[len(out)-1]
 			}
 		default:
 			i := g.rng.IntN(len(g.flows))
 			if f := g.fromBackend(i); f != nil {
+				before := tw.fast.e.Stats().Express
 				tw.send(t, true, f)
+				if g.flows[i].v6 {
+					express6 += tw.fast.e.Stats().Express - before
+				}
 			}
 		}
 	}
@@ -290,11 +318,11 @@ func expressMatches(t *testing.T, mode fwdmode.Mode, oneArm bool) {
 	if mode == fwdmode.DSRIPIP {
 		want /= 3
 	}
-	if st.Express < want {
-		t.Fatalf("the express path took %d of %d packets sent on: this traffic does not test it", st.Express,
-			st.Forwarded+st.Replied)
+	if st.Express < want || express6 < st.Express/4 {
+		t.Fatalf("the express path took %d of %d packets sent on, %d of them IPv6: this traffic does not test it",
+			st.Express, st.Forwarded+st.Replied, express6)
 	}
-	t.Logf("express: %d of %d forwarded or replied", st.Express, st.Forwarded+st.Replied)
+	t.Logf("express: %d of %d forwarded or replied, %d of them IPv6", st.Express, st.Forwarded+st.Replied, express6)
 }
 
 // A UDP checksum the rewrite makes 0 is sent as 0xffff (0 means none), by

@@ -55,6 +55,7 @@ type Worker struct {
 	beCounts backendCounts
 	flows    *conntrack.Cache // this worker's established flows, in front of the shared table
 	xslots   []xslot          // the express path's flows (see express.go)
+	x6slots  []x6slot         // its IPv6 flows
 	xon      bool             // the express path is on for this batch
 	xoff     bool             // never take the express path (tests compare with it)
 	xb       xbuild           // how the full path sent the current frame, for remember
@@ -85,6 +86,7 @@ func (e *Engine) NewWorker(id int, up, down Queue, cpu int) *Worker {
 	w.beCounts.used = make([]uint8, 0, 2*BatchSize)
 	w.flows = e.ct.NewCache(FlowCacheSize)
 	w.xslots = make([]xslot, FlowCacheSize)
+	w.x6slots = make([]x6slot, FlowCacheSize)
 	w.oneUMEM = up.UMEMID() == down.UMEMID()
 	w.probes = make([]conntrack.Probe, BatchSize)
 	w.probed = make([]bool, BatchSize)

@@ -78,15 +78,7 @@ func forwardScenario(t *testing.T, topo testenv.Topology, stop os.Signal) {
 		}
 	})
 	t.Run("bulk transfer through the express path", func(t *testing.T) {
-		// Most packets of a long flow are replayed by the express path; the
-		// transfer's sha256 both ways says it rewrote them right.
-		before := statsJSON(t, d).Dataplane
-		transferBothWays(t, lab.Client, lab.VIP.String(), 8<<20)
-		after := statsJSON(t, d).Dataplane
-		sent := after.Forwarded + after.Replied - before.Forwarded - before.Replied
-		if x := after.Express - before.Express; x < sent/2 || x > sent {
-			t.Fatalf("the express path took %d of %d packets sent on", x, sent)
-		}
+		expressTransfer(t, lab, d, lab.VIP.String())
 	})
 	stopWithAndCheckDetached(t, lab, d, stop)
 	// 100 HTTP + 40 UDP + 10 mapped TCP flows, plus readiness probes.
@@ -135,5 +127,19 @@ func checkHTTPSpreadTo(t *testing.T, lab *testenv.Lab, host string, n, min int) 
 		if counts[b] < min {
 			t.Fatalf("%s got %d of %d connections, want >= %d (%v)", b, counts[b], n, min, counts)
 		}
+	}
+}
+
+// expressTransfer moves 8 MiB each way through host: most packets of a
+// long flow are replayed by the express path, and the transfer's sha256
+// both ways says it rewrote them right.
+func expressTransfer(t *testing.T, lab *testenv.Lab, d *testenv.Daemon, host string) {
+	t.Helper()
+	before := statsJSON(t, d).Dataplane
+	transferBothWays(t, lab.Client, host, 8<<20)
+	after := statsJSON(t, d).Dataplane
+	sent := after.Forwarded + after.Replied - before.Forwarded - before.Replied
+	if x := after.Express - before.Express; x < sent/2 || x > sent {
+		t.Fatalf("the express path took %d of %d packets sent on", x, sent)
 	}
 }

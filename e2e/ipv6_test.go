@@ -115,6 +115,9 @@ func forward6(t *testing.T, lab *testenv.Lab, d *testenv.Daemon) {
 			t.Fatalf("udp flows all went to one backend: %v", seen)
 		}
 	})
+	t.Run("bulk transfer through the express path", func(t *testing.T) {
+		expressTransfer(t, lab, d, vip)
+	})
 	t.Run("tcp port mapping 3307 to 3306", func(t *testing.T) {
 		for i := 0; i < 10; i++ {
 			c, err := dialEcho(t, lab, vip+":3307")

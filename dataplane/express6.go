@@ -1,0 +1,119 @@
+package dataplane
+
+import (
+	"encoding/binary"
+
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/conntrack"
+	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
+)
+
+// IPv6 on the express path (see express.go): the same, for an IPv6 header
+// followed by TCP or UDP (no extension header). A slot is two cache lines:
+// IPv4's, whose address words hold the addresses' low 4 bytes, and the
+// upper 12 bytes of each, old and new. There is no header checksum, and a
+// UDP checksum is never 0.
+
+// Frame offsets of an IPv6 header and what follows it.
+const (
+	x6Hop  = 14 + 7
+	x6Addr = 14 + 8 // source and destination address, then the ports: 36 bytes
+	x6L4   = 14 + 40
+)
+
+// x6slot is the remembered handling of one IPv6 flow.
+type x6slot struct {
+	xslot
+	hi  [3]uint64 // the key's upper 12 bytes of each address, as in xframe.hi
+	nhi [3]uint64 // the new ones
+	_   [16]byte
+}
+
+// xparse6 reads an IPv6 express candidate: no extension header, hop limit
+// above 1, TCP (data offset sane) or UDP.
+func xparse6(f []byte, backendSide bool, x *xframe) bool {
+	x.ipLen = 0
+	if len(f) < x6L4+8 || f[12] != 0x86 || f[13] != 0xdd || f[14]>>4 != 6 || f[x6Hop] <= 1 {
+		return false
+	}
+	total := 40 + int(binary.BigEndian.Uint16(f[14+4:]))
+	if 14+total > len(f) || !xparseL4(f[x6L4:14+total], ipproto.Proto(f[14+6]), x) {
+		return false
+	}
+	x.ipLen, x.v6 = total, true
+	x.key = xkeyOf(x6low(f), f, x6L4, x.proto, backendSide)
+	x.hi = x6high(f)
+	copy(x.old[:], f[x6Addr:x6Addr+36])
+	return true
+}
+
+// x6low and x6high split a frame's addresses: their last 4 bytes each,
+// and their first 12.
+func x6low(f []byte) uint64 {
+	return uint64(binary.LittleEndian.Uint32(f[x6Addr+12:])) | uint64(binary.LittleEndian.Uint32(f[x6Addr+28:]))<<32
+}
+
+func x6high(f []byte) [3]uint64 {
+	return [3]uint64{binary.LittleEndian.Uint64(f[x6Addr:]),
+		uint64(binary.LittleEndian.Uint32(f[x6Addr+8:])) | uint64(binary.LittleEndian.Uint32(f[x6Addr+16:]))<<32,
+		binary.LittleEndian.Uint64(f[x6Addr+20:])}
+}
+
+// putX6 writes the addresses split as x6low and x6high did.
+func putX6(f []byte, low uint64, hi *[3]uint64) {
+	binary.LittleEndian.PutUint64(f[x6Addr:], hi[0])
+	binary.LittleEndian.PutUint32(f[x6Addr+8:], uint32(hi[1]))
+	binary.LittleEndian.PutUint32(f[x6Addr+12:], uint32(low))
+	binary.LittleEndian.PutUint32(f[x6Addr+16:], uint32(hi[1]>>32))
+	binary.LittleEndian.PutUint64(f[x6Addr+20:], hi[2])
+	binary.LittleEndian.PutUint32(f[x6Addr+28:], uint32(low>>32))
+}
+
+// x6slotOf is the slot of x's flow, nil if none holds it; with create, a
+// free slot of its bucket or else each in turn.
+func (w *Worker) x6slotOf(x *xframe, create bool) *x6slot {
+	k := x.key
+	k.addrs ^= x.hi[0] ^ x.hi[1]*0x9e3779b97f4a7c15 ^ x.hi[2]*0xc2b2ae3d27d4eb4f
+	b := k.slot(uint64(len(w.x6slots)-1)) &^ (xways - 1)
+	free := -1
+	for i := b; i < b+xways; i++ {
+		sl := &w.x6slots[i]
+		if sl.addrs == x.key.addrs && sl.ports == x.key.ports && sl.mac == x.key.mac && sl.hi == x.hi {
+			return sl
+		}
+		if sl.ports == 0 && free < 0 {
+			free = int(i)
+		}
+	}
+	switch {
+	case !create:
+		return nil
+	case free >= 0:
+		return &w.x6slots[free]
+	}
+	w.xnext++
+	return &w.x6slots[b+uint64(w.xnext%xways)]
+}
+
+// express6 is express for an IPv6 frame.
+func (w *Worker) express6(t *table, now int64, f []byte, backendSide bool, x *xframe) (side, bool) {
+	if !xparse6(f, backendSide, x) {
+		return drop, false
+	}
+	sl := w.x6slotOf(x, false)
+	if sl == nil || x.ipLen > int(sl.limit) ||
+		!w.flows.Again(sl.ticket, x.proto, &x.seg, x.ipLen, now) {
+		return drop, false
+	}
+	f[x6Hop]--
+	putX6(f, sl.naddrs, &sl.nhi)
+	binary.LittleEndian.PutUint32(f[x6L4:], sl.nports)
+	return w.xfinish(t, f, x6L4, x, &sl.xslot, false), true
+}
+
+// remember6 is remember for an IPv6 frame.
+func (w *Worker) remember6(f []byte, x *xframe, tk conntrack.Ticket) {
+	sl := w.x6slotOf(x, true)
+	w.xfill(&sl.xslot, f, x, tk, x6low(f), x6L4)
+	sl.hi, sl.nhi = x.hi, x6high(f)
+	sl.l4Sum = fold(changes(x.old[:], f[x6Addr:x6Addr+36]))
+}
