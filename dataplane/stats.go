@@ -80,10 +80,12 @@ func (c *counters) publish() {
 
 func (c *counters) load(i counter) uint64 { return c.pub[i].Load() }
 
-// backendCounts gathers a batch's per-backend counts, so the shared
-// BackendStats get one atomic add per backend and batch instead of three
-// per packet. A batch touches at most BatchSize backends; the table has
-// twice as many slots, found by the stats' address.
+// backendCounts gathers per-backend counts over batches, so the shared
+// BackendStats get one atomic add per backend and flush instead of three
+// per packet. The worker flushes it before a batch could fill it: it holds
+// fewer than BatchSize/2 backends when a batch starts, and a batch adds at
+// most BatchSize; the table has twice as many slots, found by the stats'
+// address.
 type backendCounts struct {
 	slots [2 * BatchSize]backendCount
 	used  []uint8

@@ -2,8 +2,10 @@ package dataplane
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -263,5 +265,58 @@ func TestSharedUMEMSendsTheReceivedFrame(t *testing.T) {
 	w.pump(up)
 	if len(down.tx) != 1 || down.tx[0].Addr != rx || len(up.free) != free {
 		t.Fatalf("sent %+v for received %#x; %d frames free, was %d", down.tx, rx, len(up.free), free)
+	}
+}
+
+// Full batches of new flows: the workers' per-backend counts, gathered
+// over several batches, never fill their 128-slot table (a full one would
+// loop for ever: 300 backends), and none is lost, nor left waiting when
+// the ring runs empty after a full batch (2 backends, 17 batches: the last
+// one is not due by count).
+func TestBackendCountsOverBatches(t *testing.T) {
+	for _, c := range []struct{ backends, batches int }{{300, 40}, {2, 17}} {
+		t.Run(fmt.Sprint(c.backends), func(t *testing.T) { backendCountsOverBatches(t, c.backends, c.batches) })
+	}
+}
+
+func backendCountsOverBatches(t *testing.T, backends, batches int) {
+	e, w, up, down := newTestWorker(t, false)
+	cfg := fixtureConfig()
+	cfg.Services[0].Backends = nil
+	for i := range backends {
+		a := netip.AddrFrom4([4]byte{10, 0, 3 + byte(i/250), 1 + byte(i%250)})
+		cfg.Services[0].Backends = append(cfg.Services[0].Backends,
+			Backend{ID: 100 + uint32(i), Addr: a, Port: 80, Weight: 1, MAC: fixture.BackendMAC1})
+	}
+	if err := e.Reconfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		syn := fixture.Frame{SrcMAC: fixture.ClientMAC, DstMAC: fixture.LBUpMAC, Src: fixture.Client, Dst: fixture.VIP,
+			Proto: fixture.ProtoTCP, DstPort: fixture.HTTPPort, TCPFlags: fixture.FlagSYN}
+		for b := range batches {
+			for i := range BatchSize {
+				syn.SrcPort = uint16(1024 + b*BatchSize + i)
+				up.inject(syn.Bytes())
+			}
+			w.pump(up)
+			down.complete()
+		}
+		w.pump(up) // the ring is empty: what was gathered goes out
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the worker did not finish its batches")
+	}
+	var flows uint64
+	for i := range backends {
+		_, _, f := e.BackendCounters(100 + uint32(i))
+		flows += f
+	}
+	if want := uint64(batches * BatchSize); flows != want {
+		t.Fatalf("the backends counted %d flows of %d", flows, want)
 	}
 }
