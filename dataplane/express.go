@@ -13,21 +13,22 @@ import (
 // up the service, backend or endpoint, or calling the rewrite functions.
 //
 // A worker remembers, per flow it has just forwarded or replied to from its
-// flow cache, the frame's key (IPv4 addresses, ports, protocol, the side it
-// came in on, the source MAC), the configuration it was handled under, the
-// cache's ticket for the flow, and the result: new addresses, ports and
-// MACs, and the two checksums' changes, which are the same for every packet
-// of the flow (RFC 1624: the sum of ~old + new over the changed words,
-// and the TTL's -1 in the word it shares with the protocol). A packet with
-// the same key, under the same configuration, whose flow the cache still
-// holds unchanged, gets that result; any other packet takes the full path.
+// flow cache, the frame's key (addresses, ports, protocol, the side it came
+// in on, the source MAC), the cache's ticket for the flow, and the result:
+// new addresses, ports and next-hop MAC, and the checksums' changes, which
+// are the same for every packet of the flow (RFC 1624: the sum of ~old +
+// new over the changed words; the IPv4 header's also takes the TTL's -1 in
+// the word it shares with the protocol). A packet with the same key whose
+// flow the cache still holds unchanged gets that result; any other packet
+// takes the full path. The table is emptied when the configuration changes.
 //
 // It takes only what the full path would handle the same way without
-// looking further: IPv4 without options, not a fragment, TCP without SYN,
-// FIN or RST or UDP, a TTL above 1, no larger than the link takes. The
-// rest (IPv6, ICMP, dsr-ipip, a tap, a Large table, whose cache is
-// bypassed) always takes the full path. TestExpressMatchesFullPath feeds
-// the same traffic through both and compares every byte and counter.
+// looking further: IPv4 without options and not a fragment, or IPv6
+// without extension headers (express6.go), TCP without SYN, FIN or RST or
+// UDP, a TTL above 1, no larger than the link takes. The rest (ICMP,
+// dsr-ipip, a tap, a Large table, whose cache is bypassed) always takes the
+// full path. TestExpressMatchesFullPath feeds the same traffic through both
+// and compares every byte and counter.
 
 // xkey identifies a frame's flow on the express path, as the frame holds
 // it (little-endian loads: no byte order is converted).
