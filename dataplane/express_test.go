@@ -363,3 +363,61 @@ func TestExpressSlotIsOneLine(t *testing.T) {
 		t.Fatalf("the express table starts at %#x", a)
 	}
 }
+
+// What the express path parses and what it leaves to the full path.
+func TestXparse(t *testing.T) {
+	ack := fixture.Frame{Src: fixture.Client, Dst: fixture.VIP, Proto: fixture.ProtoTCP, SrcPort: 40000,
+		DstPort: fixture.HTTPPort, TCPFlags: fixture.FlagACK, Payload: []byte("data")}
+	udp := fixture.Frame{Src: fixture.Client, Dst: fixture.VIP, Proto: fixture.ProtoUDP, SrcPort: 40001,
+		DstPort: fixture.UDPPort, Payload: []byte("ping")}
+	with := func(f fixture.Frame, mut func(*fixture.Frame)) []byte { mut(&f); return f.Bytes() }
+	for _, c := range []struct {
+		name  string
+		frame []byte
+		v4    bool // xparse takes it
+		v6    bool // xparse6 takes it
+		ipLen int
+		seg   uint32 // TCP payload length
+	}{
+		{"tcp ack", ack.Bytes(), true, false, 44, 4},
+		{"udp", udp.Bytes(), true, false, 32, 0},
+		{"udp, no checksum", with(udp, func(f *fixture.Frame) { f.NoUDPChecksum = true }), true, false, 32, 0},
+		{"padding", append(ack.Bytes(), 0, 0, 0), true, false, 44, 4},
+		{"tcp options", with(ack, func(f *fixture.Frame) { f.TCPOptions = []byte{1, 1, 1, 1} }), true, false, 48, 4},
+		{"syn", with(ack, func(f *fixture.Frame) { f.TCPFlags = fixture.FlagSYN }), false, false, 0, 0},
+		{"fin", with(ack, func(f *fixture.Frame) { f.TCPFlags |= fixture.FlagFIN }), false, false, 0, 0},
+		{"rst", with(ack, func(f *fixture.Frame) { f.TCPFlags = fixture.FlagRST }), false, false, 0, 0},
+		{"ttl 1", with(ack, func(f *fixture.Frame) { f.TTL = 1 }), false, false, 0, 0},
+		{"ip options", with(ack, func(f *fixture.Frame) { f.IPOptions = []byte{1, 1, 1, 0} }), false, false, 0, 0},
+		{"fragment", with(udp, func(f *fixture.Frame) { f.FragOff = 0x2000 }), false, false, 0, 0},
+		{"icmp", with(udp, func(f *fixture.Frame) { f.Proto = fixture.ProtoICMP }), false, false, 0, 0},
+		{"truncated", ack.Bytes()[:50], false, false, 0, 0},
+		{"ipv6 tcp", with(ack, func(f *fixture.Frame) { f.Src, f.Dst = fixture.Client6, fixture.VIP6 }), false, true, 64, 4},
+		{"ipv6 udp", with(udp, func(f *fixture.Frame) { f.Src, f.Dst = fixture.Client6, fixture.VIP6 }), false, true, 52, 0},
+		{"ipv6 hop limit 1", with(ack, func(f *fixture.Frame) { f.Src, f.Dst, f.TTL = fixture.Client6, fixture.VIP6, 1 }),
+			false, false, 0, 0},
+		{"ipv6 extension header", with(ack, func(f *fixture.Frame) {
+			f.Src, f.Dst, f.Ext6 = fixture.Client6, fixture.VIP6, []fixture.Ext6{fixture.Pad6(fixture.ExtDestOpts)}
+		}), false, false, 0, 0},
+		{"ipv6 syn", with(ack, func(f *fixture.Frame) { f.Src, f.Dst, f.TCPFlags = fixture.Client6, fixture.VIP6, fixture.FlagSYN }),
+			false, false, 0, 0},
+	} {
+		var x xframe
+		if got := xparse(c.frame, false, &x); got != c.v4 {
+			t.Errorf("%s: xparse %v", c.name, got)
+		}
+		if got := xparse6(c.frame, false, &x); got != c.v6 {
+			t.Errorf("%s: xparse6 %v", c.name, got)
+		}
+		if c.v4 || c.v6 {
+			if !c.v4 {
+				xparse6(c.frame, false, &x)
+			} else {
+				xparse(c.frame, false, &x)
+			}
+			if x.ipLen != c.ipLen || x.seg.Len != c.seg || x.v6 != c.v6 {
+				t.Errorf("%s: ipLen %d, payload %d, v6 %v", c.name, x.ipLen, x.seg.Len, x.v6)
+			}
+		}
+	}
+}
