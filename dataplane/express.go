@@ -148,9 +148,22 @@ func (k *xkey) slot(mask uint64) uint64 {
 // bucket's, as in the flow cache.
 const xways = 4
 
+// xbuckets marks the buckets of an express table that took a flow since
+// the table was last emptied: a packet whose bucket is unmarked (a new
+// flow, as most of a flood's are) skips the lookup and its cold lines.
+type xbuckets []uint64
+
+func newXbuckets(slots int) xbuckets { return make(xbuckets, (slots/xways+63)/64) }
+
+func (m xbuckets) has(b uint64) bool { i := b / xways; return m[i/64]>>(i%64)&1 != 0 }
+func (m xbuckets) mark(b uint64)     { i := b / xways; m[i/64] |= 1 << (i % 64) }
+
 // xfind is the slot holding k's flow, nil if none does.
 func (w *Worker) xfind(k *xkey) *xslot {
 	b := k.slot(uint64(len(w.xslots)-1)) &^ (xways - 1)
+	if !w.xused.has(b) {
+		return nil
+	}
 	for i := b; i < b+xways; i++ {
 		if sl := &w.xslots[i]; sl.addrs == k.addrs && sl.ports == k.ports && sl.mac == k.mac {
 			return sl
@@ -163,6 +176,7 @@ func (w *Worker) xfind(k *xkey) *xslot {
 // each in turn.
 func (w *Worker) xvictim(k *xkey) *xslot {
 	b := k.slot(uint64(len(w.xslots)-1)) &^ (xways - 1)
+	w.xused.mark(b)
 	for i := b; i < b+xways; i++ {
 		if sl := &w.xslots[i]; sl.ports == 0 {
 			return sl
@@ -284,6 +298,8 @@ func (w *Worker) xreset(t *table) {
 	if w.xcfg != t {
 		clear(w.xslots)
 		clear(w.x6slots)
+		clear(w.xused)
+		clear(w.x6used)
 		w.xcfg = t
 	}
 }

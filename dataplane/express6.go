@@ -74,6 +74,10 @@ func (w *Worker) x6slotOf(x *xframe, create bool) *x6slot {
 	k := x.key
 	k.addrs ^= x.hi[0] ^ x.hi[1]*0x9e3779b97f4a7c15 ^ x.hi[2]*0xc2b2ae3d27d4eb4f
 	b := k.slot(uint64(len(w.x6slots)-1)) &^ (xways - 1)
+	if !create && !w.x6used.has(b) {
+		return nil
+	}
+	w.x6used.mark(b)
 	free := -1
 	for i := b; i < b+xways; i++ {
 		sl := &w.x6slots[i]

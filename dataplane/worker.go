@@ -56,10 +56,12 @@ type Worker struct {
 	flows    *conntrack.Cache // this worker's established flows, in front of the shared table
 	xslots   []xslot          // the express path's flows (see express.go)
 	x6slots  []x6slot         // its IPv6 flows
-	xon      bool             // the express path is on for this batch
-	xoff     bool             // never take the express path (tests compare with it)
-	xb       xbuild           // how the full path sent the current frame, for remember
-	oneUMEM  bool             // up and down share frame memory: a frame goes out as it is
+	xused    xbuckets         // the buckets of xslots that took a flow
+	x6used   xbuckets
+	xon      bool   // the express path is on for this batch
+	xoff     bool   // never take the express path (tests compare with it)
+	xb       xbuild // how the full path sent the current frame, for remember
+	oneUMEM  bool   // up and down share frame memory: a frame goes out as it is
 	x        xframe
 	xnext    uint8  // the express table's round-robin victim
 	xcfg     *table // the configuration the express table's flows were handled under
@@ -88,6 +90,7 @@ func (e *Engine) NewWorker(id int, up, down Queue, cpu int) *Worker {
 	w.flows = e.ct.NewCache(FlowCacheSize)
 	w.xslots = make([]xslot, FlowCacheSize)
 	w.x6slots = make([]x6slot, FlowCacheSize)
+	w.xused, w.x6used = newXbuckets(FlowCacheSize), newXbuckets(FlowCacheSize)
 	w.oneUMEM = up.UMEMID() == down.UMEMID()
 	w.probes = make([]conntrack.Probe, BatchSize)
 	w.probed = make([]bool, BatchSize)
