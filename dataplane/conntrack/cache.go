@@ -42,6 +42,11 @@ type Cache struct {
 	miss   Hit  // what a lookup the table answered returns
 	last   Ticket
 	next   uint64 // where the next admission candidate goes in its bucket
+	// keys are the slots' tags (the tuple hash's upper half, | 1; 0: free)
+	// and cands the admission candidates (the last cacheWays flows that
+	// missed in a bucket), apart from the slots: a miss reads one line of
+	// each, not a line of every slot of its bucket.
+	keys, cands []uint32
 }
 
 // Flush bounds; see Cache.
@@ -54,16 +59,14 @@ const (
 // and the Hit comes first, in one cache line (TestCacheSlotLayout): the
 // express path's hits (Again) touch nothing else.
 type cacheSlot struct {
-	valid     bool
-	reply     bool
-	tracked   bool   // end and win hold a segment's
-	win       uint16 // TCP window last seen
-	tag       uint32 // the tuple hash's upper half, to skip other flows quickly
-	stamp     uint32 // bumped whenever the slot takes another flow or drops one: Tickets name a stamp
-	candidate uint32 // tag of a flow that missed in this bucket, for admission
-	shard     uint32
-	entry     int32
-	gen       uint32
+	valid   bool
+	reply   bool
+	tracked bool   // end and win hold a segment's
+	win     uint16 // TCP window last seen
+	stamp   uint32 // bumped whenever the slot takes another flow or drops one: Tickets name a stamp
+	shard   uint32
+	entry   int32
+	gen     uint32
 	// Deferred to the table entry: flushed every FlushPackets packets at
 	// the latest, so 32 bits hold their bytes.
 	packets, bytes uint32
@@ -72,7 +75,7 @@ type cacheSlot struct {
 	_              [4]byte
 	tup            packet.Tuple
 	hit            Hit
-	_              [32]byte // whole cache lines: a slot's first line is its own
+	_              [40]byte // whole cache lines: a slot's first line is its own
 }
 
 // NewCache makes a cache of size flows (rounded up to a power of two).
@@ -81,7 +84,8 @@ func (t *Table) NewCache(size int) *Cache {
 	for n < size {
 		n <<= 1
 	}
-	return &Cache{t: t, slots: make([]cacheSlot, n), mask: uint64(n - 1)}
+	return &Cache{t: t, slots: make([]cacheSlot, n), mask: uint64(n - 1), keys: make([]uint32, n),
+		cands: make([]uint32, n)}
 }
 
 // Forward is Table.Forward through the cache. The hit it returns is the
@@ -104,6 +108,7 @@ func (c *Cache) Bypass(on bool, now int64) {
 			c.slots[i].valid = false
 			c.slots[i].stamp++
 		}
+		clear(c.keys)
 	}
 	c.bypass = on
 }
@@ -122,7 +127,10 @@ func (c *Cache) lookup(tup *packet.Tuple, seg *packet.Segment, bytes int, now in
 	var sl *cacheSlot
 	i := b
 	for ; i < b+cacheWays; i++ {
-		if s := &c.slots[i]; s.valid && s.tag == tag && s.reply == reply && s.tup == *tup {
+		if c.keys[i] != tag|1 {
+			continue
+		}
+		if s := &c.slots[i]; s.reply == reply && s.tup == *tup {
 			sl = s
 			break
 		}
@@ -147,15 +155,17 @@ func (c *Cache) lookup(tup *packet.Tuple, seg *packet.Segment, bytes int, now in
 			i = c.victim(b, now)
 			sl = &c.slots[i]
 		}
-		*sl = cacheSlot{tup: *tup, tag: tag, reply: reply, valid: true, stamp: sl.stamp + 1, candidate: sl.candidate,
+		c.keys[i] = tag | 1
+		*sl = cacheSlot{tup: *tup, reply: reply, valid: true, stamp: sl.stamp + 1,
 			hit: hit, shard: r.shard, entry: r.entry, gen: r.gen, last: now, flushed: now}
 		c.last = Ticket{slot: uint32(i), stamp: sl.stamp}
 	case sl != nil:
 		sl.valid = false // not cacheable any more
+		c.keys[i] = 0
 		sl.stamp++
 	default:
 		c.next++ // the candidates each take a slot in turn
-		c.slots[b+c.next%cacheWays].candidate = tag
+		c.cands[b+c.next%cacheWays] = tag
 	}
 	return &c.miss, ok
 }
@@ -165,7 +175,7 @@ func (c *Cache) lookup(tup *packet.Tuple, seg *packet.Segment, bytes int, now in
 // are admitted although their packets interleave.
 func (c *Cache) candidate(b uint64, tag uint32) bool {
 	for i := b; i < b+cacheWays; i++ {
-		if c.slots[i].candidate == tag {
+		if c.cands[i] == tag {
 			return true
 		}
 	}
@@ -182,11 +192,10 @@ const cacheWays = 4
 func (c *Cache) victim(b uint64, now int64) uint64 {
 	v := b
 	for i := b; i < b+cacheWays; i++ {
-		s := &c.slots[i]
-		if !s.valid {
+		if c.keys[i] == 0 {
 			return i
 		}
-		if s.last < c.slots[v].last {
+		if c.slots[i].last < c.slots[v].last {
 			v = i
 		}
 	}
