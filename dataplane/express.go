@@ -3,6 +3,7 @@ package dataplane
 import (
 	"encoding/binary"
 
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/checksum"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/conntrack"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
 	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
@@ -198,7 +199,7 @@ func (w *Worker) express(t *table, now int64, f []byte, backendSide bool, x *xfr
 		return drop, false
 	}
 	f[xTTL]--
-	binary.BigEndian.PutUint16(f[xCsum:], addSum(binary.BigEndian.Uint16(f[xCsum:]), sl.ipSum))
+	binary.BigEndian.PutUint16(f[xCsum:], checksum.Adjust(binary.BigEndian.Uint16(f[xCsum:]), sl.ipSum))
 	binary.LittleEndian.PutUint64(f[xHdr:], sl.naddrs)
 	binary.LittleEndian.PutUint32(f[xHdr+8:], sl.nports)
 	return w.xfinish(t, f, xL4, x, sl, true), true
@@ -213,9 +214,9 @@ func (w *Worker) xfinish(t *table, f []byte, l4 int, x *xframe, sl *xslot, v4 bo
 	copy(f[6:12], t.srcMAC(sl.out)[:])
 	if x.proto == packet.ProtoTCP {
 		c := f[l4+16 : l4+18]
-		binary.BigEndian.PutUint16(c, addSum(binary.BigEndian.Uint16(c), sl.l4Sum))
+		binary.BigEndian.PutUint16(c, checksum.Adjust(binary.BigEndian.Uint16(c), sl.l4Sum))
 	} else if c := f[l4+6 : l4+8]; !v4 || c[0]|c[1] != 0 { // IPv4, 0: the sender computed no UDP checksum
-		s := addSum(binary.BigEndian.Uint16(c), sl.l4Sum)
+		s := checksum.Adjust(binary.BigEndian.Uint16(c), sl.l4Sum)
 		if s == 0 {
 			s = 0xffff // 0 would mean "no checksum" (RFC 768)
 		}
@@ -255,13 +256,16 @@ func (w *Worker) remember(f []byte, x *xframe) {
 		sl = w.xvictim(&x.key)
 	}
 	w.xfill(sl, f, x, tk, binary.LittleEndian.Uint64(f[xHdr:]), xHdr+8)
-	// ~old + new of each changed word; the TTL's word changes by -0x100.
 	var old [12]byte
 	binary.LittleEndian.PutUint64(old[:], x.key.addrs)
 	binary.LittleEndian.PutUint32(old[8:], uint32(x.key.ports))
-	sl.ipSum = fold(changes(old[:8], f[xHdr:xHdr+8]) + 0xfeff)
-	sl.l4Sum = fold(changes(old[:], f[xHdr:xHdr+12]))
+	sl.ipSum = checksum.Fold(checksum.Changes(old[:8], f[xHdr:xHdr+8]) + ttlChange)
+	sl.l4Sum = checksum.Fold(checksum.Changes(old[:], f[xHdr:xHdr+12]))
 }
+
+// ttlChange is what the TTL's -1 adds to the IPv4 header checksum's sum:
+// ~m + (m - 0x100) for the word m it shares with the protocol.
+const ttlChange = 0xffff - 0x100
 
 // xfill makes sl the slot of x's flow, which the full path just sent as f
 // (its addresses' new low words naddrs, its ports at ports); the checksum
@@ -271,16 +275,6 @@ func (w *Worker) xfill(sl *xslot, f []byte, x *xframe, tk conntrack.Ticket, nadd
 		limit: uint16(min(w.xb.limit, 0xffff)), out: w.xb.out,
 		dmac0: binary.LittleEndian.Uint32(f[0:]), dmac1: binary.LittleEndian.Uint16(f[4:]),
 		naddrs: naddrs, nports: binary.LittleEndian.Uint32(f[ports:])}
-}
-
-// changes is the ones' complement sum of ~old + new over the 16-bit words
-// of a changed field.
-func changes(old, now []byte) uint32 {
-	var s uint32
-	for i := 0; i+1 < len(old); i += 2 {
-		s += uint32(^binary.BigEndian.Uint16(old[i:])) + uint32(binary.BigEndian.Uint16(now[i:]))
-	}
-	return s
 }
 
 // srcMAC is the source MAC of a frame sent to side out.
@@ -302,18 +296,6 @@ func (w *Worker) xreset(t *table) {
 		clear(w.x6used)
 		w.xcfg = t
 	}
-}
-
-// addSum is RFC 1624's HC' = ~(~HC + sum) for the sum of a field's changes.
-func addSum(hc, sum uint16) uint16 {
-	return ^fold(uint32(^hc) + uint32(sum))
-}
-
-// fold adds the carries of a ones' complement sum back in.
-func fold(s uint32) uint16 {
-	s = s>>16 + s&0xffff
-	s += s >> 16
-	return uint16(s)
 }
 
 // xbuild is what forward and reply tell remember of a packet they sent:

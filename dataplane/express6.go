@@ -3,6 +3,7 @@ package dataplane
 import (
 	"encoding/binary"
 
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/checksum"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/conntrack"
 	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
@@ -119,5 +120,5 @@ func (w *Worker) remember6(f []byte, x *xframe, tk conntrack.Ticket) {
 	sl := w.x6slotOf(x, true)
 	w.xfill(&sl.xslot, f, x, tk, x6low(f), x6L4)
 	sl.hi, sl.nhi = x.hi, x6high(f)
-	sl.l4Sum = fold(changes(x.old[:], f[x6Addr:x6Addr+36]))
+	sl.l4Sum = checksum.Fold(checksum.Changes(x.old[:], f[x6Addr:x6Addr+36]))
 }

@@ -70,3 +70,31 @@ func TestCompute(t *testing.T) {
 		t.Fatalf("odd length: %#04x", got)
 	}
 }
+
+// One Adjust with the folded Changes of several fields gives what Update32
+// and Update16 give field by field (an address and a port, as a NAT
+// rewrite), bit for bit: the express path relies on it.
+func TestAdjustIsUpdates(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 200000; i++ {
+		hc := uint16(r.Uint32())
+		if i%5 == 0 {
+			hc = 0xffff // ~hc is 0: the corner where a sum could be 0
+		}
+		var old, new [6]byte
+		for j := range old {
+			old[j], new[j] = byte(r.Uint32()), byte(r.Uint32())
+		}
+		if i%3 == 0 {
+			copy(new[4:], old[4:]) // a field left as it was
+		}
+		if i%7 == 0 { // words whose ~old + new is 0
+			old, new = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, [6]byte{}
+		}
+		want := Update16(Update32(hc, binary.BigEndian.Uint32(old[:]), binary.BigEndian.Uint32(new[:])),
+			binary.BigEndian.Uint16(old[4:]), binary.BigEndian.Uint16(new[4:]))
+		if got := Adjust(hc, Fold(Changes(old[:], new[:]))); got != want {
+			t.Fatalf("hc %#04x %x -> %x: Adjust %#04x, Update32+Update16 %#04x", hc, old, new, got, want)
+		}
+	}
+}
