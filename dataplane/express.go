@@ -159,32 +159,39 @@ func newXbuckets(slots int) xbuckets { return make(xbuckets, (slots/xways+63)/64
 func (m xbuckets) has(b uint64) bool { i := b / xways; return m[i/64]>>(i%64)&1 != 0 }
 func (m xbuckets) mark(b uint64)     { i := b / xways; m[i/64] |= 1 << (i % 64) }
 
-// xfind is the slot holding k's flow, nil if none does.
-func (w *Worker) xfind(k *xkey) *xslot {
+// xslotOf is the slot holding k's flow, nil if none does; with create,
+// the slot a new flow takes (xpick) when none does.
+func (w *Worker) xslotOf(k *xkey, create bool) *xslot {
 	b := k.slot(uint64(len(w.xslots)-1)) &^ (xways - 1)
-	if !w.xused.has(b) {
+	if create {
+		w.xused.mark(b)
+	} else if !w.xused.has(b) {
 		return nil
 	}
+	free := -1
 	for i := b; i < b+xways; i++ {
-		if sl := &w.xslots[i]; sl.addrs == k.addrs && sl.ports == k.ports && sl.mac == k.mac {
+		sl := &w.xslots[i]
+		if sl.addrs == k.addrs && sl.ports == k.ports && sl.mac == k.mac {
 			return sl
 		}
+		if sl.ports == 0 && free < 0 {
+			free = int(i)
+		}
 	}
-	return nil
+	if !create {
+		return nil
+	}
+	return &w.xslots[w.xpick(b, free)]
 }
 
-// xvictim is the slot of k's bucket a new flow takes: a free one, or else
-// each in turn.
-func (w *Worker) xvictim(k *xkey) *xslot {
-	b := k.slot(uint64(len(w.xslots)-1)) &^ (xways - 1)
-	w.xused.mark(b)
-	for i := b; i < b+xways; i++ {
-		if sl := &w.xslots[i]; sl.ports == 0 {
-			return sl
-		}
+// xpick is the slot of bucket b a new flow takes: free if it is one (>= 0),
+// or else each in turn.
+func (w *Worker) xpick(b uint64, free int) uint64 {
+	if free >= 0 {
+		return uint64(free)
 	}
 	w.xnext++
-	return &w.xslots[b+uint64(w.xnext%xways)]
+	return b + uint64(w.xnext%xways)
 }
 
 // express handles frame f, received on in, from its flow's express slot;
@@ -193,7 +200,7 @@ func (w *Worker) express(t *table, now int64, f []byte, backendSide bool, x *xfr
 	if !xparse(f, backendSide, x) {
 		return w.express6(t, now, f, backendSide, x)
 	}
-	sl := w.xfind(&x.key)
+	sl := w.xslotOf(&x.key, false)
 	if sl == nil || x.ipLen > int(sl.limit) ||
 		!w.flows.Again(sl.ticket, x.proto, &x.seg, x.ipLen, now) {
 		return drop, false
@@ -251,10 +258,7 @@ func (w *Worker) remember(f []byte, x *xframe) {
 		w.remember6(f, x, tk)
 		return
 	}
-	sl := w.xfind(&x.key)
-	if sl == nil {
-		sl = w.xvictim(&x.key)
-	}
+	sl := w.xslotOf(&x.key, true)
 	w.xfill(sl, f, x, tk, binary.LittleEndian.Uint64(f[xHdr:]), xHdr+8)
 	var old [12]byte
 	binary.LittleEndian.PutUint64(old[:], x.key.addrs)

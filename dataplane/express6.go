@@ -69,16 +69,17 @@ func putX6(f []byte, low uint64, hi *[3]uint64) {
 	binary.LittleEndian.PutUint32(f[x6Addr+28:], uint32(low>>32))
 }
 
-// x6slotOf is the slot of x's flow, nil if none holds it; with create, a
-// free slot of its bucket or else each in turn.
+// x6slotOf is xslotOf for an IPv6 flow: the key and the addresses' upper
+// bytes.
 func (w *Worker) x6slotOf(x *xframe, create bool) *x6slot {
 	k := x.key
 	k.addrs ^= x.hi[0] ^ x.hi[1]*0x9e3779b97f4a7c15 ^ x.hi[2]*0xc2b2ae3d27d4eb4f
 	b := k.slot(uint64(len(w.x6slots)-1)) &^ (xways - 1)
-	if !create && !w.x6used.has(b) {
+	if create {
+		w.x6used.mark(b)
+	} else if !w.x6used.has(b) {
 		return nil
 	}
-	w.x6used.mark(b)
 	free := -1
 	for i := b; i < b+xways; i++ {
 		sl := &w.x6slots[i]
@@ -89,14 +90,10 @@ func (w *Worker) x6slotOf(x *xframe, create bool) *x6slot {
 			free = int(i)
 		}
 	}
-	switch {
-	case !create:
+	if !create {
 		return nil
-	case free >= 0:
-		return &w.x6slots[free]
 	}
-	w.xnext++
-	return &w.x6slots[b+uint64(w.xnext%xways)]
+	return &w.x6slots[w.xpick(b, free)]
 }
 
 // express6 is express for an IPv6 frame.
