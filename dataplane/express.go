@@ -109,7 +109,7 @@ func xparseL4(l4 []byte, proto ipproto.Proto, x *xframe) bool {
 		doff := int(l4[12]>>4) * 4
 		// A SYN, FIN or RST is never express (Cache.Again refuses it): no
 		// lookup for it, so a SYN flood does not pay for one.
-		if doff < 20 || doff > len(l4) || l4[13]&(packet.FlagSYN|packet.FlagFIN|packet.FlagRST) != 0 {
+		if doff < 20 || doff > len(l4) || !conntrack.Quiet(proto, l4[13]) {
 			return false
 		}
 		x.seg = packet.Segment{Flags: l4[13], WScale: packet.NoWScale, Win: binary.BigEndian.Uint16(l4[14:]),

@@ -123,7 +123,7 @@ func (c *Cache) lookup(tup *packet.Tuple, seg *packet.Segment, bytes int, now in
 	}
 	b := h & c.mask &^ (cacheWays - 1)
 	tag := uint32(h >> 32)
-	quiet := tup.Proto == packet.ProtoUDP || seg.Flags&(flagSYN|flagFIN|flagRST) == 0
+	quiet := Quiet(tup.Proto, seg.Flags)
 	var sl *cacheSlot
 	i := b
 	for ; i < b+cacheWays; i++ {
@@ -135,7 +135,7 @@ func (c *Cache) lookup(tup *packet.Tuple, seg *packet.Segment, bytes int, now in
 			break
 		}
 	}
-	if sl != nil && quiet && c.t.shards[sl.shard].gens[sl.entry].Load() == sl.gen {
+	if sl != nil && quiet && sl.current(c.t) {
 		sl.count(c, tup.Proto, seg, bytes, now)
 		c.last = Ticket{slot: uint32(i), stamp: sl.stamp}
 		return &sl.hit, true
@@ -203,6 +203,16 @@ func (c *Cache) victim(b uint64, now int64) uint64 {
 	return v
 }
 
+// Quiet says a packet changes nothing of its flow's state but counters,
+// so a Cache may answer it: UDP, or TCP without SYN, FIN or RST.
+func Quiet(proto ipproto.Proto, flags uint8) bool {
+	return proto != packet.ProtoTCP || flags&(flagSYN|flagFIN|flagRST) == 0
+}
+
+// current says the table has not changed the slot's flow since it was
+// cached: its entry's generation did not move.
+func (sl *cacheSlot) current(t *Table) bool { return t.shards[sl.shard].gens[sl.entry].Load() == sl.gen }
+
 // count defers a packet the slot answered to the table entry.
 func (sl *cacheSlot) count(c *Cache, proto ipproto.Proto, seg *packet.Segment, bytes int, now int64) {
 	sl.packets++
@@ -242,8 +252,7 @@ func (c *Cache) Again(tk Ticket, proto ipproto.Proto, seg *packet.Segment, bytes
 		return false
 	}
 	sl := &c.slots[tk.slot&uint32(c.mask)]
-	if !sl.valid || sl.stamp != tk.stamp || proto == packet.ProtoTCP && seg.Flags&(flagSYN|flagFIN|flagRST) != 0 ||
-		c.t.shards[sl.shard].gens[sl.entry].Load() != sl.gen {
+	if !sl.valid || sl.stamp != tk.stamp || !Quiet(proto, seg.Flags) || !sl.current(c.t) {
 		return false
 	}
 	sl.count(c, proto, seg, bytes, now)
