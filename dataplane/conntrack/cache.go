@@ -206,7 +206,7 @@ func (c *Cache) victim(b uint64, now int64) uint64 {
 // Quiet says a packet changes nothing of its flow's state but counters,
 // so a Cache may answer it: UDP, or TCP without SYN, FIN or RST.
 func Quiet(proto ipproto.Proto, flags uint8) bool {
-	return proto != packet.ProtoTCP || flags&(flagSYN|flagFIN|flagRST) == 0
+	return proto == packet.ProtoUDP || proto == packet.ProtoTCP && flags&(flagSYN|flagFIN|flagRST) == 0
 }
 
 // current says the table has not changed the slot's flow since it was
