@@ -93,10 +93,10 @@ func (o Options) validate() error {
 		}
 		seen[a] = true
 	}
-	if lo, hi := o.SNATPorts[0], o.SNATPorts[1]; o.SNATPorts != ([2]uint16{}) && (lo == 0 || lo > hi) {
-		return fmt.Errorf("--snat-ports %d-%d: want FROM-TO with 1 <= FROM <= TO <= 65535", lo, hi)
-	}
-	if o.SNATPorts != ([2]uint16{}) {
+	if lo, hi := o.SNATPorts[0], o.SNATPorts[1]; o.SNATPorts != ([2]uint16{}) {
+		if lo == 0 || lo > hi {
+			return fmt.Errorf("--snat-ports %d-%d: want FROM-TO with 1 <= FROM <= TO <= 65535", lo, hi)
+		}
 		if err := snatSpan(o.SNATPorts); err != nil {
 			return err
 		}
