@@ -211,7 +211,9 @@ func Quiet(proto ipproto.Proto, flags uint8) bool {
 
 // current says the table has not changed the slot's flow since it was
 // cached: its entry's generation did not move.
-func (sl *cacheSlot) current(t *Table) bool { return t.shards[sl.shard].gens[sl.entry].Load() == sl.gen }
+func (sl *cacheSlot) current(t *Table) bool {
+	return t.shards[sl.shard].gens[sl.entry].Load() == sl.gen
+}
 
 // count defers a packet the slot answered to the table entry.
 func (sl *cacheSlot) count(c *Cache, proto ipproto.Proto, seg *packet.Segment, bytes int, now int64) {
