@@ -272,6 +272,15 @@ func expressMatches(t *testing.T, mode fwdmode.Mode, oneArm bool) {
 		g.flows = append(g.flows, genFlow{port: 30000 + uint16(i), udp: i%3 == 0, v6: i%2 == 1, seq: 1000})
 	}
 	express6 := uint64(0) // packets of IPv6 flows the express path took
+	// send gives both flow i's frames and counts those the express path took.
+	send := func(i int, backendSide bool, frames ...[]byte) (toBackends [][]byte) {
+		before := tw.fast.e.Stats().Express
+		toBackends, _ = tw.send(t, backendSide, frames...)
+		if g.flows[i].v6 {
+			express6 += tw.fast.e.Stats().Express - before
+		}
+		return toBackends
+	}
 	for step := range 6000 {
 		switch r := g.rng.IntN(1000); {
 		case r == 0: // a backend drained and back, a MAC changed: a new configuration
@@ -292,22 +301,13 @@ func expressMatches(t *testing.T, mode fwdmode.Mode, oneArm bool) {
 			if g.rng.IntN(4) == 0 { // a batch: the same flow's next packet too
 				frames = append(frames, g.client(i))
 			}
-			before := tw.fast.e.Stats().Express
-			out, _ := tw.send(t, false, frames...)
-			if g.flows[i].v6 {
-				express6 += tw.fast.e.Stats().Express - before
-			}
-			if len(out) > 0 {
+			if out := send(i, false, frames...); len(out) > 0 {
 				g.backend[i] = out[len(out)-1]
 			}
 		default:
 			i := g.rng.IntN(len(g.flows))
 			if f := g.fromBackend(i); f != nil {
-				before := tw.fast.e.Stats().Express
-				tw.send(t, true, f)
-				if g.flows[i].v6 {
-					express6 += tw.fast.e.Stats().Express - before
-				}
+				send(i, true, f)
 			}
 		}
 	}
