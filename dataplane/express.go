@@ -66,7 +66,6 @@ type xframe struct {
 	seg   packet.Segment
 	v6    bool
 	hi    [3]uint64 // IPv6: the addresses' upper 12 bytes (key)
-	old   [36]byte  // IPv6: the addresses and ports before handling
 }
 
 // Frame offsets of an IPv4 header without options and what follows it.

@@ -41,32 +41,31 @@ func xparse6(f []byte, backendSide bool, x *xframe) bool {
 		return false
 	}
 	x.ipLen, x.v6 = total, true
-	x.key = xkeyOf(x6low(f), f, x6L4, x.proto, backendSide)
-	x.hi = x6high(f)
-	copy(x.old[:], f[x6Addr:x6Addr+36])
+	x.key = xkeyOf(x6low(f[x6Addr:]), f, x6L4, x.proto, backendSide)
+	x.hi = x6high(f[x6Addr:])
 	return true
 }
 
-// x6low and x6high split a frame's addresses: their last 4 bytes each,
-// and their first 12.
-func x6low(f []byte) uint64 {
-	return uint64(binary.LittleEndian.Uint32(f[x6Addr+12:])) | uint64(binary.LittleEndian.Uint32(f[x6Addr+28:]))<<32
+// x6low and x6high split a source and a destination address (a, 32
+// bytes): their last 4 bytes each, and their first 12.
+func x6low(a []byte) uint64 {
+	return uint64(binary.LittleEndian.Uint32(a[12:])) | uint64(binary.LittleEndian.Uint32(a[28:]))<<32
 }
 
-func x6high(f []byte) [3]uint64 {
-	return [3]uint64{binary.LittleEndian.Uint64(f[x6Addr:]),
-		uint64(binary.LittleEndian.Uint32(f[x6Addr+8:])) | uint64(binary.LittleEndian.Uint32(f[x6Addr+16:]))<<32,
-		binary.LittleEndian.Uint64(f[x6Addr+20:])}
+func x6high(a []byte) [3]uint64 {
+	return [3]uint64{binary.LittleEndian.Uint64(a[0:]),
+		uint64(binary.LittleEndian.Uint32(a[8:])) | uint64(binary.LittleEndian.Uint32(a[16:]))<<32,
+		binary.LittleEndian.Uint64(a[20:])}
 }
 
-// putX6 writes the addresses split as x6low and x6high did.
-func putX6(f []byte, low uint64, hi *[3]uint64) {
-	binary.LittleEndian.PutUint64(f[x6Addr:], hi[0])
-	binary.LittleEndian.PutUint32(f[x6Addr+8:], uint32(hi[1]))
-	binary.LittleEndian.PutUint32(f[x6Addr+12:], uint32(low))
-	binary.LittleEndian.PutUint32(f[x6Addr+16:], uint32(hi[1]>>32))
-	binary.LittleEndian.PutUint64(f[x6Addr+20:], hi[2])
-	binary.LittleEndian.PutUint32(f[x6Addr+28:], uint32(low>>32))
+// putX6 writes into a the addresses split as x6low and x6high did.
+func putX6(a []byte, low uint64, hi *[3]uint64) {
+	binary.LittleEndian.PutUint64(a[0:], hi[0])
+	binary.LittleEndian.PutUint32(a[8:], uint32(hi[1]))
+	binary.LittleEndian.PutUint32(a[12:], uint32(low))
+	binary.LittleEndian.PutUint32(a[16:], uint32(hi[1]>>32))
+	binary.LittleEndian.PutUint64(a[20:], hi[2])
+	binary.LittleEndian.PutUint32(a[28:], uint32(low>>32))
 }
 
 // x6slotOf is xslotOf for an IPv6 flow: the key and the addresses' upper
@@ -107,7 +106,7 @@ func (w *Worker) express6(t *table, now int64, f []byte, backendSide bool, x *xf
 		return drop, false
 	}
 	f[x6Hop]--
-	putX6(f, sl.naddrs, &sl.nhi)
+	putX6(f[x6Addr:], sl.naddrs, &sl.nhi)
 	binary.LittleEndian.PutUint32(f[x6L4:], sl.nports)
 	return w.xfinish(t, f, x6L4, x, &sl.xslot, false), true
 }
@@ -115,7 +114,11 @@ func (w *Worker) express6(t *table, now int64, f []byte, backendSide bool, x *xf
 // remember6 is remember for an IPv6 frame.
 func (w *Worker) remember6(f []byte, x *xframe, tk conntrack.Ticket) {
 	sl := w.x6slotOf(x, true)
-	w.xfill(&sl.xslot, f, x, tk, x6low(f), x6L4)
-	sl.hi, sl.nhi = x.hi, x6high(f)
-	sl.l4Sum = checksum.Fold(checksum.Changes(x.old[:], f[x6Addr:x6Addr+36]))
+	w.xfill(&sl.xslot, f, x, tk, x6low(f[x6Addr:]), x6L4)
+	sl.hi, sl.nhi = x.hi, x6high(f[x6Addr:])
+	// The addresses and ports before handling, from the key.
+	var old [36]byte
+	putX6(old[:], x.key.addrs, &x.hi)
+	binary.LittleEndian.PutUint32(old[32:], uint32(x.key.ports))
+	sl.l4Sum = checksum.Fold(checksum.Changes(old[:], f[x6Addr:x6Addr+36]))
 }
