@@ -156,7 +156,7 @@ func BenchmarkHarness(b *testing.B) {
 // frames go back to the pool as a zero-copy NIC's completions would.
 func BenchmarkEstablished(b *testing.B) {
 	for _, v6 := range []bool{false, true} {
-		for _, flows := range []int{1 << 10, 1 << 20} {
+		for _, flows := range []int{1 << 10, conntrack.LargeFlows, 1 << 20} {
 			name := fmt.Sprintf("flows=%d", flows)
 			if v6 {
 				name = "ipv6/" + name
