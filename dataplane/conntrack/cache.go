@@ -130,7 +130,7 @@ func (c *Cache) lookup(tup *packet.Tuple, seg *packet.Segment, bytes int, now in
 		if c.keys[i] != tag|1 {
 			continue
 		}
-		if s := &c.slots[i]; s.reply == reply && s.tup == *tup {
+		if s := &c.slots[i]; s.reply == reply && s.tup.Same(tup) {
 			sl = s
 			break
 		}

@@ -52,10 +52,10 @@ func (x *index) find(s *shard, h uint64, t *packet.Tuple, rev bool) int32 {
 		i := int32(uint32(v)) - 1
 		e := &s.entries[i]
 		if rev {
-			if e.Rev == *t {
+			if e.Rev.Same(t) {
 				return i
 			}
-		} else if e.Fwd == *t {
+		} else if e.Fwd.Same(t) {
 			return i
 		}
 	}

@@ -152,8 +152,8 @@ func (t *Table) Restore(r io.Reader, now int64, keep func(*Entry) bool) (restore
 // function (an older version's) would have its replies looked for in the
 // wrong one.
 func (t *Table) restore(e *Entry) bool {
-	si := t.shardFor(e.Fwd, false)
-	if t.shardFor(e.Rev, true) != si {
+	si := t.shardFor(&e.Fwd, false)
+	if t.shardFor(&e.Rev, true) != si {
 		return false
 	}
 	s := &t.shards[si]

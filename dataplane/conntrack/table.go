@@ -165,7 +165,7 @@ func (t *Table) drop(s *shard, i int32) {
 // both directions share (the source of a client's packet, the destination
 // of a reply). Full-NAT replies name the SNAT endpoint instead: its port is
 // chosen in the client's shard (see Shard).
-func (t *Table) shardFor(tup packet.Tuple, reply bool) int {
+func (t *Table) shardFor(tup *packet.Tuple, reply bool) int {
 	if reply {
 		return t.Shard(tup.Dst, tup.DstPort, tup.Proto)
 	}
@@ -184,7 +184,7 @@ func (s *shard) index(reply bool) *index {
 // its state (for an ICMP error quoting it); reply says which direction
 // the tuple is. It copies the entry.
 func (t *Table) Lookup(tup packet.Tuple, reply bool) (Entry, bool) {
-	s := &t.shards[t.shardFor(tup, reply)]
+	s := &t.shards[t.shardFor(&tup, reply)]
 	h := tup.Hash(t.seed)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -211,7 +211,7 @@ func (t *Table) Reply(rev packet.Tuple, seg *packet.Segment, bytes int, now int6
 // for a Cache and says whether the flow may be cached; both are read
 // under the lock, where they agree with each other.
 func (t *Table) lookup(tup *packet.Tuple, h uint64, seg *packet.Segment, bytes int, now int64, reply, wantRef bool) (Hit, ref, bool, bool) {
-	si := t.shardFor(*tup, reply)
+	si := t.shardFor(tup, reply)
 	s := &t.shards[si]
 	s.mu.Lock()
 	i := s.index(reply).find(s, h, tup, reply)
@@ -273,7 +273,7 @@ type NewFlow struct {
 // only if rev already belongs to another flow (the same backend:port serving
 // two VIPs to the same client port), which is counted as a collision.
 func (t *Table) Insert(fwd, rev packet.Tuple, nf NewFlow, seg *packet.Segment, bytes int, now int64) bool {
-	s := &t.shards[t.shardFor(fwd, false)]
+	s := &t.shards[t.shardFor(&fwd, false)]
 	fh, rh := fwd.Hash(t.seed), rev.Hash(t.seed)
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -168,3 +168,26 @@ func isICMP(frame []byte) bool {
 	var p Packet
 	return Decode(frame, &p) == OK && p.Proto.IsICMP()
 }
+
+// Same agrees with == on tuples that differ in any one field, or none.
+func TestTupleSame(t *testing.T) {
+	base := Tuple{Src: AddrFrom(fixture.Client6), Dst: AddrFrom(fixture.VIP6), SrcPort: 40000, DstPort: 80, Proto: ProtoTCP}
+	cases := map[string]func(*Tuple){
+		"equal":   func(*Tuple) {},
+		"src":     func(u *Tuple) { u.Src[0] ^= 1 },
+		"src low": func(u *Tuple) { u.Src[15] ^= 1 },
+		"dst":     func(u *Tuple) { u.Dst[3] ^= 0x80 },
+		"dst low": func(u *Tuple) { u.Dst[15] ^= 1 },
+		"srcport": func(u *Tuple) { u.SrcPort++ },
+		"dstport": func(u *Tuple) { u.DstPort ^= 0x100 },
+		"proto":   func(u *Tuple) { u.Proto = ProtoUDP },
+		"family":  func(u *Tuple) { u.Src, u.Dst = AddrFrom(fixture.Client), AddrFrom(fixture.VIP) },
+	}
+	for name, change := range cases {
+		u := base
+		change(&u)
+		if got, want := base.Same(&u), base == u; got != want || u.Same(&base) != want {
+			t.Errorf("%s: Same = %v, == says %v", name, got, want)
+		}
+	}
+}

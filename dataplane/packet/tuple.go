@@ -20,6 +20,13 @@ func (t Tuple) Reverse() Tuple {
 	return Tuple{Src: t.Dst, Dst: t.Src, SrcPort: t.DstPort, DstPort: t.SrcPort, Proto: t.Proto}
 }
 
+// Same is t == *u, field by field: the compiler compares a Tuple (38
+// bytes) by calling the runtime's memequal, a few ns of every table
+// lookup (4.9 against 1.4 ns measured); this is word compares, inlined.
+func (t *Tuple) Same(u *Tuple) bool {
+	return t.Src == u.Src && t.Dst == u.Dst && t.SrcPort == u.SrcPort && t.DstPort == u.DstPort && t.Proto == u.Proto
+}
+
 // Hash is a fast, seeded, allocation-free hash of t: the tuple folded into
 // two words, combined with a multiply and spread by the splitmix64
 // finalizer, so the low bits are usable (conntrack masks them; Maglev takes
