@@ -53,7 +53,8 @@ func (w *Worker) handle(t *table, now int64, backendSide bool) side {
 		return w.icmp(t, now, backendSide)
 	}
 	n := p.Len()
-	tup := p.Tuple()
+	var tup packet.Tuple
+	p.TupleTo(&tup)
 	if svc, ok := t.services.get(tup.Dst, tup.DstPort, tup.Proto); ok {
 		return w.forward(t, svc, &tup, n, now, backendSide)
 	}

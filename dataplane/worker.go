@@ -226,7 +226,9 @@ func (w *Worker) one(t *table, tap *Tap, now int64, in Queue, d unix.XDPDesc) {
 			return
 		}
 	}
-	w.cur = current{chunk: chunk, off: off, n: int(d.Len)}
+	// Field by field: a composite literal was built on the stack and
+	// copied in 16-byte moves that stalled on its 8-byte stores.
+	w.cur.chunk, w.cur.off, w.cur.n = chunk, off, int(d.Len)
 	var out Queue
 	verdict, side := 0, SideBackend
 	w.xb.ok = false
@@ -274,7 +276,8 @@ func (w *Worker) queueTo(s side) Queue {
 func (w *Worker) probeSlot(t *table, in Queue, i int) {
 	d := w.batch[i]
 	chunk, off := in.Buffer(d)
-	tup, ok := packet.PeekTuple(chunk[off:min(off+int(d.Len), len(chunk))])
+	var tup packet.Tuple
+	ok := packet.PeekTuple(chunk[off:min(off+int(d.Len), len(chunk))], &tup)
 	w.probed[i] = ok
 	if !ok {
 		return
@@ -284,7 +287,7 @@ func (w *Worker) probeSlot(t *table, in Queue, i int) {
 		_, svc := t.services.get(tup.Dst, tup.DstPort, tup.Proto)
 		reply = !svc
 	}
-	w.probes[i] = w.eng.ct.PrefetchSlot(tup, reply)
+	w.probes[i] = w.eng.ct.PrefetchSlot(&tup, reply)
 }
 
 func (w *Worker) send(in, out Queue, addr uint64, frame []byte) {

@@ -31,8 +31,8 @@ type Probe struct {
 
 // PrefetchSlot starts loading the index slot of tup's flow (reply: a
 // backend's packet, looked up by the reverse tuple) and returns where it is.
-func (t *Table) PrefetchSlot(tup packet.Tuple, reply bool) Probe {
-	si := t.shardFor(&tup, reply)
+func (t *Table) PrefetchSlot(tup *packet.Tuple, reply bool) Probe {
+	si := t.shardFor(tup, reply)
 	x := t.shards[si].index(reply)
 	h := tup.Hash(t.seed)
 	p := Probe{shard: uint32(si), rev: reply, pos: x.home(h), tag: h &^ 0xffffffff}

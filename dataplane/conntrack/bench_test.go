@@ -60,7 +60,7 @@ func BenchmarkForwardHitPrefetched(b *testing.B) {
 		for k := range batch {
 			i = (i + 7919) % flows
 			batch[k], _ = flow(i, uint16(i))
-			probes[k] = tb.PrefetchSlot(batch[k], false)
+			probes[k] = tb.PrefetchSlot(&batch[k], false)
 		}
 		for _, p := range probes {
 			tb.PrefetchEntry(p)
@@ -89,7 +89,7 @@ func BenchmarkForwardHitPipelined(b *testing.B) {
 				}
 				for k := 0; k < 64+d2; k++ {
 					if k < 64 {
-						probes[k] = tb.PrefetchSlot(batch[k], false)
+						probes[k] = tb.PrefetchSlot(&batch[k], false)
 					}
 					if j := k - d1; j >= 0 && j < 64 {
 						tb.PrefetchEntry(probes[j])
