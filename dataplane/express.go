@@ -111,8 +111,11 @@ func xparseL4(l4 []byte, proto ipproto.Proto, x *xframe) bool {
 		if doff < 20 || doff > len(l4) || !conntrack.Quiet(proto, l4[13]) {
 			return false
 		}
-		x.seg = packet.Segment{Flags: l4[13], WScale: packet.NoWScale, Win: binary.BigEndian.Uint16(l4[14:]),
-			Seq: binary.BigEndian.Uint32(l4[4:]), Len: uint32(len(l4) - doff)}
+		// Field by field (all of them): a Segment literal was built on the
+		// stack and copied in 8 bytes over its narrower stores, a
+		// store-forwarding stall of ~5 ns on every express packet.
+		x.seg.Flags, x.seg.WScale, x.seg.Win = l4[13], packet.NoWScale, binary.BigEndian.Uint16(l4[14:])
+		x.seg.Seq, x.seg.Len = binary.BigEndian.Uint32(l4[4:]), uint32(len(l4)-doff)
 	case packet.ProtoUDP:
 		if len(l4) < 8 {
 			return false
