@@ -7,17 +7,23 @@ import (
 	"github.com/scmlb-xsk/scmlb-xsk/internal/fixture"
 )
 
-// FuzzDecodeRewrite: no frame may panic or write out of bounds, and a
-// rewrite of a frame with valid checksums keeps them valid.
+// FuzzDecodeRewrite: no frame may panic or write out of bounds, a
+// rewrite of a frame with valid checksums keeps them valid, and the tuple
+// PeekTuple reads (for prefetching) is the one Decode finds.
 func FuzzDecodeRewrite(f *testing.F) {
 	for _, c := range fixture.Cases() {
 		f.Add(c.Frame)
 	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		valid := fixture.VerifyChecksums(frame) == nil
+		var peek Tuple
+		peeked := PeekTuple(frame, &peek)
 		var p Packet
 		if Decode(frame, &p) != OK {
 			return
+		}
+		if peeked && !p.Proto.IsICMP() && peek != p.Tuple() {
+			t.Fatalf("PeekTuple read %v, Decode %v", peek, p.Tuple())
 		}
 		n := len(frame)
 		a, b, c := v4(10, 1, 2, 3), v4(192, 0, 2, 1), v4(10, 9, 9, 9)
