@@ -37,8 +37,9 @@ test: deps build
 demo: build
 	$(GO) run ./internal/demo -bin $(BIN)
 
-# Go benchmarks of the per-packet path (established flows at 1k and 1M flows, 1 and 2 workers, new
-# flows, conntrack, Maglev), the control plane at 4096 services, then (as root) the netns comparison
+# Go benchmarks of the per-packet path (established flows at 1k, 32k and 1M flows, 1 and 2 workers,
+# new flows, conntrack, what a random cache line costs here, Maglev), the control plane at 4096
+# services, then (as root) the netns comparison
 # with an AF_XDP l2fwd baseline, nftables DNAT and kernel routing, 3 runs of each (docs/benchmarks.md).
 BENCHTIME ?= 3s
 BENCHRUNS ?= 3
