@@ -30,10 +30,11 @@ import (
 // recently seen flow's when all are taken. It is admitted on its second
 // miss while its bucket remembers the first (the last cacheWays flows that
 // missed there), so traffic spread over more flows than the cache holds (a
-// scan) passes through to the table instead of churning the cache. While the table is
-// Large, the cache is bypassed altogether: with that many flows it would
-// rarely hit, and its own slots would only add a cache miss per packet
-// (the worker prefetches the table instead). Not safe for concurrent use.
+// scan) passes through to the table instead of churning the cache. While
+// the table is Large, the cache is bypassed altogether: with that many
+// flows it would rarely hit, and its own slots would only add a cache miss
+// per packet (the worker prefetches the table instead). Not safe for
+// concurrent use.
 type Cache struct {
 	t      *Table
 	slots  []cacheSlot

@@ -12,9 +12,10 @@ import (
 // probe past another flow's slot reads no entry: at a million flows every
 // entry read is a cache miss. A tuple's home position is taken from its
 // tag's low bits, so a deletion shifting slots back finds their homes in
-// the slots themselves, without reading their entries. It has twice as many slots as the shard has
-// entries. Slots are written with atomic stores, under the shard's lock:
-// prefetching workers read them without it (Table.PrefetchEntry).
+// the slots themselves, without reading their entries. It has twice as
+// many slots as the shard has entries. Slots are written with atomic
+// stores, under the shard's lock: prefetching workers read them without it
+// (Table.PrefetchEntry).
 type index struct {
 	slots []uint64
 	mask  uint64
