@@ -60,7 +60,7 @@ const (
 // and the Hit comes first, in one cache line (TestCacheSlotLayout): the
 // express path's hits (Again) touch nothing else.
 type cacheSlot struct {
-	valid   bool
+	valid   bool // the slot holds a flow: keys[i] != 0, kept here so Again and flush read no other line
 	reply   bool
 	tracked bool   // end and win hold a segment's
 	win     uint16 // TCP window last seen
