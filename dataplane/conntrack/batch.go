@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/memhint"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
 )
 
@@ -36,7 +37,7 @@ func (t *Table) PrefetchSlot(tup *packet.Tuple, reply bool) Probe {
 	x := t.shards[si].index(reply)
 	h := tup.Hash(t.seed)
 	p := Probe{shard: uint32(si), rev: reply, pos: x.home(h), tag: h &^ 0xffffffff}
-	prefetch(uintptr(unsafe.Pointer(&x.slots[p.pos])))
+	memhint.Prefetch(uintptr(unsafe.Pointer(&x.slots[p.pos])))
 	return p
 }
 
@@ -50,7 +51,7 @@ func (t *Table) PrefetchEntry(p Probe) {
 	}
 	if i := int(uint32(v)) - 1; i < len(s.entries) {
 		e := uintptr(unsafe.Pointer(&s.entries[i]))
-		prefetch(e)
-		prefetch(e + 64)
+		memhint.Prefetch(e)
+		memhint.Prefetch(e + 64)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/memhint"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
 )
 
@@ -164,7 +165,7 @@ func BenchmarkRandomLines(b *testing.B) {
 		for _, huge := range []bool{true, false} {
 			region := make([]line, mib<<20/64)
 			if huge {
-				adviseHugePages(unsafe.Pointer(unsafe.SliceData(region)), uintptr(len(region))*64)
+				memhint.HugePages(unsafe.Pointer(unsafe.SliceData(region)), uintptr(len(region))*64)
 			}
 			for i := range region {
 				region[i][0] = uint64(i) // touched once, so no load meets a page fault

@@ -42,6 +42,7 @@ type Cache struct {
 	bypass bool // the table is Large: lookups go straight to it
 	miss   Hit  // what a lookup the table answered returns
 	last   Ticket
+	pin    Pin // bypassed: the entry the last lookup found, if cacheable
 	next   uint64 // where the next admission candidate goes in its bucket
 	// keys are the slots' tags (the tuple hash's upper half, | 1; 0: free)
 	// and cands the admission candidates (the last cacheWays flows that
@@ -60,23 +61,12 @@ const (
 // and the Hit comes first, in one cache line (TestCacheSlotLayout): the
 // express path's hits (Again) touch nothing else.
 type cacheSlot struct {
-	valid   bool // the slot holds a flow: keys[i] != 0, kept here so Again and flush read no other line
-	reply   bool
-	tracked bool   // end and win hold a segment's
-	win     uint16 // TCP window last seen
-	stamp   uint32 // bumped whenever the slot takes another flow or drops one: Tickets name a stamp
-	shard   uint32
-	entry   int32
-	gen     uint32
-	// Deferred to the table entry: flushed every FlushPackets packets at
-	// the latest, so 32 bits hold their bytes.
-	packets, bytes uint32
-	end            uint32 // highest seq + len seen (TCP)
-	last, flushed  int64
-	_              [4]byte
-	tup            packet.Tuple
-	hit            Hit
-	_              [40]byte // whole cache lines: a slot's first line is its own
+	valid bool   // the slot holds a flow: keys[i] != 0, kept here so Again and flush read no other line
+	stamp uint32 // bumped whenever the slot takes another flow or drops one: Tickets name a stamp
+	pin   Pin    // the flow's entry and what is deferred to it
+	tup   packet.Tuple
+	hit   Hit
+	_     [48]byte // whole cache lines: a slot's first line is its own
 }
 
 // NewCache makes a cache of size flows (rounded up to a power of two).
@@ -117,9 +107,13 @@ func (c *Cache) Bypass(on bool, now int64) {
 func (c *Cache) lookup(tup *packet.Tuple, seg *packet.Segment, bytes int, now int64, reply bool) (*Hit, bool) {
 	h := tup.Hash(c.t.seed)
 	if c.bypass {
-		var ok bool
+		r, cacheable, ok := ref{}, false, false
 		c.last = Ticket{}
-		c.miss, _, _, ok = c.t.lookup(tup, h, seg, bytes, now, reply, false)
+		c.miss, r, cacheable, ok = c.t.lookup(tup, h, seg, bytes, now, reply, true)
+		c.pin = Pin{}
+		if ok && cacheable {
+			c.pin = pinOf(r, reply, now)
+		}
 		return &c.miss, ok
 	}
 	b := h & c.mask &^ (cacheWays - 1)
@@ -131,13 +125,13 @@ func (c *Cache) lookup(tup *packet.Tuple, seg *packet.Segment, bytes int, now in
 		if c.keys[i] != tag|1 {
 			continue
 		}
-		if s := &c.slots[i]; s.reply == reply && s.tup.Same(tup) {
+		if s := &c.slots[i]; s.pin.reply == reply && s.tup.Same(tup) {
 			sl = s
 			break
 		}
 	}
-	if sl != nil && quiet && sl.current(c.t) {
-		sl.count(c, tup.Proto, seg, bytes, now)
+	if sl != nil && quiet && c.t.Current(&sl.pin) {
+		c.t.Count(&sl.pin, tup.Proto, seg, bytes, now)
 		c.last = Ticket{slot: uint32(i), stamp: sl.stamp}
 		return &sl.hit, true
 	}
@@ -157,8 +151,7 @@ func (c *Cache) lookup(tup *packet.Tuple, seg *packet.Segment, bytes int, now in
 			sl = &c.slots[i]
 		}
 		c.keys[i] = tag | 1
-		*sl = cacheSlot{tup: *tup, reply: reply, valid: true, stamp: sl.stamp + 1,
-			hit: hit, shard: r.shard, entry: r.entry, gen: r.gen, last: now, flushed: now}
+		*sl = cacheSlot{tup: *tup, valid: true, stamp: sl.stamp + 1, hit: hit, pin: pinOf(r, reply, now)}
 		c.last = Ticket{slot: uint32(i), stamp: sl.stamp}
 	case sl != nil:
 		sl.valid = false // not cacheable any more
@@ -196,7 +189,7 @@ func (c *Cache) victim(b uint64, now int64) uint64 {
 		if c.keys[i] == 0 {
 			return i
 		}
-		if c.slots[i].last < c.slots[v].last {
+		if c.slots[i].pin.last < c.slots[v].pin.last {
 			v = i
 		}
 	}
@@ -208,28 +201,6 @@ func (c *Cache) victim(b uint64, now int64) uint64 {
 // so a Cache may answer it: UDP, or TCP without SYN, FIN or RST.
 func Quiet(proto ipproto.Proto, flags uint8) bool {
 	return proto == packet.ProtoUDP || proto == packet.ProtoTCP && flags&(flagSYN|flagFIN|flagRST) == 0
-}
-
-// current says the table has not changed the slot's flow since it was
-// cached: its entry's generation did not move.
-func (sl *cacheSlot) current(t *Table) bool {
-	return t.shards[sl.shard].gens[sl.entry].Load() == sl.gen
-}
-
-// count defers a packet the slot answered to the table entry.
-func (sl *cacheSlot) count(c *Cache, proto ipproto.Proto, seg *packet.Segment, bytes int, now int64) {
-	sl.packets++
-	sl.bytes += uint32(bytes)
-	sl.last = now
-	if proto == packet.ProtoTCP {
-		if end := seg.Seq + seg.Len; !sl.tracked || int32(end-sl.end) > 0 {
-			sl.end = end
-		}
-		sl.win, sl.tracked = seg.Win, true
-	}
-	if sl.packets >= FlushPackets || now-sl.flushed >= FlushAfter {
-		c.flush(sl, now)
-	}
 }
 
 // Ticket names the cached flow a lookup was answered from or admitted
@@ -244,6 +215,11 @@ type Ticket struct {
 // cache after it.
 func (c *Cache) Last() Ticket { return c.last }
 
+// LastPin is, while the cache is bypassed, a Pin of the flow the last
+// lookup found, if the flow may be answered from a Pin (established TCP,
+// UDP); false otherwise.
+func (c *Cache) LastPin() (Pin, bool) { return c.pin, c.bypass && c.pin != Pin{} }
+
 // Again is a lookup that hits for the flow tk names: it counts the packet
 // as a hit would, or says false when the slot holds
 // another flow now, the table changed the flow (its generation moved), the
@@ -255,21 +231,18 @@ func (c *Cache) Again(tk Ticket, proto ipproto.Proto, seg *packet.Segment, bytes
 		return false
 	}
 	sl := &c.slots[tk.slot&uint32(c.mask)]
-	if !sl.valid || sl.stamp != tk.stamp || !Quiet(proto, seg.Flags) || !sl.current(c.t) {
+	if !sl.valid || sl.stamp != tk.stamp || !Quiet(proto, seg.Flags) || !c.t.Current(&sl.pin) {
 		return false
 	}
-	sl.count(c, proto, seg, bytes, now)
+	c.t.Count(&sl.pin, proto, seg, bytes, now)
 	return true
 }
 
 // flush adds a slot's deferred counts to its table entry.
 func (c *Cache) flush(sl *cacheSlot, now int64) {
-	if !sl.valid || sl.packets == 0 {
-		return
+	if sl.valid {
+		c.t.Flush(&sl.pin, now)
 	}
-	c.t.addDeferred(ref{shard: sl.shard, entry: sl.entry, gen: sl.gen}, uint64(sl.packets), uint64(sl.bytes), sl.last, sl.reply,
-		sl.tracked, sl.end, sl.win)
-	sl.packets, sl.bytes, sl.tracked, sl.flushed = 0, 0, false, now
 }
 
 // FlushAll adds every slot's deferred counts to the table.

@@ -153,7 +153,7 @@ func TestCacheSlotLayout(t *testing.T) {
 	if n := unsafe.Sizeof(sl); n%64 != 0 {
 		t.Fatalf("a slot is %d bytes, not whole cache lines", n)
 	}
-	if end := unsafe.Offsetof(sl.flushed) + unsafe.Sizeof(sl.flushed); end > 64 {
+	if end := unsafe.Offsetof(sl.pin) + unsafe.Sizeof(sl.pin); end > 64 {
 		t.Fatalf("a hit's fields end at byte %d, past the first line", end)
 	}
 }

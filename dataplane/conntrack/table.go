@@ -8,8 +8,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
-	"golang.org/x/sys/unix"
 
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane/memhint"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
 	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
 )
@@ -84,27 +84,15 @@ func New(capacity int, timeouts Timeouts) *Table {
 	entries := make([]Entry, per*numShards)
 	isz := indexSize(per)
 	slots := make([]uint64, 2*isz*numShards)
-	adviseHugePages(unsafe.Pointer(unsafe.SliceData(entries)), uintptr(len(entries))*unsafe.Sizeof(Entry{}))
-	adviseHugePages(unsafe.Pointer(unsafe.SliceData(slots)), uintptr(len(slots))*8)
+	memhint.HugePages(unsafe.Pointer(unsafe.SliceData(entries)), uintptr(len(entries))*unsafe.Sizeof(Entry{}))
+	memhint.HugePages(unsafe.Pointer(unsafe.SliceData(slots)), uintptr(len(slots))*8)
 	gens := make([]atomic.Uint32, per*numShards)
-	adviseHugePages(unsafe.Pointer(unsafe.SliceData(gens)), uintptr(len(gens))*4)
+	memhint.HugePages(unsafe.Pointer(unsafe.SliceData(gens)), uintptr(len(gens))*4)
 	for i := range t.shards {
 		f := slots[2*i*isz:]
 		t.shards[i].init(entries[i*per:(i+1)*per], gens[i*per:(i+1)*per], f[:isz], f[isz:2*isz])
 	}
 	return t
-}
-
-// adviseHugePages asks for transparent huge pages (madvise mode) for the
-// 2 MiB-aligned part of a large, not yet touched allocation. Best effort.
-func adviseHugePages(p unsafe.Pointer, size uintptr) {
-	const huge = 2 << 20
-	start := (uintptr(p) + huge - 1) &^ (huge - 1)
-	end := (uintptr(p) + size) &^ (huge - 1)
-	if end <= start {
-		return
-	}
-	unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_HUGEPAGE)
 }
 
 // Shard is the shard of an endpoint. A full-NAT source port must be one

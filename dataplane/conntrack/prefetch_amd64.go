@@ -1,7 +1,0 @@
-package conntrack
-
-// prefetch asks the CPU to bring the cache line at addr in. It is no load
-// in Go's memory model: it reads nothing and cannot race.
-//
-//go:noescape
-func prefetch(addr uintptr)
