@@ -131,7 +131,7 @@ func (c *Cache) lookup(tup *packet.Tuple, seg *packet.Segment, bytes int, now in
 		}
 	}
 	if sl != nil && quiet && c.t.Current(&sl.pin) {
-		c.t.Count(&sl.pin, tup.Proto, seg, bytes, now)
+		c.count(sl, tup.Proto, seg, bytes, now)
 		c.last = Ticket{slot: uint32(i), stamp: sl.stamp}
 		return &sl.hit, true
 	}
@@ -234,8 +234,16 @@ func (c *Cache) Again(tk Ticket, proto ipproto.Proto, seg *packet.Segment, bytes
 	if !sl.valid || sl.stamp != tk.stamp || !Quiet(proto, seg.Flags) || !c.t.Current(&sl.pin) {
 		return false
 	}
-	c.t.Count(&sl.pin, proto, seg, bytes, now)
+	c.count(sl, proto, seg, bytes, now)
 	return true
+}
+
+// count defers a packet the slot answered; counts that waited FlushAfter
+// go to the table with it.
+func (c *Cache) count(sl *cacheSlot, proto ipproto.Proto, seg *packet.Segment, bytes int, now int64) {
+	if c.t.Count(&sl.pin, proto, seg, bytes, now) && now-sl.pin.flushed >= FlushAfter {
+		c.t.Flush(&sl.pin, now)
+	}
 }
 
 // flush adds a slot's deferred counts to its table entry.
@@ -265,13 +273,22 @@ func cacheable(s State, oneWay bool) bool {
 	return s == Established || s == UDP || oneWay && s == MidStream
 }
 
+// What moves an entry's generation: leaving a cacheable state, and being
+// removed. A flow leaves cacheable states a few times at most, so the
+// lower half never carries into the upper.
+const (
+	genChange  = 1
+	genRemoved = 1 << 16
+)
+
 // addDeferred adds a Cache's deferred counts to the entry r names, unless
-// it is gone.
+// the flow is gone from it. Counts deferred before the flow left a
+// cacheable state (the other side's FIN, say) are its packets all the same.
 func (t *Table) addDeferred(r ref, packets, bytes uint64, last int64, reply, tracked bool, end uint32, win uint16) {
 	s := &t.shards[r.shard]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.gens[r.entry].Load() != r.gen {
+	if s.gens[r.entry].Load()/genRemoved != r.gen/genRemoved {
 		return
 	}
 	e := &s.entries[r.entry]

@@ -93,6 +93,45 @@ func TestCacheLeavesStateChangesToTheTable(t *testing.T) {
 	}
 }
 
+// Counts a cache deferred reach the table although the flow left its
+// cacheable state meanwhile (the backend's FIN, through another worker):
+// the packets passed, the flow is the same.
+func TestCacheKeepsCountsAcrossStateChange(t *testing.T) {
+	tb := New(1024, DefaultTimeouts)
+	fc := tb.NewCache(64)
+	fwd, rev := established(t, tb, 6)
+	base := entry(t, tb, fwd).Packets
+	for range 7 { // two misses (admission), then five deferred hits
+		fc.Forward(&fwd, sg(flagACK), 60, 5)
+	}
+	tb.Reply(rev, sg(flagFIN|flagACK), 60, 6)
+	fc.FlushAll(7)
+	if got := entry(t, tb, fwd).Packets - base; got != 8 {
+		t.Fatalf("the table counted %d of 8 packets", got)
+	}
+	// A flow the table removed gets none of them, nor does the flow that
+	// took its entry.
+	a, _ := established(t, tb, 8)
+	for range 7 {
+		fc.Forward(&a, sg(flagACK), 60, 10)
+	}
+	if n := tb.Expire(int64(DefaultTimeouts[Established]) + 100); n != 2 {
+		t.Fatalf("expired %d", n)
+	}
+	j := uint32(9)
+	for ; ; j++ { // a flow of a's shard: it takes a's entry
+		if b, _ := flow(j, uint16(j)); tb.shardFor(&b, false) == tb.shardFor(&a, false) {
+			break
+		}
+	}
+	b, _ := established(t, tb, j)
+	before := entry(t, tb, b).Packets
+	fc.FlushAll(11)
+	if got := entry(t, tb, b).Packets; got != before {
+		t.Fatalf("the entry's next flow went from %d to %d packets: it got the removed flow's", before, got)
+	}
+}
+
 // A flow the table dropped (expired, evicted, replaced) is a miss.
 func TestCacheMissesRemovedFlow(t *testing.T) {
 	tb := New(1024, DefaultTimeouts)

@@ -44,7 +44,8 @@ func (t *Table) PrefetchPin(p *Pin) {
 
 // Count defers a quiet packet (the caller checked Current and Quiet) and
 // says whether the Pin holds deferred counts after it: false when this
-// packet flushed them.
+// packet flushed them, as every FlushPackets-th does. Flushing counts that
+// waited FlushAfter is the holder's to do.
 func (t *Table) Count(p *Pin, proto ipproto.Proto, seg *packet.Segment, bytes int, now int64) bool {
 	p.packets++
 	p.bytes += uint32(bytes)
@@ -55,7 +56,7 @@ func (t *Table) Count(p *Pin, proto ipproto.Proto, seg *packet.Segment, bytes in
 		}
 		p.win, p.tracked = seg.Win, true
 	}
-	if p.packets >= FlushPackets || now-p.flushed >= FlushAfter {
+	if p.packets >= FlushPackets {
 		t.Flush(p, now)
 		return false
 	}
@@ -70,6 +71,16 @@ func (t *Table) Flush(p *Pin, now int64) {
 	}
 	t.addDeferred(p.ref(), uint64(p.packets), uint64(p.bytes), p.last, p.reply, p.tracked, p.end, p.win)
 	p.packets, p.bytes, p.tracked, p.flushed = 0, 0, false, now
+}
+
+// PrefetchFlush starts loading what Flush writes, if it will write.
+func (t *Table) PrefetchFlush(p *Pin) {
+	if p.packets == 0 {
+		return
+	}
+	s := &t.shards[p.shard]
+	memhint.Prefetch(uintptr(unsafe.Pointer(&s.gens[p.entry])))
+	memhint.Prefetch(uintptr(unsafe.Pointer(&s.entries[p.entry].LastSeen)))
 }
 
 // LastSeen is when the Pin last counted a packet (or was made).

@@ -219,7 +219,7 @@ func (t *Table) lookup(tup *packet.Tuple, h uint64, seg *packet.Segment, bytes i
 		t.ignoredRSTs.Add(1)
 	}
 	if e.State != was && cacheable(was, e.OneWay) {
-		s.gens[i].Add(1) // caches holding it must come back here
+		s.gens[i].Add(genChange) // caches holding it must come back here
 	}
 	hit := Hit{Backend: e.Backend, ClientMAC: e.ClientMAC, VIP: e.Fwd.Dst, VIPPort: e.Fwd.DstPort,
 		Peer: e.Rev.Dst, PeerPort: e.Rev.DstPort}
@@ -382,7 +382,9 @@ type shard struct {
 	mu      sync.Mutex
 	entries []Entry
 	// gens count, per entry slot, the changes a worker's Cache must see:
-	// the entry's removal and its leaving a cacheable state.
+	// the entry's removals (upper half) and its leaving a cacheable state
+	// (lower half), apart so that counts deferred before a state change
+	// are still added (addDeferred).
 	gens  []atomic.Uint32
 	free  []int32
 	fwd   index
@@ -404,7 +406,7 @@ func (s *shard) init(entries []Entry, gens []atomic.Uint32, fwd, rev []uint64) {
 
 // remove frees entry i; seed is the table's, to find its index slots.
 func (s *shard) remove(i int32, seed uint64) {
-	s.gens[i].Add(1)
+	s.gens[i].Add(genRemoved)
 	e := &s.entries[i]
 	s.fwd.delete(e.Fwd.Hash(seed), i)
 	s.rev.delete(e.Rev.Hash(seed), i)
