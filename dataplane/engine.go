@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"fmt"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,9 @@ type Engine struct {
 	mu      sync.Mutex
 	workers []*Worker
 	bstats  map[uint32]*BackendStats
+	// workerFlows is how many flow directions each worker's express
+	// records hold (0: none), for workers made after it is set.
+	workerFlows int
 }
 
 // hopRequests bounds the queue of client next-hop requests; a worker never
@@ -91,6 +95,19 @@ func (e *Engine) backendStats(id uint32) *BackendStats {
 		e.bstats[id] = s
 	}
 	return s
+}
+
+// SetWorkerFlows sizes the express records (xrecord.go) of the workers
+// made after it: flows flow directions each (a flow forwarded and replied
+// to through one worker takes two), in 272 bytes each, which the kernel
+// hands out as records are made. 0 (the default) gives workers none: with
+// a Large table their established flows then take the locked table path.
+func (e *Engine) SetWorkerFlows(flows int) error {
+	if flows < 0 || flows > MaxWorkerFlows {
+		return fmt.Errorf("worker flows %d: want 0 (none) to %d", flows, MaxWorkerFlows)
+	}
+	e.workerFlows = flows
+	return nil
 }
 
 // UseSNAT gives full-NAT services their source addresses and port range

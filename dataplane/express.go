@@ -207,11 +207,17 @@ func (w *Worker) express(t *table, now int64, f []byte, backendSide bool, x *xfr
 		!w.flows.Again(sl.ticket, x.proto, &x.seg, x.ipLen, now) {
 		return drop, false
 	}
-	f[xTTL]--
-	binary.BigEndian.PutUint16(f[xCsum:], checksum.Adjust(binary.BigEndian.Uint16(f[xCsum:]), sl.ipSum))
-	binary.LittleEndian.PutUint64(f[xHdr:], sl.naddrs)
-	binary.LittleEndian.PutUint32(f[xHdr+8:], sl.nports)
+	xrewrite4(f, sl.ipSum, sl.naddrs, sl.nports)
 	return w.xfinish(t, f, xL4, x, sl, true), true
+}
+
+// xrewrite4 writes an IPv4 frame's new addresses and ports, one hop less,
+// and the header checksum's change ipSum.
+func xrewrite4(f []byte, ipSum uint16, naddrs uint64, nports uint32) {
+	f[xTTL]--
+	binary.BigEndian.PutUint16(f[xCsum:], checksum.Adjust(binary.BigEndian.Uint16(f[xCsum:]), ipSum))
+	binary.LittleEndian.PutUint64(f[xHdr:], naddrs)
+	binary.LittleEndian.PutUint32(f[xHdr+8:], nports)
 }
 
 // xfinish does what the IPv4 and IPv6 express paths share: the MACs, the
@@ -262,11 +268,17 @@ func (w *Worker) remember(f []byte, x *xframe) {
 	}
 	sl := w.xslotOf(&x.key, true)
 	w.xfill(sl, f, x, tk, binary.LittleEndian.Uint64(f[xHdr:]), xHdr+8)
+	sl.ipSum, sl.l4Sum = xsums4(f, &x.key)
+}
+
+// xsums4 are the IPv4 header's and the TCP/UDP checksum's changes from a
+// frame with key k to the frame f it was rewritten to.
+func xsums4(f []byte, k *xkey) (ipSum, l4Sum uint16) {
 	var old [12]byte
-	binary.LittleEndian.PutUint64(old[:], x.key.addrs)
-	binary.LittleEndian.PutUint32(old[8:], uint32(x.key.ports))
-	sl.ipSum = checksum.Fold(checksum.Changes(old[:8], f[xHdr:xHdr+8]) + ttlChange)
-	sl.l4Sum = checksum.Fold(checksum.Changes(old[:], f[xHdr:xHdr+12]))
+	binary.LittleEndian.PutUint64(old[:], k.addrs)
+	binary.LittleEndian.PutUint32(old[8:], uint32(k.ports))
+	return checksum.Fold(checksum.Changes(old[:8], f[xHdr:xHdr+8]) + ttlChange),
+		checksum.Fold(checksum.Changes(old[:], f[xHdr:xHdr+12]))
 }
 
 // ttlChange is what the TTL's -1 adds to the IPv4 header checksum's sum:

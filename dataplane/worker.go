@@ -65,6 +65,10 @@ type Worker struct {
 	x        xframe
 	xnext    uint8  // the express table's round-robin victim
 	xcfg     *table // the configuration the express table's flows were handled under
+	xr       *xrecs // the express records for a Large table (nil: none)
+	xbatch   *xbatch
+	xlarge   bool   // the records are on for this batch
+	xrcfg    *table // the configuration of the records' epoch
 	batches  uint64 // batches handled, for the backend counters' flush
 	probes   []conntrack.Probe
 	probed   []bool
@@ -94,6 +98,9 @@ func (e *Engine) NewWorker(id int, up, down Queue, cpu int) *Worker {
 	w.oneUMEM = up.UMEMID() == down.UMEMID()
 	w.probes = make([]conntrack.Probe, BatchSize)
 	w.probed = make([]bool, BatchSize)
+	if e.workerFlows > 0 {
+		w.xr, w.xbatch = newXrecs(e.workerFlows), &xbatch{}
+	}
 	e.mu.Lock()
 	e.workers = append(e.workers, w)
 	e.mu.Unlock()
@@ -121,13 +128,13 @@ func (w *Worker) Run() error {
 	idle := 0
 	lastFlush := time.Now().UnixNano()
 	defer func() {
-		w.flows.FlushAll(time.Now().UnixNano())
+		w.flushDeferred(time.Now().UnixNano())
 		w.beCounts.flush()
 	}()
 	for !w.stop.Load() {
 		// The table's counts of cached flows lag by at most this.
 		if now := time.Now().UnixNano(); now-lastFlush >= conntrack.FlushAfter {
-			w.flows.FlushAll(now)
+			w.flushDeferred(now)
 			lastFlush = now
 		}
 		n := w.pump(w.up)
@@ -174,11 +181,14 @@ func (w *Worker) pump(in Queue) int {
 	if w.xon {
 		w.xreset(t)
 	}
+	w.xlargeSet(t, tap == nil && large && !w.xoff && w.xr != nil, now)
 	w.counters.n[cRx] += uint64(k)
 	if !large {
 		for _, d := range w.batch[:k] {
 			w.one(t, tap, now, in, d)
 		}
+	} else if w.xlarge {
+		w.pumpRecords(t, now, in, k)
 	} else {
 		// A software pipeline over the batch: the index slot of packet
 		// i+slotAhead and the entry of packet i+entryAhead are asked for
@@ -226,15 +236,26 @@ func (w *Worker) one(t *table, tap *Tap, now int64, in Queue, d unix.XDPDesc) {
 			return
 		}
 	}
+	w.full(t, tap, now, in, d, chunk, off, &w.x)
+}
+
+// full handles frame d (chunk[off:]) by the full path, received on in;
+// x is what the express path parsed of it (ipLen 0: not a candidate),
+// from which it remembers the frame's handling.
+func (w *Worker) full(t *table, tap *Tap, now int64, in Queue, d unix.XDPDesc, chunk []byte, off int, x *xframe) {
 	// Field by field: a composite literal was built on the stack and
 	// copied in 16-byte moves that stalled on its 8-byte stores.
 	w.cur.chunk, w.cur.off, w.cur.n = chunk, off, int(d.Len)
 	var out Queue
 	verdict, side := 0, SideBackend
 	w.xb.ok = false
-	to := w.handle(t, now, backendSide)
-	if w.xon && w.x.ipLen > 0 {
-		w.remember(w.cur.frame(), &w.x)
+	to := w.handle(t, now, in == w.down)
+	if x.ipLen > 0 {
+		if w.xon {
+			w.remember(w.cur.frame(), x)
+		} else if w.xlarge {
+			w.rememberRec(now, w.cur.frame(), x)
+		}
 	}
 	switch to {
 	case toBackend:
@@ -262,6 +283,15 @@ func (w *Worker) one(t *table, tap *Tap, now int64, in Queue, d unix.XDPDesc) {
 	}
 	// A prepended header moved the start back within the same chunk.
 	w.send(in, out, d.Addr-uint64(off-w.cur.off), frame)
+}
+
+// flushDeferred adds the counts the flow cache and the records defer to
+// the table.
+func (w *Worker) flushDeferred(now int64) {
+	w.flows.FlushAll(now)
+	if w.xr != nil {
+		w.xr.flushAll(w.eng.ct, now)
+	}
 }
 
 // queueTo is the queue a frame handled for the side goes out on.
