@@ -72,6 +72,7 @@ type Worker struct {
 	batches  uint64 // batches handled, for the backend counters' flush
 	probes   []conntrack.Probe
 	probed   []bool
+	clock    func() int64 // unix nanoseconds; a test may stop it
 	stop     atomic.Bool
 	done     chan struct{}
 	log      *zap.Logger
@@ -98,6 +99,7 @@ func (e *Engine) NewWorker(id int, up, down Queue, cpu int) *Worker {
 	w.oneUMEM = up.UMEMID() == down.UMEMID()
 	w.probes = make([]conntrack.Probe, BatchSize)
 	w.probed = make([]bool, BatchSize)
+	w.clock = func() int64 { return time.Now().UnixNano() }
 	if e.workerFlows > 0 {
 		w.xr, w.xbatch = newXrecs(e.workerFlows), &xbatch{}
 	}
@@ -174,7 +176,7 @@ func (w *Worker) pump(in Queue) int {
 	}
 	t := w.eng.cfg.Load()
 	tap := w.eng.tap.Load()
-	now := time.Now().UnixNano()
+	now := w.clock()
 	large := w.eng.ct.Large()
 	w.flows.Bypass(large, now)
 	w.xon = tap == nil && !large && !w.xoff

@@ -145,6 +145,9 @@ func (w *Worker) rememberRec(now int64, f []byte, x *xframe) {
 		return
 	}
 	rec := w.xr.place(w.eng.ct, &x.key, now)
+	if rec == nil {
+		return
+	}
 	ipSum, l4Sum := xsums4(f, &x.key)
 	*rec = xrec{addrs: x.key.addrs, ports: x.key.ports, mac: x.key.mac, epoch: w.xr.epoch, dirty: rec.dirty,
 		naddrs: binary.LittleEndian.Uint64(f[xHdr:]), nports: binary.LittleEndian.Uint32(f[xHdr+8:]),

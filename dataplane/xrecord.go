@@ -203,7 +203,12 @@ func (r *xrecs) statsIndex(s *BackendStats) (uint16, bool) {
 
 // place is the record a new record of k takes, its tag set: k's own if
 // the bucket has it, else a free or stale one, else the least recently
-// seen, whose counts are flushed first.
+// seen, whose counts are flushed first, if that was seen FlushAfter ago or
+// more. Nil when all were seen since: with more busy flows than records,
+// those that have records keep them and the others take the table path,
+// rather than each taking the last one's record in turn (a scan's flows
+// would evict busy flows' records, and every packet would pay for a
+// record it never uses).
 func (r *xrecs) place(ct *conntrack.Table, k *xkey, now int64) *xrec {
 	b, tag := r.bucket(k)
 	v, free := b, -1
@@ -222,6 +227,8 @@ func (r *xrecs) place(ct *conntrack.Table, k *xkey, now int64) *xrec {
 	}
 	if free >= 0 {
 		v = uint64(free)
+	} else if now-r.recs[v].pin.LastSeen() < conntrack.FlushAfter {
+		return nil
 	}
 	rec := &r.recs[v]
 	r.flush(ct, rec, now)

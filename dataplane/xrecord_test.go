@@ -38,12 +38,12 @@ func TestXrecLayout(t *testing.T) {
 
 // recordsWorker is a worker with records over a Large table (filler flows
 // besides the tests').
-func recordsWorker(t *testing.T) (*Engine, *Worker, *memQueue, *memQueue) {
+func recordsWorker(t *testing.T, flows int) (*Engine, *Worker, *memQueue, *memQueue) {
 	t.Helper()
 	ct := conntrack.New(2*conntrack.LargeFlows+4096, conntrack.DefaultTimeouts)
 	fillFlows(t, ct, conntrack.LargeFlows)
 	e := NewEngine(ct, zap.NewNop())
-	if err := e.SetWorkerFlows(1024); err != nil {
+	if err := e.SetWorkerFlows(flows); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Reconfig(fixtureConfig()); err != nil {
@@ -88,7 +88,7 @@ func handshake(t *testing.T, w *Worker, up, down *memQueue, port, win uint16) fi
 // record's counts reach the table before the RST does (as the flow
 // cache's do, TestCacheRSTSeesDeferredSequence).
 func TestRecordsRSTSeesDeferredSequence(t *testing.T) {
-	e, w, up, down := recordsWorker(t)
+	e, w, up, down := recordsWorker(t, 1024)
 	c := handshake(t, w, up, down, 41000, 1000)
 	before := e.Stats().Express
 	for range 10 { // 4000 bytes: past the backend's window of 1000 from the handshake's sequence
@@ -142,6 +142,49 @@ func TestRecordsCountEveryPacket(t *testing.T) {
 	w.flushDeferred(time.Now().UnixNano())
 	if got := count() - before; got != packets {
 		t.Fatalf("the table counted %d of %d packets", got, packets)
+	}
+}
+
+// With more busy flows than records, the flows that have records keep
+// them, and the others take the table path: no record is taken from a
+// flow seen within FlushAfter.
+func TestRecordsKeepBusyFlows(t *testing.T) {
+	e, w, up, down := recordsWorker(t, 32) // 64 slots
+	now := time.Now().UnixNano()
+	w.clock = func() int64 { return now } // all within FlushAfter, however slow the machine
+	var acks [][]byte
+	for i := range 200 {
+		c := handshake(t, w, up, down, uint16(20000+i), 0)
+		acks = append(acks, c.Bytes())
+	}
+	held := func() map[xkey]bool {
+		m := map[xkey]bool{}
+		for i, tag := range w.xr.tags {
+			if rec := &w.xr.recs[i]; tag != 0 && rec.epoch == w.xr.epoch {
+				m[xkey{addrs: rec.addrs, ports: rec.ports, mac: rec.mac}] = true
+			}
+		}
+		return m
+	}
+	before, st := held(), e.Stats()
+	for range 2 {
+		for _, a := range acks {
+			up.inject(a)
+			w.pump(up)
+			down.takeTx()
+		}
+	}
+	after := held()
+	if len(before) < 32 || len(after) != len(before) {
+		t.Fatalf("%d flows had records, %d after two rounds of 200 flows", len(before), len(after))
+	}
+	for k := range before {
+		if !after[k] {
+			t.Fatal("a busy flow's record was taken by another flow")
+		}
+	}
+	if got := e.Stats().Express - st.Express; got != uint64(2*len(before)) {
+		t.Fatalf("the records took %d packets, want 2 of each of the %d flows that have one", got, len(before))
 	}
 }
 

@@ -42,7 +42,7 @@ type Cache struct {
 	bypass bool // the table is Large: lookups go straight to it
 	miss   Hit  // what a lookup the table answered returns
 	last   Ticket
-	pin    Pin // bypassed: the entry the last lookup found, if cacheable
+	pin    Pin    // bypassed: the entry the last lookup found, if cacheable
 	next   uint64 // where the next admission candidate goes in its bucket
 	// keys are the slots' tags (the tuple hash's upper half, | 1; 0: free)
 	// and cands the admission candidates (the last cacheWays flows that
