@@ -78,14 +78,30 @@ const (
 	xrecWays       = 8
 )
 
-// newXrecs makes records for flows flow directions (1 to MaxWorkerFlows),
-// 136 bytes per slot, two slots per direction. Memory the kernel hands out
-// only as records are made, in huge pages where it can.
-func newXrecs(flows int) *xrecs {
+// xrecSlots is the record slots for flows flow directions.
+func xrecSlots(flows int) int {
 	n := 64
 	for n < 2*flows && n < 2*MaxWorkerFlows {
 		n <<= 1
 	}
+	return n
+}
+
+// RecordBytes is the memory of a worker's records for flows flow
+// directions (0: none): 136 bytes per slot, a record, its tag and its
+// place in the flush list, two slots per direction at least.
+func RecordBytes(flows int) int {
+	if flows <= 0 {
+		return 0
+	}
+	return xrecSlots(flows) * (int(unsafe.Sizeof(xrec{})) + 8)
+}
+
+// newXrecs makes records for flows flow directions (1 to MaxWorkerFlows).
+// The kernel hands their memory out as records are made, in huge pages
+// where it can.
+func newXrecs(flows int) *xrecs {
+	n := xrecSlots(flows)
 	r := &xrecs{recs: make([]xrec, n), tags: make([]uint32, n), mask: uint64(n - 1), dirty: make([]uint32, 0, n),
 		stats: make([]*BackendStats, 1, 64), statIdx: make(map[*BackendStats]uint16, 64), epoch: 1}
 	memhint.HugePages(unsafe.Pointer(unsafe.SliceData(r.recs)), uintptr(n)*unsafe.Sizeof(xrec{}))

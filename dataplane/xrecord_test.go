@@ -207,3 +207,14 @@ func TestSetWorkerFlows(t *testing.T) {
 		t.Fatal("a worker for 1000 flow directions has not 2048 record slots")
 	}
 }
+
+func TestRecordBytes(t *testing.T) {
+	for _, c := range []struct{ flows, want int }{
+		{0, 0}, {-1, 0}, {1, 64 * 136}, {32, 64 * 136}, {33, 128 * 136}, {1 << 19, 1 << 20 * 136},
+		{MaxWorkerFlows, 2 * MaxWorkerFlows * 136},
+	} {
+		if got := RecordBytes(c.flows); got != c.want {
+			t.Errorf("RecordBytes(%d) = %d, want %d", c.flows, got, c.want)
+		}
+	}
+}

@@ -38,6 +38,9 @@ var runCommand = &cli.Command{
 		&cli.IntFlag{Name: "queues", Usage: "RX queues to serve, one worker each (0: all)"},
 		&cli.StringFlag{Name: "cpus", Usage: "pin worker i to the i-th CPU of this comma list, e.g. 2,3"},
 		&cli.IntFlag{Name: "conntrack-size", Value: 1 << 20, Usage: "maximum tracked flows"},
+		&cli.IntFlag{Name: "worker-flows", Value: daemon.AutoWorkerFlows, Usage: "flow directions each worker's express " +
+			"records hold while the table holds 32768 flows or more, 272 bytes each (a NAT flow through one worker takes two; " +
+			"-1: conntrack-size / workers; 0: none, such flows take the locked table path)"},
 		&cli.IntFlag{Name: "frames", Value: xsk.DefaultOptions.NumFrames, Usage: "UMEM frames per socket"},
 		&cli.DurationFlag{Name: "stats-interval", Usage: "log counters this often (0: at exit only)"},
 		&cli.StringFlag{Name: "state-file", Value: "/var/lib/scmlb-xsk/state.json", Usage: "desired state, restored at start (\"\": keep in memory)"},
@@ -138,7 +141,7 @@ func runAction(c *cli.Context) error {
 	}()
 	return daemon.Run(ctx, daemon.Options{
 		Upstream: c.String("upstream"), BackendIf: c.String("backend-if"), Mode: mode,
-		Queues: c.Int("queues"), CPUs: cpus, Services: svcs, ConntrackSize: c.Int("conntrack-size"),
+		Queues: c.Int("queues"), CPUs: cpus, Services: svcs, ConntrackSize: c.Int("conntrack-size"), WorkerFlows: c.Int("worker-flows"),
 		XSK: xo, StatsInterval: c.Duration("stats-interval"),
 		StatePath: c.String("state-file"), APISocket: socketPath(c), MetricsAddr: c.String("metrics-addr"),
 		SNATAddrs: snatAddrs, SNATPorts: snatPorts, MSSClamp: uint16(c.Uint("mss-clamp")),

@@ -106,6 +106,12 @@ func (d *Daemon) start() error {
 	d.neigh = netlink.NewNeighbours(d.log)
 	d.hops = newResolver(d.log, d.neigh, d.up, d.down)
 	d.eng = dataplane.NewEngine(conntrack.New(d.opts.ConntrackSize, conntrack.DefaultTimeouts), d.log)
+	wf := workerFlows(d.opts.WorkerFlows, d.opts.ConntrackSize, queues)
+	if err := d.eng.SetWorkerFlows(wf); err != nil {
+		return fmt.Errorf("--worker-flows: %w", err)
+	}
+	d.log.Info("express records for a large table", zap.Int("flows_per_worker", wf),
+		zap.Int("mib_per_worker", dataplane.RecordBytes(wf)>>20))
 	if err := d.setLocalAddrs(); err != nil {
 		return err
 	}

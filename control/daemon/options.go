@@ -8,6 +8,7 @@ import (
 
 	"github.com/scmlb-xsk/scmlb-xsk/bpf"
 	"github.com/scmlb-xsk/scmlb-xsk/control/config"
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/conntrack"
 	"github.com/scmlb-xsk/scmlb-xsk/xsk"
 )
@@ -22,7 +23,11 @@ type Options struct {
 	Services  []config.Service
 	// ConntrackSize bounds the flow table.
 	ConntrackSize int
-	XSK           xsk.Options
+	// WorkerFlows sizes each worker's express records, used while the
+	// table is large: flow directions (AutoWorkerFlows: ConntrackSize
+	// shared by the workers; 0: none).
+	WorkerFlows int
+	XSK         xsk.Options
 	// StatePath is the file the desired state is kept in ("": memory only).
 	StatePath string
 	// APISocket is the Unix socket of the API ("": no API).
@@ -67,10 +72,28 @@ const MaxBGPDrain = 5 * time.Minute
 // snatRange for one that is).
 var DefaultSNATPorts = [2]uint16{1024, 65535}
 
+// AutoWorkerFlows sizes the express records by the table (workerFlows).
+const AutoWorkerFlows = -1
+
+// workerFlows is the flow directions each of workers workers' records
+// hold: as asked, or the table's capacity shared by the workers, which
+// RSS spreads the flows over (a NAT flow through one worker takes two
+// directions, so a worker's records cover every flow when the table is
+// half full of such flows).
+func workerFlows(asked, conntrackSize, workers int) int {
+	if asked != AutoWorkerFlows {
+		return asked
+	}
+	return min(max(conntrackSize/max(workers, 1), 1), dataplane.MaxWorkerFlows)
+}
+
 // validate checks the options before anything is touched.
 func (o Options) validate() error {
 	if o.ConntrackSize < conntrack.MinCapacity || o.ConntrackSize > conntrack.MaxCapacity {
 		return fmt.Errorf("--conntrack-size %d: want %d to %d flows", o.ConntrackSize, conntrack.MinCapacity, conntrack.MaxCapacity)
+	}
+	if o.WorkerFlows < AutoWorkerFlows || o.WorkerFlows > dataplane.MaxWorkerFlows {
+		return fmt.Errorf("--worker-flows %d: want 0 (none) to %d", o.WorkerFlows, dataplane.MaxWorkerFlows)
 	}
 	if o.Queues < 0 || o.Queues > bpf.MaxQueues {
 		return fmt.Errorf("--queues %d: want 0 (all) to %d", o.Queues, bpf.MaxQueues)

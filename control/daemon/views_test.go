@@ -15,6 +15,7 @@ import (
 	"github.com/scmlb-xsk/scmlb-xsk/bpf"
 	"github.com/scmlb-xsk/scmlb-xsk/control/api"
 	"github.com/scmlb-xsk/scmlb-xsk/control/config"
+	"github.com/scmlb-xsk/scmlb-xsk/dataplane"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/conntrack"
 	"github.com/scmlb-xsk/scmlb-xsk/dataplane/packet"
 	"github.com/scmlb-xsk/scmlb-xsk/ipproto"
@@ -162,9 +163,28 @@ func TestOptionsValidate(t *testing.T) {
 		{Options{ConntrackSize: 1 << 20, SNATPorts: [2]uint16{40000, 40000}}, "every client"},
 		{Options{ConntrackSize: 1 << 20, SNATPorts: DefaultSNATPorts, SNATAddrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}, "loopback"},
 		{Options{ConntrackSize: 1 << 20, SNATPorts: DefaultSNATPorts, MSSClamp: 100}, "--mss-clamp 100"},
+		{Options{ConntrackSize: 1 << 20, SNATPorts: DefaultSNATPorts, WorkerFlows: -2}, "--worker-flows -2"},
+		{Options{ConntrackSize: 1 << 20, SNATPorts: DefaultSNATPorts, WorkerFlows: dataplane.MaxWorkerFlows + 1}, "--worker-flows 8388609"},
 	} {
 		if err := c.o.validate(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.o, err, c.want)
+		}
+	}
+}
+
+func TestWorkerFlows(t *testing.T) {
+	for _, c := range []struct{ asked, size, workers, want int }{
+		{AutoWorkerFlows, 1 << 20, 2, 1 << 19},
+		{AutoWorkerFlows, 1 << 20, 1, 1 << 20},
+		{AutoWorkerFlows, 256, 64, 4},
+		{AutoWorkerFlows, 256, 1000, 1},
+		{AutoWorkerFlows, conntrack.MaxCapacity, 1, dataplane.MaxWorkerFlows},
+		{AutoWorkerFlows, 1 << 20, 0, 1 << 20},
+		{0, 1 << 20, 2, 0},
+		{5000, 1 << 20, 2, 5000},
+	} {
+		if got := workerFlows(c.asked, c.size, c.workers); got != c.want {
+			t.Errorf("workerFlows(%d, %d, %d) = %d, want %d", c.asked, c.size, c.workers, got, c.want)
 		}
 	}
 }
