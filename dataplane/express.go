@@ -50,12 +50,19 @@ type xslot struct {
 	naddrs uint64        // new source and destination address, at frame offset 26
 	stats  *BackendStats // nil: none to count (the backend is gone)
 	ticket conntrack.Ticket
-	dmac0  uint32 // the next hop's MAC, bytes 0-3 (the source MAC is the configuration's)
-	dmac1  uint16 // bytes 4-5
-	ipSum  uint16 // to add to the IPv4 header checksum's complement
-	l4Sum  uint16 // to add to the TCP/UDP checksum's complement
-	limit  uint16 // the largest IP length the way out takes
-	out    side
+	xout
+	ipSum uint16 // to add to the IPv4 header checksum's complement
+	limit uint16 // the largest IP length the way out takes
+}
+
+// xout is where the express path sends a flow's frames and what it writes
+// into them besides addresses and ports (xfinish), as a slot and a record
+// (xrecord.go) hold it.
+type xout struct {
+	dmac0 uint32 // the next hop's MAC, bytes 0-3 (the source MAC is the configuration's)
+	dmac1 uint16 // bytes 4-5
+	l4Sum uint16 // to add to the TCP/UDP checksum's complement
+	out   side
 }
 
 // xframe is what the express path reads of a frame.
@@ -208,7 +215,7 @@ func (w *Worker) express(t *table, now int64, f []byte, backendSide bool, x *xfr
 		return drop, false
 	}
 	xrewrite4(f, sl.ipSum, sl.naddrs, sl.nports)
-	return w.xfinish(t, f, xL4, x, sl, true), true
+	return w.xfinish(t, f, xL4, x, &sl.xout, sl.stats, true), true
 }
 
 // xrewrite4 writes an IPv4 frame's new addresses and ports, one hop less,
@@ -221,9 +228,9 @@ func xrewrite4(f []byte, ipSum uint16, naddrs uint64, nports uint32) {
 }
 
 // xfinish does what the IPv4 and IPv6 express paths share: the MACs, the
-// TCP/UDP checksum (the L4 header at l4), the counters. v4: a UDP checksum
-// of 0 means none and stays.
-func (w *Worker) xfinish(t *table, f []byte, l4 int, x *xframe, sl *xslot, v4 bool) side {
+// TCP/UDP checksum (the L4 header at l4), the counters (stats: the
+// backend's, nil: none). v4: a UDP checksum of 0 means none and stays.
+func (w *Worker) xfinish(t *table, f []byte, l4 int, x *xframe, sl *xout, stats *BackendStats, v4 bool) side {
 	binary.LittleEndian.PutUint32(f[0:], sl.dmac0)
 	binary.LittleEndian.PutUint16(f[4:], sl.dmac1)
 	copy(f[6:12], t.srcMAC(sl.out)[:])
@@ -237,8 +244,8 @@ func (w *Worker) xfinish(t *table, f []byte, l4 int, x *xframe, sl *xslot, v4 bo
 		}
 		binary.BigEndian.PutUint16(c, s)
 	}
-	if sl.stats != nil {
-		w.beCounts.add(sl.stats, 1, uint64(x.ipLen), 0)
+	if stats != nil {
+		w.beCounts.add(stats, 1, uint64(x.ipLen), 0)
 	}
 	if sl.out == toBackend {
 		w.counters.n[cForwarded]++
@@ -290,9 +297,14 @@ const ttlChange = 0xffff - 0x100
 // sums are the caller's.
 func (w *Worker) xfill(sl *xslot, f []byte, x *xframe, tk conntrack.Ticket, naddrs uint64, ports int) {
 	*sl = xslot{addrs: x.key.addrs, ports: x.key.ports, mac: x.key.mac, ticket: tk, stats: w.xb.stats,
-		limit: uint16(min(w.xb.limit, 0xffff)), out: w.xb.out,
-		dmac0: binary.LittleEndian.Uint32(f[0:]), dmac1: binary.LittleEndian.Uint16(f[4:]),
-		naddrs: naddrs, nports: binary.LittleEndian.Uint32(f[ports:])}
+		limit: uint16(min(w.xb.limit, 0xffff)), xout: xoutOf(f, w.xb.out), naddrs: naddrs,
+		nports: binary.LittleEndian.Uint32(f[ports:])}
+}
+
+// xoutOf is the xout of frame f, just sent to side out (the checksum's
+// change is the caller's).
+func xoutOf(f []byte, out side) xout {
+	return xout{dmac0: binary.LittleEndian.Uint32(f[0:]), dmac1: binary.LittleEndian.Uint16(f[4:]), out: out}
 }
 
 // srcMAC is the source MAC of a frame sent to side out.

@@ -108,7 +108,7 @@ func (w *Worker) express6(t *table, now int64, f []byte, backendSide bool, x *xf
 	f[x6Hop]--
 	putX6(f[x6Addr:], sl.naddrs, &sl.nhi)
 	binary.LittleEndian.PutUint32(f[x6L4:], sl.nports)
-	return w.xfinish(t, f, x6L4, x, &sl.xslot, false), true
+	return w.xfinish(t, f, x6L4, x, &sl.xout, sl.stats, false), true
 }
 
 // remember6 is remember for an IPv6 frame.

@@ -125,8 +125,7 @@ func (w *Worker) xrecHit(t *table, now int64, f []byte, x *xframe, i int32) (sid
 		r.counted(i, rec)
 	}
 	xrewrite4(f, rec.ipSum, rec.naddrs, rec.nports)
-	sl := xslot{dmac0: rec.dmac0, dmac1: rec.dmac1, l4Sum: rec.l4Sum, out: rec.out, stats: r.stats[rec.stats]}
-	return w.xfinish(t, f, xL4, x, &sl, true), true
+	return w.xfinish(t, f, xL4, x, &rec.xout, r.stats[rec.stats], true), true
 }
 
 // rememberRec makes a record of how the full path just handled the frame
@@ -148,11 +147,10 @@ func (w *Worker) rememberRec(now int64, f []byte, x *xframe) {
 	if rec == nil {
 		return
 	}
-	ipSum, l4Sum := xsums4(f, &x.key)
 	*rec = xrec{addrs: x.key.addrs, ports: x.key.ports, mac: x.key.mac, epoch: w.xr.epoch, dirty: rec.dirty,
 		naddrs: binary.LittleEndian.Uint64(f[xHdr:]), nports: binary.LittleEndian.Uint32(f[xHdr+8:]),
-		dmac0: binary.LittleEndian.Uint32(f[0:]), dmac1: binary.LittleEndian.Uint16(f[4:]),
-		ipSum: ipSum, l4Sum: l4Sum, limit: uint16(min(w.xb.limit, 0xffff)), stats: si, out: w.xb.out, pin: pin}
+		xout: xoutOf(f, w.xb.out), limit: uint16(min(w.xb.limit, 0xffff)), stats: si, pin: pin}
+	rec.ipSum, rec.l4Sum = xsums4(f, &x.key)
 }
 
 // xkeyLoose keys an IPv4 TCP or UDP frame (header without options) that

@@ -43,14 +43,11 @@ type xrec struct {
 	naddrs       uint64 // what to write, as xslot
 	mac          uint32
 	nports       uint32
-	dmac0        uint32
 	epoch        uint32 // the xrecs epoch it was made in; another: stale
-	dmac1        uint16
-	ipSum, l4Sum uint16
-	limit        uint16
+	xout
+	ipSum, limit uint16
 	stats        uint16 // index in xrecs.stats, 0: none to count
-	out          side
-	dirty        bool // listed in xrecs.dirty
+	dirty        bool   // listed in xrecs.dirty
 	pin          conntrack.Pin
 	_            [24]byte
 }
