@@ -69,6 +69,7 @@ type Worker struct {
 	xbatch   *xbatch
 	xlarge   bool   // the records are on for this batch
 	xrcfg    *table // the configuration of the records' epoch
+	xunkeyed int    // records batches in a row with no frame a record could take (IPv6 only, say)
 	batches  uint64 // batches handled, for the backend counters' flush
 	probes   []conntrack.Probe
 	probed   []bool
@@ -189,8 +190,12 @@ func (w *Worker) pump(in Queue) int {
 		for _, d := range w.batch[:k] {
 			w.one(t, tap, now, in, d)
 		}
-	} else if w.xlarge {
-		w.pumpRecords(t, now, in, k)
+	} else if w.xlarge && (w.xunkeyed < xretry || w.batches%xretry == 0) {
+		if w.pumpRecords(t, now, in, k) > 0 {
+			w.xunkeyed = 0
+		} else {
+			w.xunkeyed++
+		}
 	} else {
 		// A software pipeline over the batch: the index slot of packet
 		// i+slotAhead and the entry of packet i+entryAhead are asked for
@@ -238,12 +243,16 @@ func (w *Worker) one(t *table, tap *Tap, now int64, in Queue, d unix.XDPDesc) {
 			return
 		}
 	}
-	w.full(t, tap, now, in, d, chunk, off, &w.x)
+	var x *xframe
+	if w.xon {
+		x = &w.x
+	}
+	w.full(t, tap, now, in, d, chunk, off, x)
 }
 
 // full handles frame d (chunk[off:]) by the full path, received on in;
-// x is what the express path parsed of it (ipLen 0: not a candidate),
-// from which it remembers the frame's handling.
+// x is what the express path or the records parsed of it (nil, or ipLen
+// 0: not a candidate), from which it remembers the frame's handling.
 func (w *Worker) full(t *table, tap *Tap, now int64, in Queue, d unix.XDPDesc, chunk []byte, off int, x *xframe) {
 	// Field by field: a composite literal was built on the stack and
 	// copied in 16-byte moves that stalled on its 8-byte stores.
@@ -252,7 +261,7 @@ func (w *Worker) full(t *table, tap *Tap, now int64, in Queue, d unix.XDPDesc, c
 	verdict, side := 0, SideBackend
 	w.xb.ok = false
 	to := w.handle(t, now, in == w.down)
-	if x.ipLen > 0 {
+	if x != nil && x.ipLen > 0 {
 		if w.xon {
 			w.remember(w.cur.frame(), x)
 		} else if w.xlarge {

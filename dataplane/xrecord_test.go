@@ -218,3 +218,44 @@ func TestRecordBytes(t *testing.T) {
 		}
 	}
 }
+
+// A worker that sees no frame records could take for xretry batches in a
+// row (IPv6 only) takes the plain pipeline, and goes back to records within
+// xretry batches of the first IPv4 flow's packets.
+func TestRecordsStandAsideForIPv6(t *testing.T) {
+	e, w, up, down := recordsWorker(t, 1024)
+	v6 := fixture.Frame{SrcMAC: fixture.ClientMAC, DstMAC: fixture.LBUpMAC, Src: fixture.Client6, Dst: fixture.VIP6,
+		Proto: fixture.ProtoUDP, SrcPort: 33333, DstPort: fixture.UDPPort, Payload: []byte("six")}.Bytes()
+	for range xretry + 4 {
+		up.inject(v6)
+		w.pump(up)
+		down.takeTx()
+	}
+	if w.xunkeyed < xretry {
+		t.Fatalf("%d record batches in a row without a key, want %d or more", w.xunkeyed, xretry)
+	}
+	for w.batches%xretry != 1 { // the next try of records is xretry-1 batches away
+		up.inject(v6)
+		w.pump(up)
+		down.takeTx()
+	}
+	v4 := fixture.Frame{SrcMAC: fixture.ClientMAC, DstMAC: fixture.LBUpMAC, Src: fixture.Client, Dst: fixture.VIP,
+		Proto: fixture.ProtoUDP, SrcPort: 33333, DstPort: fixture.UDPPort, Payload: []byte("four")}.Bytes()
+	before := e.Stats().Express
+	for range 4 {
+		up.inject(v4)
+		w.pump(up)
+		down.takeTx()
+	}
+	if got := e.Stats().Express - before; got != 0 {
+		t.Fatalf("the plain pipeline's packets: %d taken by records", got)
+	}
+	for range 2*xretry + 2 {
+		up.inject(v4)
+		w.pump(up)
+		down.takeTx()
+	}
+	if w.xunkeyed != 0 || e.Stats().Express-before < xretry {
+		t.Fatalf("after IPv4 packets: %d unkeyed batches, %d taken by records", w.xunkeyed, e.Stats().Express-before)
+	}
+}

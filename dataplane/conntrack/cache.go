@@ -42,7 +42,8 @@ type Cache struct {
 	bypass bool // the table is Large: lookups go straight to it
 	miss   Hit  // what a lookup the table answered returns
 	last   Ticket
-	pin    Pin    // bypassed: the entry the last lookup found, if cacheable
+	pin    Pin    // bypassed: the entry the last lookup found, if cacheable and wanted
+	pinned bool   // bypassed lookups name the entry (WantPin)
 	next   uint64 // where the next admission candidate goes in its bucket
 	// keys are the slots' tags (the tuple hash's upper half, | 1; 0: free)
 	// and cands the admission candidates (the last cacheWays flows that
@@ -109,7 +110,7 @@ func (c *Cache) lookup(tup *packet.Tuple, seg *packet.Segment, bytes int, now in
 	if c.bypass {
 		r, cacheable, ok := ref{}, false, false
 		c.last = Ticket{}
-		c.miss, r, cacheable, ok = c.t.lookup(tup, h, seg, bytes, now, reply, true)
+		c.miss, r, cacheable, ok = c.t.lookup(tup, h, seg, bytes, now, reply, c.pinned)
 		c.pin = Pin{}
 		if ok && cacheable {
 			c.pin = pinOf(r, reply, now)
@@ -215,9 +216,14 @@ type Ticket struct {
 // cache after it.
 func (c *Cache) Last() Ticket { return c.last }
 
-// LastPin is, while the cache is bypassed, a Pin of the flow the last
-// lookup found, if the flow may be answered from a Pin (established TCP,
-// UDP); false otherwise.
+// WantPin says whether the next lookups while bypassed are to name their
+// flow's entry (LastPin): that reads the entry's generation, a cache miss
+// of its own at a million flows, so only for packets that would use it.
+func (c *Cache) WantPin(on bool) { c.pinned = on }
+
+// LastPin is, while the cache is bypassed and a Pin was wanted, a Pin of
+// the flow the last lookup found, if the flow may be answered from a Pin
+// (established TCP, UDP); false otherwise.
 func (c *Cache) LastPin() (Pin, bool) { return c.pin, c.bypass && c.pin != Pin{} }
 
 // Again is a lookup that hits for the flow tk names: it counts the packet
