@@ -240,7 +240,11 @@ func (c *Cache) Again(tk Ticket, proto ipproto.Proto, seg *packet.Segment, bytes
 	if !sl.valid || sl.stamp != tk.stamp || !Quiet(proto, seg.Flags) || !c.t.Current(&sl.pin) {
 		return false
 	}
-	c.count(sl, proto, seg, bytes, now)
+	// c.count by hand: the express path's every packet comes here, and a
+	// call less is ~1 ns of its ~47.
+	if c.t.Count(&sl.pin, proto, seg, bytes, now) && now-sl.pin.flushed >= FlushAfter {
+		c.t.Flush(&sl.pin, now)
+	}
 	return true
 }
 
