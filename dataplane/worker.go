@@ -233,18 +233,15 @@ const beFlushBatches = 16
 // one handles a received frame and sends, answers or drops it.
 func (w *Worker) one(t *table, tap *Tap, now int64, in Queue, d unix.XDPDesc) {
 	chunk, off := in.Buffer(d)
-	backendSide := in == w.down
+	var x *xframe
 	if w.xon {
 		// The frame goes into w.cur only for the full path: storing a slice
 		// in the heap-allocated worker cost ~10 ns a packet (measured).
 		f := chunk[off : off+int(d.Len)]
-		if to, ok := w.express(t, now, f, backendSide, &w.x); ok {
+		if to, ok := w.express(t, now, f, in == w.down, &w.x); ok {
 			w.send(in, w.queueTo(to), d.Addr, f)
 			return
 		}
-	}
-	var x *xframe
-	if w.xon {
 		x = &w.x
 	}
 	w.full(t, tap, now, in, d, chunk, off, x)
@@ -260,6 +257,9 @@ func (w *Worker) full(t *table, tap *Tap, now int64, in Queue, d unix.XDPDesc, c
 	var out Queue
 	verdict, side := 0, SideBackend
 	w.xb.ok = false
+	// Only a frame that could make a record has the table name its entry
+	// (the entry's generation is a cache miss of its own at Large).
+	w.flows.WantPin(w.xlarge && x != nil && x.ipLen > 0 && !x.v6)
 	to := w.handle(t, now, in == w.down)
 	if x != nil && x.ipLen > 0 {
 		if w.xon {

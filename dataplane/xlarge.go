@@ -43,8 +43,8 @@ func (w *Worker) pumpRecords(t *table, now int64, in Queue, k int) (keyed int) {
 	const g = 6
 	backendSide := in == w.down
 	for i := 0; i < k+3*g; i++ {
-		if i < k {
-			w.xkeyStage(t, in, i, backendSide)
+		if i < k && w.xkeyStage(t, in, i, backendSide) {
+			keyed++
 		}
 		if j := i - g; j >= 0 && j < k {
 			w.xrecStage(t, in, j)
@@ -56,18 +56,14 @@ func (w *Worker) pumpRecords(t *table, now int64, in Queue, k int) (keyed int) {
 			w.oneRec(t, now, in, j)
 		}
 	}
-	for _, tag := range w.xbatch.tag[:k] {
-		if tag != 0 {
-			keyed++
-		}
-	}
 	return keyed
 }
 
-// xkeyStage parses frame i and asks for its bucket's tags; a frame with
-// no key (IPv6, ICMP) will take the full path, which asks for the table's
-// slot at once, as far ahead as the pipeline without records does.
-func (w *Worker) xkeyStage(t *table, in Queue, i int, backendSide bool) {
+// xkeyStage parses frame i and asks for its bucket's tags, and says
+// whether the frame has a key; a frame with none (IPv6, ICMP) will take
+// the full path, which asks for the table's slot at once, as far ahead as
+// the pipeline without records does.
+func (w *Worker) xkeyStage(t *table, in Queue, i int, backendSide bool) bool {
 	d := w.batch[i]
 	chunk, off := in.Buffer(d)
 	f := chunk[off:min(off+int(d.Len), len(chunk))]
@@ -78,10 +74,11 @@ func (w *Worker) xkeyStage(t *table, in Queue, i int, backendSide bool) {
 	// its record's counts must reach the table before the frame does.
 	if !xparse(f, backendSide, x) && !xkeyLoose(f, backendSide, &x.key) {
 		w.probeSlot(t, in, i)
-		return
+		return false
 	}
 	xb.b[i], xb.tag[i] = w.xr.bucket(&x.key)
 	w.xr.prefetchTags(xb.b[i])
+	return true
 }
 
 // xrecStage finds frame j's record by its tag and asks for it; a keyed
@@ -128,8 +125,6 @@ func (w *Worker) oneRec(t *table, now int64, in Queue, j int) {
 			return
 		}
 	}
-	// Only a frame that could make a record wants the entry named.
-	w.flows.WantPin(x.ipLen > 0 && !x.v6)
 	w.full(t, nil, now, in, d, chunk, off, x)
 }
 
@@ -143,10 +138,11 @@ func (w *Worker) xrecHit(t *table, now int64, f []byte, x *xframe, i int32) (sid
 		return drop, false
 	}
 	if x.ipLen == 0 || x.ipLen > int(rec.limit) || !ct.Current(&rec.pin) {
-		r.flush(ct, rec, now)
+		ct.Flush(&rec.pin, now)
 		return drop, false
 	}
-	if ct.Count(&rec.pin, x.proto, &x.seg, x.ipLen, now) {
+	// No stale rule: flushAll empties the records every FlushAfter.
+	if ct.Count(&rec.pin, x.proto, &x.seg, x.ipLen, now, 0) {
 		r.counted(i, rec)
 	}
 	xrewrite4(f, rec.ipSum, rec.naddrs, rec.nports)

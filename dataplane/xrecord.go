@@ -58,7 +58,7 @@ type xrec struct {
 // bucket full at a quarter of the slots taken, and churned.
 type xrecs struct {
 	recs  []xrec
-	tags  []uint32 // per record: its key's tag (xrecTag), 0: free
+	tags  []uint32 // per record: its key's tag (bucket), 0: free
 	mask  uint64
 	dirty []uint32 // records that may hold deferred counts, each once
 	// The backends' counters the records name, by index: a record holds
@@ -155,9 +155,6 @@ func (r *xrecs) counted(i int32, rec *xrec) {
 	}
 }
 
-// flush adds what record i defers to the table.
-func (r *xrecs) flush(ct *conntrack.Table, rec *xrec, now int64) { ct.Flush(&rec.pin, now) }
-
 // flushAll adds every record's deferred counts to the table: the records
 // listed, not all of them. With a million flows each flush misses the CPU
 // caches three times (the record, the entry's generation and the entry),
@@ -228,7 +225,7 @@ func (r *xrecs) place(ct *conntrack.Table, k *xkey, now int64) *xrec {
 	for i := b; i < b+xrecWays; i++ {
 		rec := &r.recs[i]
 		if r.tags[i] == tag && r.holds(rec, k) {
-			v, free = i, int(i)
+			free = int(i)
 			break
 		}
 		if free < 0 && (r.tags[i] == 0 || rec.epoch != r.epoch) {
@@ -244,7 +241,7 @@ func (r *xrecs) place(ct *conntrack.Table, k *xkey, now int64) *xrec {
 		return nil
 	}
 	rec := &r.recs[v]
-	r.flush(ct, rec, now)
+	ct.Flush(&rec.pin, now)
 	r.tags[v] = tag
 	return rec
 }

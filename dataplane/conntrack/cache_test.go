@@ -237,3 +237,30 @@ func TestCacheWaysKeepCollidingFlows(t *testing.T) {
 		}
 	}
 }
+
+// Counts a cache deferred go to the table with the first packet that finds
+// them FlushAfter old; a Pin counted without that rule (staleAfter 0, as
+// the dataplane's records are) keeps them until its holder flushes.
+func TestCacheFlushesStaleCounts(t *testing.T) {
+	tb := New(1024, DefaultTimeouts)
+	c := tb.NewCache(64)
+	fwd, _ := established(t, tb, 9)
+	base := entry(t, tb, fwd).Packets
+	for range 4 { // two misses (admission), then two deferred hits
+		c.Forward(&fwd, sg(flagACK), 60, 10)
+	}
+	c.Forward(&fwd, sg(flagACK), 60, 10+FlushAfter)
+	if got := entry(t, tb, fwd).Packets - base; got != 5 {
+		t.Fatalf("the table has %d of 5 packets after a hit FlushAfter later", got)
+	}
+	p := c.slots[c.Last().slot].pin // a copy: the cache's own stays as it is
+	for range 3 {
+		if !tb.Count(&p, packet.ProtoTCP, sg(flagACK), 60, 20+10*FlushAfter, 0) {
+			t.Fatal("a Pin without a stale rule flushed by age")
+		}
+	}
+	tb.Flush(&p, 30+10*FlushAfter)
+	if got := entry(t, tb, fwd).Packets - base; got != 8 {
+		t.Fatalf("the table has %d of 8 packets after the Pin's flush", got)
+	}
+}

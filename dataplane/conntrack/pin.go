@@ -44,9 +44,10 @@ func (t *Table) PrefetchPin(p *Pin) {
 
 // Count defers a quiet packet (the caller checked Current and Quiet) and
 // says whether the Pin holds deferred counts after it: false when this
-// packet flushed them, as every FlushPackets-th does. Flushing counts that
-// waited FlushAfter is the holder's to do.
-func (t *Table) Count(p *Pin, proto ipproto.Proto, seg *packet.Segment, bytes int, now int64) bool {
+// packet flushed them, as every FlushPackets-th does, and one that finds
+// them waiting staleAfter or longer since the last flush (0: never; a
+// holder that flushes its Pins on a timer of its own needs no such rule).
+func (t *Table) Count(p *Pin, proto ipproto.Proto, seg *packet.Segment, bytes int, now, staleAfter int64) bool {
 	p.packets++
 	p.bytes += uint32(bytes)
 	p.last = now
@@ -56,7 +57,7 @@ func (t *Table) Count(p *Pin, proto ipproto.Proto, seg *packet.Segment, bytes in
 		}
 		p.win, p.tracked = seg.Win, true
 	}
-	if p.packets >= FlushPackets {
+	if p.packets >= FlushPackets || staleAfter > 0 && now-p.flushed >= staleAfter {
 		t.Flush(p, now)
 		return false
 	}
